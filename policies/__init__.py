@@ -1,0 +1,21 @@
+"""Governance as code: Cedar policy bundles, default deny, with cached decisions.
+
+The ``.cedar`` files of the bundled pack live beside this package (``stable/``,
+``incubating/``); ``policies.engine`` evaluates them and ``policies.requests`` turns
+an event into the Cedar request the policies see.
+"""
+
+from policies.bundle import BundleError, PolicyBundle, PolicyInfo, load_bundle
+from policies.engine import Decision, PolicyEngine
+from policies.requests import AuthzRequest, request_for
+
+__all__ = [
+    "AuthzRequest",
+    "BundleError",
+    "Decision",
+    "PolicyBundle",
+    "PolicyEngine",
+    "PolicyInfo",
+    "load_bundle",
+    "request_for",
+]

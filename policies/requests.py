@@ -1,0 +1,76 @@
+"""Turn a verified (or not) event into the Cedar request the policies judge.
+
+Requests are small frozen values: hashable, so identical requests in a batch are
+decided once and decisions are cached by value. Only coarse facts go into the
+context (booleans and short strings), which keeps policies declarative and the
+cache effective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from identity.verify import Verdict
+from schemas.events import AccessEvent, Event, TrainingEvent
+
+_ENTITY_TYPE = {
+    "user": "User",
+    "service": "Service",
+    "model": "Model",
+    "dataset": "Dataset",
+    "endpoint": "Endpoint",
+    "feature_store": "FeatureStore",
+}
+
+Fact = tuple[str, bool | int | str]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzRequest:
+    principal_type: str
+    principal_id: str
+    roles: tuple[str, ...]
+    action: str
+    resource_type: str
+    resource_id: str
+    facts: tuple[Fact, ...]
+
+    def to_cedar(self) -> dict[str, object]:
+        return {
+            "principal": f"{self.principal_type}::{_quote(self.principal_id)}",
+            "action": f"Action::{_quote(self.action)}",
+            "resource": f"{self.resource_type}::{_quote(self.resource_id)}",
+            "context": dict(self.facts),
+        }
+
+    def entities(self) -> list[dict[str, object]]:
+        parents = [{"type": "Role", "id": role} for role in self.roles]
+        principal = {"type": self.principal_type, "id": self.principal_id}
+        resource = {"type": self.resource_type, "id": self.resource_id}
+        entities: list[dict[str, object]] = [{"uid": principal, "attrs": {}, "parents": parents}]
+        entities += [{"uid": role, "attrs": {}, "parents": []} for role in parents]
+        entities.append({"uid": resource, "attrs": {}, "parents": []})
+        return entities
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def request_for(event: Event, verdict: Verdict) -> AuthzRequest:
+    """Roles are the event's claim; they only count once the signature is proven."""
+    facts: list[Fact] = [("verified", verdict.verified)]
+    if isinstance(event, TrainingEvent):
+        facts.append(("approval_present", event.approval is not None))
+    if isinstance(event, AccessEvent):
+        facts.append(("mfa", event.mfa))
+        facts.append(("outcome", event.outcome))
+    return AuthzRequest(
+        principal_type=_ENTITY_TYPE[event.principal.kind],
+        principal_id=event.principal.id,
+        roles=tuple(sorted(event.principal.roles)) if verdict.verified else (),
+        action=event.action,
+        resource_type=_ENTITY_TYPE[event.resource.kind],
+        resource_id=event.resource.id,
+        facts=tuple(facts),
+    )

@@ -1,0 +1,18 @@
+"""The canonical form that signatures cover (docs/events.md, "Signing").
+
+The event object without ``signature``, serialized as JSON with keys sorted at every
+level, separators ``,`` and ``:``, UTF-8 and no ASCII escaping. It is computed from the
+*parsed* message, so whitespace and key order chosen by the producer do not matter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+def canonical_bytes(document: dict[str, Any]) -> bytes:
+    """Canonical bytes of an event document, ignoring any ``signature`` member."""
+    unsigned = {k: v for k, v in document.items() if k != "signature"}
+    return orjson.dumps(unsigned, option=orjson.OPT_SORT_KEYS)

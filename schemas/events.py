@@ -1,0 +1,165 @@
+"""Pydantic v2 models of the four event types, joined in one discriminated union.
+
+Models are strict about shape (unknown top-level fields are errors, so a typo such as
+``feature`` for ``features`` is rejected instead of silently ignored) and lenient only
+where JSON itself is (ints are accepted where floats are expected).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+)
+
+Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+FeatureValue = bool | int | float | str
+
+LIFECYCLE_ACTIONS = (
+    "ingest",
+    "train",
+    "fine_tune",
+    "evaluate",
+    "register",
+    "deploy",
+    "rollback",
+)
+ACCESS_ACTIONS = ("read", "write", "export", "delete", "login")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Principal(_Strict):
+    id: Identifier
+    kind: Literal["user", "service"]
+    roles: tuple[Identifier, ...] = ()
+
+
+class Resource(_Strict):
+    kind: Literal["model", "dataset", "endpoint", "feature_store"]
+    id: Identifier
+    version: Identifier | None = None
+
+
+class Signature(_Strict):
+    alg: Literal["hmac-sha256"]
+    key_id: Identifier
+    value: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+
+
+class _EventBase(_Strict):
+    event_id: Identifier
+    schema_version: Literal[1]
+    ts: AwareDatetime
+    source: Identifier
+    principal: Principal
+    resource: Resource
+    signature: Signature | None = None
+
+
+def _finite(values: dict[str, float] | None) -> dict[str, float] | None:
+    if values is not None:
+        for name, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name!r} is not a finite number")
+    return values
+
+
+class Prediction(_Strict):
+    label: FeatureValue | None = None
+    score: float | None = Field(default=None, allow_inf_nan=False)
+
+
+class TokenUsage(_Strict):
+    prompt: Annotated[int, Field(ge=0)] = 0
+    completion: Annotated[int, Field(ge=0)] = 0
+
+
+class InferenceEvent(_EventBase):
+    type: Literal["inference"]
+    action: Literal["infer"]
+    model_id: Identifier
+    model_version: Identifier
+    artifact_digest: Identifier
+    request_id: Identifier
+    features: dict[Identifier, FeatureValue] = Field(max_length=512)
+    prediction: Prediction
+    latency_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    segment: dict[Identifier, Identifier] = Field(default_factory=dict, max_length=64)
+    tokens: TokenUsage | None = None
+
+    _check_features = field_validator("features")(_finite)
+
+
+class FeedbackEvent(_EventBase):
+    type: Literal["feedback"]
+    action: Literal["feedback"]
+    model_id: Identifier
+    request_id: Identifier
+    label: FeatureValue
+
+
+class Approval(_Strict):
+    ticket: Identifier
+    approver: Identifier
+
+
+class TrainingEvent(_EventBase):
+    type: Literal["training"]
+    action: Literal[LIFECYCLE_ACTIONS]  # type: ignore[valid-type]
+    run_id: Identifier
+    model_id: Identifier
+    dataset_id: Identifier
+    dataset_digest: Identifier
+    code_commit: Identifier
+    artifact_digest: Identifier | None = None
+    approval: Approval | None = None
+    metrics: dict[Identifier, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=256
+    )
+
+
+class Client(_Strict):
+    ip: Identifier
+    user_agent: Annotated[str, Field(max_length=1024)] = ""
+
+
+class AccessEvent(_EventBase):
+    type: Literal["access"]
+    action: Literal[ACCESS_ACTIONS]  # type: ignore[valid-type]
+    outcome: Literal["allowed", "denied", "error"]
+    client: Client
+    mfa: bool
+    records: Annotated[int, Field(ge=0)] = 0
+    bytes: Annotated[int, Field(ge=0)] = 0
+
+
+Event = Annotated[
+    InferenceEvent | FeedbackEvent | TrainingEvent | AccessEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def model_id_of(event: Event) -> str:
+    """The model an event concerns: its own for model events, the resource for access."""
+    if isinstance(event, AccessEvent):
+        return event.resource.id if event.resource.kind == "model" else ""
+    return event.model_id
+
+
+def routing_key(event: Event) -> str:
+    """Kafka message key: model id for model events, principal id for access events."""
+    if isinstance(event, AccessEvent):
+        return event.principal.id
+    return event.model_id

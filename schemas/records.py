@@ -1,0 +1,91 @@
+"""Rows the pipeline produces, one NamedTuple per ClickHouse table.
+
+Field order is column order (sinks/ddl); the sink inserts ``Record._fields`` as the
+column list, so a field added here without a migration fails loudly at start-up
+instead of writing into the wrong column.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+
+class EventRow(NamedTuple):
+    event_id: str
+    ts: datetime
+    received_at: datetime
+    type: str
+    source: str
+    principal_id: str
+    principal_kind: str
+    roles: list[str]
+    action: str
+    resource_kind: str
+    resource_id: str
+    model_id: str
+    verified: bool
+    verify_reason: str
+    key_id: str
+    features: dict[str, float]
+    payload: str
+    signature: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class DecisionRow(NamedTuple):
+    event_id: str
+    ts: datetime
+    principal_id: str
+    action: str
+    resource_kind: str
+    resource_id: str
+    model_id: str
+    decision: str
+    policy_ids: list[str]
+    bundle_revision: str
+    verified: bool
+
+
+class FindingRow(NamedTuple):
+    finding_id: str
+    ts: datetime
+    event_id: str
+    model_id: str
+    principal_id: str
+    stage: str
+    detector_or_rule: str
+    severity: str
+    message: str
+    details: str
+
+
+class AlertRow(NamedTuple):
+    alert_id: str
+    ts: datetime
+    fired_at: datetime
+    fingerprint: str
+    severity: str
+    title: str
+    summary: str
+    stage: str
+    detector_or_rule: str
+    model_id: str
+    principal_id: str
+    event_id: str
+    occurrences: int
+
+
+class RejectedRow(NamedTuple):
+    rejected_id: str
+    received_at: datetime
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    code: str
+    reason: str
+    raw_base64: str
+    size: int

@@ -1,0 +1,1 @@
+"""Where results go: ClickHouse (embedded chDB or a server), the console, Slack."""

@@ -1,0 +1,95 @@
+"""ClickHouse through clickhouse-connect: one client API for chDB and HTTP servers.
+
+``connect`` accepts ``chdb:///abs/path`` (embedded, the default), ``chdb://memory``
+or ``http(s)://user:pass@host:port/db``; nothing downstream knows which. Migrations
+are numbered SQL files in ``sinks/ddl`` applied once each, in order, at start-up and
+recorded in ``vigil_migrations``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow
+
+log = logging.getLogger(__name__)
+
+DDL_DIR = Path(__file__).resolve().parent / "ddl"
+TABLES: dict[str, type[NamedTuple]] = {
+    "events": EventRow,
+    "decisions": DecisionRow,
+    "findings": FindingRow,
+    "alerts": AlertRow,
+    "rejected": RejectedRow,
+}
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class StoreLockedError(RuntimeError):
+    """Another process owns this embedded store (chDB allows one per directory)."""
+
+
+def connect(url: str) -> Client:
+    if url.startswith("chdb://") and url != "chdb://memory":
+        Path(url.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+    try:
+        return clickhouse_connect.get_client(dsn=url)
+    except ClickHouseError as error:
+        if "Cannot lock file" in str(error):
+            raise StoreLockedError(f"{url} is in use by another Vigil process") from error
+        raise
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def migrate(client: Client, ddl_dir: Path = DDL_DIR) -> list[str]:
+    """Apply pending migrations in order; return the names applied."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS vigil_migrations "
+        "(name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = MergeTree ORDER BY name"
+    )
+    done = {row[0] for row in client.query("SELECT name FROM vigil_migrations").result_rows}
+    applied = []
+    for path in sorted(ddl_dir.glob("*.sql")):
+        if not _MIGRATION_NAME.match(path.name):
+            raise ValueError(f"{path.name}: migrations are named NNNN_words.sql")
+        if path.name in done:
+            continue
+        for statement in _statements(path.read_text(encoding="utf-8")):
+            client.command(statement)
+        client.insert("vigil_migrations", [[path.name]], column_names=["name"])
+        applied.append(path.name)
+        log.info("applied migration %s", path.name)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    without_comments = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in without_comments.split(";") if s.strip()]
+
+
+class ClickHouseStore:
+    """Batched writes of pipeline results; ``write`` raises if anything was not stored."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def write(self, tables: dict[str, Sequence[Any]]) -> None:
+        for table, rows in tables.items():
+            if rows:
+                self.client.insert(table, rows, column_names=list(TABLES[table]._fields))
+
+    def close(self) -> None:
+        self.client.close()

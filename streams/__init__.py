@@ -1,0 +1,1 @@
+"""Drivers of the pipeline: the Kafka worker (faust) and the in-process runner."""

@@ -1,0 +1,95 @@
+"""``vigil publish``: sign JSON-lines events and send them to their topics.
+
+What a service team's producer does, as a command: each event is signed with a
+key from the key registry that may speak for its ``source`` (unless it is already
+signed), sent to the topic of its type, keyed by its routing key. ``--raw`` sends
+lines untouched to one topic, for replaying dead letters or testing rejects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from identity.keyring import Keyring
+from identity.signing import sign_document
+from streams.topics import TOPIC_BY_TYPE
+from vigil.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PublishReport:
+    sent: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def prepare(document: dict[str, Any], keyring: Keyring, key_id: str | None) -> dict[str, Any]:
+    if "signature" in document:
+        return document
+    source = document.get("source")
+    candidates = [key_id] if key_id else [k for k, e in keyring.entries.items() if source in e.sources]
+    found = keyring.get(candidates[0]) if candidates else None
+    if found is None:
+        raise ValueError(f"no key in the registry may sign for source {source!r}")
+    entry, secret = found
+    return sign_document(document, entry.key_id, secret)
+
+
+def route(document: dict[str, Any]) -> tuple[str, bytes | None]:
+    kind = document.get("type")
+    if kind not in TOPIC_BY_TYPE:
+        raise ValueError(f"unknown event type {kind!r}")
+    key = document.get("principal", {}).get("id") if kind == "access" else document.get("model_id")
+    return TOPIC_BY_TYPE[kind], str(key).encode() if key else None
+
+
+async def publish(
+    lines: Iterable[bytes],
+    settings: Settings,
+    keyring: Keyring | None,
+    key_id: str | None = None,
+    raw_topic: str | None = None,
+) -> PublishReport:
+    report = PublishReport()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_brokers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        pending = []
+        for number, line in enumerate(lines, start=1):
+            value = line.rstrip(b"\r\n")
+            if not value.strip():
+                continue
+            try:
+                topic, key, payload = _message(value, settings, keyring, key_id, raw_topic)
+            except (ValueError, orjson.JSONDecodeError) as error:
+                report.errors.append(f"line {number}: {error}")
+                continue
+            pending.append(await producer.send(topic, payload, key=key))
+            report.sent += 1
+        for future in pending:
+            await future
+    finally:
+        await producer.stop()
+    return report
+
+
+def _message(
+    value: bytes, settings: Settings, keyring: Keyring | None, key_id: str | None, raw_topic: str | None
+) -> tuple[str, bytes | None, bytes]:
+    if raw_topic is not None:
+        return settings.topic(raw_topic), None, value
+    document = orjson.loads(value)
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    if keyring is None:
+        raise ValueError("no key registry to sign with")
+    signed = prepare(document, keyring, key_id)
+    topic, key = route(signed)
+    return settings.topic(topic), key, orjson.dumps(signed)

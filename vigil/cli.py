@@ -1,0 +1,194 @@
+"""The ``vigil`` command: demo, run, worker, sql, publish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+from pydantic import ValidationError
+
+from identity.keyring import KeyringError, load_keyring
+from policies.bundle import BundleError
+from sinks.clickhouse import StoreLockedError, connect, redact
+from sinks.query_server import QueryError, query_remote
+from streams import local
+from vigil.runtime import build_notifiers, build_pipeline, open_store
+from vigil.settings import Settings
+
+log = logging.getLogger("vigil")
+
+EXPLORE_SQL = """\
+Explore the results (while this store is in use, too):
+  vigil sql "SELECT decision, policy_ids, count() FROM decisions_unique GROUP BY ALL ORDER BY 3 DESC"
+  vigil sql "SELECT stage, detector_or_rule, severity, message FROM findings_unique ORDER BY ts LIMIT 20"
+  vigil sql "SELECT code, reason, topic, offset FROM rejected_unique"
+  vigil sql "SELECT event_id, verify_reason, source FROM events_unique WHERE NOT verified"
+  vigil sql "SELECT toStartOfMinute(ts) AS t, avg(features['amount']) FROM events_unique
+             WHERE model_id = 'fraud-v3' GROUP BY t ORDER BY t"
+"""
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise click.ClickException(f"invalid settings:\n{error}") from error
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+@click.version_option(package_name="vigil")
+def main() -> None:
+    """Vigil: governance and Zero Trust for AI systems, while they run."""
+
+
+@main.command()
+@click.option("--events", default=6000, show_default=True, help="Ordinary events to generate.")
+@click.option("--seed", default=7, show_default=True)
+def demo(events: int, seed: int) -> None:
+    """Generate realistic traffic and run it through the pipeline, embedded."""
+    from vigil.demo import DemoTraffic, write_demo_keys
+
+    settings = _settings()
+    _setup_logging(settings)
+    if not settings.embedded:
+        raise click.ClickException("the demo runs on the embedded store; unset VIGIL_CLICKHOUSE_URL")
+    secrets_by_source = write_demo_keys(settings.keys_path)
+    traffic = DemoTraffic(secrets_by_source, events=events, seed=seed)
+    click.echo(f"Vigil demo: {events} events for 3 models and 8 principals, store {settings.store_url}")
+    stats = _run_lines(settings, traffic.lines(), topic="demo")
+    _summary(stats, settings)
+    click.echo(EXPLORE_SQL)
+
+
+@main.command()
+@click.option(
+    "--input", "source", required=True, type=click.File("rb"), help="JSON-lines file, or - for stdin."
+)
+def run(source: BinaryIO) -> None:
+    """Run the pipeline over JSON-lines events (the same code path as the demo)."""
+    settings = _settings()
+    _setup_logging(settings)
+    name = getattr(source, "name", "-")
+    stats = _run_lines(settings, source, topic="stdin" if name in ("-", "<stdin>") else Path(name).name)
+    _summary(stats, settings)
+
+
+def _run_lines(settings: Settings, lines, topic: str) -> local.RunStats:  # type: ignore[no-untyped-def]
+    pipeline = _build_pipeline(settings)
+    opened = _open_store(settings)
+    notifiers = build_notifiers(settings)
+    try:
+        return local.run(local.messages_from_lines(lines, topic), pipeline, opened.store, notifiers)
+    finally:
+        notifiers.close()
+        opened.close()
+
+
+def _build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
+    try:
+        return build_pipeline(settings)
+    except (KeyringError, BundleError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
+    try:
+        return open_store(settings)
+    except StoreLockedError as error:
+        raise click.ClickException(f"{error}; stop it or point VIGIL_DATA_DIR elsewhere") from error
+
+
+def _summary(stats: local.RunStats, settings: Settings) -> None:
+    decisions = ", ".join(f"{k} {v}" for k, v in sorted(stats.decisions.items())) or "none"
+    click.echo(
+        f"\n{stats.messages} messages in {stats.elapsed:.2f}s ({stats.rate:,.0f}/s): "
+        f"{stats.events} events stored, {stats.rejected} rejected, decisions: {decisions}, "
+        f"{stats.findings} findings, {stats.alerts} alerts.\nStore: {redact(settings.store_url)}\n"
+    )
+
+
+@main.command()
+@click.argument("query")
+@click.option(
+    "--format", "fmt", default="PrettyCompact", show_default=True, help="Any ClickHouse output format."
+)
+def sql(query: str, fmt: str) -> None:
+    """Run a query against the store (read-only when another process owns it)."""
+    settings = _settings()
+    try:
+        client = connect(settings.store_url)
+    except StoreLockedError:
+        store_dir = Path(settings.store_url.removeprefix("chdb://"))
+        try:
+            output = query_remote(store_dir, query, fmt)
+        except QueryError as error:
+            raise click.ClickException(str(error)) from error
+    else:
+        try:
+            output = client.raw_query(query, fmt=fmt)
+        except Exception as error:
+            raise click.ClickException(str(error)) from error
+        finally:
+            client.close()
+    sys.stdout.buffer.write(output)
+
+
+@main.command()
+def worker() -> None:
+    """Consume the event topics with faust; many workers share one consumer group."""
+    import faust
+
+    from streams.kafka_app import create_app
+    from streams.topics import ensure_topics
+
+    settings = _settings()
+    _setup_logging(settings)
+    pipeline = _build_pipeline(settings)
+    asyncio.run(ensure_topics(settings))
+    opened = _open_store(settings)
+    notifiers = build_notifiers(settings)
+    app = create_app(settings, pipeline, opened.store, notifiers)
+    log.info("worker on %s, store %s", settings.kafka_brokers, redact(settings.store_url))
+    try:
+        faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
+    finally:
+        notifiers.close()
+        opened.close()
+
+
+@main.command()
+@click.option(
+    "--input", "source", required=True, type=click.File("rb"), help="JSON-lines file, or - for stdin."
+)
+@click.option("--key-id", default=None, help="Sign with this key (default: a key for each event's source).")
+@click.option("--raw", "raw_topic", default=None, help="Send lines untouched to this topic.")
+def publish(source: BinaryIO, key_id: str | None, raw_topic: str | None) -> None:
+    """Sign JSON-lines events and send each to the topic of its type."""
+    from streams.publisher import publish as publish_lines
+
+    settings = _settings()
+    _setup_logging(settings)
+    keyring = None
+    if raw_topic is None:
+        try:
+            keyring = load_keyring(settings.keys_path)
+        except KeyringError as error:
+            raise click.ClickException(str(error)) from error
+    report = asyncio.run(publish_lines(source, settings, keyring, key_id, raw_topic))
+    for problem in report.errors:
+        click.echo(f"not sent: {problem}", err=True)
+    click.echo(f"sent {report.sent} messages to {settings.kafka_brokers}")
+    if report.errors:
+        raise SystemExit(1)

@@ -1,0 +1,292 @@
+"""The one pipeline both drivers run: decode, verify, decide, detect, alert.
+
+``Pipeline.process`` takes a batch of raw messages and returns every row the batch
+produces; it performs no I/O, so the Kafka worker and the in-process runner share
+it unchanged and tests drive it directly. Every input message ends in exactly one
+of ``events`` or ``rejected``; an unexpected error while handling one message
+rejects that message (code ``internal_error``) instead of failing the batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from alerting.gate import AlertGate
+from detectors.feature_drift import DriftSignal, FeatureDriftMonitor
+from identity.keyring import Keyring
+from identity.verify import Verdict, verify
+from policies.bundle import PolicyBundle
+from policies.engine import Decision, PolicyEngine
+from policies.requests import request_for
+from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
+from schemas.events import Event, InferenceEvent, model_id_of
+from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow
+
+log = logging.getLogger(__name__)
+
+IDENTITY_SEVERITY = {
+    "unsigned": "high",
+    "unknown_key": "high",
+    "key_not_for_source": "critical",
+    "key_expired": "medium",
+    "bad_signature": "critical",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One message as it arrived, with where it came from (for the ``rejected`` row)."""
+
+    value: bytes
+    topic: str
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = None
+
+
+@dataclass
+class BatchResult:
+    events: list[EventRow] = field(default_factory=list)
+    decisions: list[DecisionRow] = field(default_factory=list)
+    findings: list[FindingRow] = field(default_factory=list)
+    alerts: list[AlertRow] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    message: RawMessage
+    decoded: Decoded
+    verdict: Verdict
+
+
+class Pipeline:
+    def __init__(
+        self,
+        keyring: Keyring,
+        bundle: PolicyBundle,
+        drift: FeatureDriftMonitor | None = None,
+        gate: AlertGate | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_clock_skew: timedelta = timedelta(days=30),
+    ) -> None:
+        self.keyring = keyring
+        self.engine = PolicyEngine(bundle)
+        self.drift = drift if drift is not None else FeatureDriftMonitor()
+        self.gate = gate if gate is not None else AlertGate()
+        self.max_bytes = max_bytes
+        self.max_clock_skew = max_clock_skew
+
+    def process(self, batch: Sequence[RawMessage]) -> BatchResult:
+        received_at = datetime.now(UTC)
+        result = BatchResult()
+        accepted: list[_Accepted] = []
+        for message in batch:
+            outcome = self._admit(message, received_at)
+            if isinstance(outcome, Rejection):
+                result.rejected.append(_rejected_row(message, outcome, received_at))
+            else:
+                accepted.append(outcome)
+        requests = [request_for(a.decoded.event, a.verdict) for a in accepted]
+        decisions = self.engine.decide_many(requests)
+        for item, decision in zip(accepted, decisions, strict=True):
+            try:
+                self._record(item, decision, received_at, result)
+            except Exception as error:  # one bad event must not sink the batch
+                log.exception("internal error on event from %s", item.message.topic)
+                reason = Rejection("internal_error", f"{type(error).__name__}: {error}")
+                result.rejected.append(_rejected_row(item.message, reason, received_at))
+        result.alerts = self.gate.admit(result.findings)
+        return result
+
+    def _admit(self, message: RawMessage, received_at: datetime) -> _Accepted | Rejection:
+        try:
+            decoded = decode(message.value, self.max_bytes)
+            if isinstance(decoded, Rejection):
+                return decoded
+            skew = abs(decoded.event.ts - received_at)
+            if skew > self.max_clock_skew:
+                return Rejection(
+                    "ts_out_of_range",
+                    f"ts {decoded.event.ts.isoformat()} is {skew.days} days from arrival "
+                    f"(limit {self.max_clock_skew.days})",
+                )
+            return _Accepted(message, decoded, verify(decoded.event, decoded.canonical, self.keyring))
+        except Exception as error:
+            log.exception("internal error decoding a message from %s", message.topic)
+            return Rejection("internal_error", f"{type(error).__name__}: {error}")
+
+    def _record(
+        self, item: _Accepted, decision: Decision, received_at: datetime, result: BatchResult
+    ) -> None:
+        event, verdict = item.decoded.event, item.verdict
+        model_id = model_id_of(event)
+        result.events.append(_event_row(item, model_id, received_at))
+        result.decisions.append(
+            DecisionRow(
+                event_id=event.event_id,
+                ts=event.ts,
+                principal_id=event.principal.id,
+                action=event.action,
+                resource_kind=event.resource.kind,
+                resource_id=event.resource.id,
+                model_id=model_id,
+                decision="allow" if decision.allowed else "deny",
+                policy_ids=list(decision.policy_ids),
+                bundle_revision=self.engine.revision,
+                verified=verdict.verified,
+            )
+        )
+        if not verdict.verified:
+            result.findings.append(_identity_finding(event, model_id, verdict))
+        if not decision.allowed:
+            result.findings.append(self._policy_finding(event, model_id, decision))
+        # Only proven events train the baselines: forged traffic cannot poison them.
+        if verdict.verified and isinstance(event, InferenceEvent):
+            for signal in self.drift.update(event.model_id, event.features):
+                result.findings.append(_drift_finding(event, signal))
+
+    def _policy_finding(self, event: Event, model_id: str, decision: Decision) -> FindingRow:
+        infos = {info.id: info for info in self.engine.bundle.policies}
+        deciding = [infos[p] for p in decision.policy_ids if p in infos]
+        severity = max((i.severity for i in deciding), key=_rank, default="medium")
+        why = "; ".join(i.title for i in deciding) or "no policy permits it (default deny)"
+        rule = ",".join(decision.policy_ids)
+        return _finding(
+            event,
+            model_id,
+            stage="policy",
+            rule=rule,
+            severity=severity,
+            message=(
+                f"{event.principal.id} denied {event.action} on "
+                f"{event.resource.kind} {event.resource.id}: {why}"
+            ),
+            details={"policy_ids": list(decision.policy_ids), "bundle_revision": self.engine.revision},
+        )
+
+
+def _rank(severity: str) -> int:
+    return ("info", "low", "medium", "high", "critical").index(severity)
+
+
+def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRow:
+    event, verdict, message = item.decoded.event, item.verdict, item.message
+    features: dict[str, float] = {}
+    if isinstance(event, InferenceEvent):
+        features = {
+            k: float(v)
+            for k, v in event.features.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+    return EventRow(
+        event_id=event.event_id,
+        ts=event.ts,
+        received_at=received_at,
+        type=event.type,
+        source=event.source,
+        principal_id=event.principal.id,
+        principal_kind=event.principal.kind,
+        roles=list(event.principal.roles),
+        action=event.action,
+        resource_kind=event.resource.kind,
+        resource_id=event.resource.id,
+        model_id=model_id,
+        verified=verdict.verified,
+        verify_reason=verdict.reason,
+        key_id=verdict.key_id,
+        features=features,
+        payload=item.decoded.canonical.decode(),
+        signature=event.signature.value if event.signature else "",
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
+
+
+def _finding(
+    event: Event,
+    model_id: str,
+    *,
+    stage: str,
+    rule: str,
+    severity: str,
+    message: str,
+    details: dict[str, object],
+    subject: str = "",
+) -> FindingRow:
+    identity = f"{event.event_id}\x1f{stage}\x1f{rule}\x1f{subject}"
+    return FindingRow(
+        finding_id=hashlib.sha256(identity.encode()).hexdigest()[:24],
+        ts=event.ts,
+        event_id=event.event_id,
+        model_id=model_id,
+        principal_id=event.principal.id,
+        stage=stage,
+        detector_or_rule=rule,
+        severity=severity,
+        message=message,
+        details=orjson.dumps(details).decode(),
+    )
+
+
+def _identity_finding(event: Event, model_id: str, verdict: Verdict) -> FindingRow:
+    return _finding(
+        event,
+        model_id,
+        stage="identity",
+        rule=f"signature-{verdict.reason.replace('_', '-')}",
+        severity=IDENTITY_SEVERITY.get(verdict.reason, "high"),
+        message=(
+            f"event {event.event_id} from source {event.source!r} is unverified: "
+            f"{verdict.reason.replace('_', ' ')}" + (f" (key {verdict.key_id})" if verdict.key_id else "")
+        ),
+        details={"reason": verdict.reason, "key_id": verdict.key_id, "source": event.source},
+    )
+
+
+def _drift_finding(event: InferenceEvent, signal: DriftSignal) -> FindingRow:
+    return _finding(
+        event,
+        event.model_id,
+        stage="detector",
+        rule="adwin-mean-shift",
+        severity="medium",
+        subject=signal.feature,
+        message=(
+            f"feature {signal.feature!r} of {signal.model_id} drifted: mean "
+            f"{signal.mean_before:.4g} over {signal.baseline_events} events -> "
+            f"{signal.mean_recent:.4g} over the last {signal.recent_events}"
+        ),
+        details={
+            "feature": signal.feature,
+            "mean_before": signal.mean_before,
+            "mean_recent": signal.mean_recent,
+            "baseline_events": signal.baseline_events,
+            "recent_events": signal.recent_events,
+            "events_seen": signal.seen,
+        },
+    )
+
+
+def _rejected_row(message: RawMessage, rejection: Rejection, received_at: datetime) -> RejectedRow:
+    identity = f"{message.topic}\x1f{message.partition}\x1f{message.offset}\x1f".encode()
+    return RejectedRow(
+        rejected_id=hashlib.sha256(identity + message.value).hexdigest()[:24],
+        received_at=received_at,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=(message.key or b"").decode("utf-8", "replace"),
+        code=rejection.code,
+        reason=rejection.reason,
+        raw_base64=base64.b64encode(message.value).decode(),
+        size=len(message.value),
+    )
