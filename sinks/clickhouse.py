@@ -8,6 +8,7 @@ recorded in ``vigil_migrations``.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import re
 from collections.abc import Sequence
@@ -16,7 +17,6 @@ from typing import Any, NamedTuple
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow
 
@@ -37,15 +37,32 @@ class StoreLockedError(RuntimeError):
     """Another process owns this embedded store (chDB allows one per directory)."""
 
 
-def connect(url: str) -> Client:
-    if url.startswith("chdb://") and url != "chdb://memory":
-        Path(url.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
-    try:
-        return clickhouse_connect.get_client(dsn=url)
-    except ClickHouseError as error:
-        if "Cannot lock file" in str(error):
-            raise StoreLockedError(f"{url} is in use by another Vigil process") from error
-        raise
+def connect(url: str, *, already_owned: bool = False) -> Client:
+    """Open a client. ``already_owned``: this process has the embedded store open."""
+    if url.startswith("chdb://") and url != "chdb://memory" and not already_owned:
+        directory = Path(url.removeprefix("chdb://"))
+        directory.mkdir(parents=True, exist_ok=True)
+        if is_locked(directory):
+            raise StoreLockedError(f"{url} is in use by another process")
+    return clickhouse_connect.get_client(dsn=url)
+
+
+def is_locked(directory: Path) -> bool:
+    """Whether another process owns this chDB directory.
+
+    The engine holds an exclusive lock on ``<dir>/status`` while open. Probing it
+    first gives a clear answer instead of the engine's generic start-up error.
+    """
+    status = directory / "status"
+    if not status.exists():
+        return False
+    with status.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
 
 
 def redact(url: str) -> str:

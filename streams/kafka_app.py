@@ -50,6 +50,8 @@ def create_app(
         topic_partitions=settings.kafka.partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.kafka.session_timeout,
+        broker_heartbeat_interval=settings.kafka.session_timeout / 10,
     )
     sources = app.topic(*(settings.topic(t) for t in SOURCE_TOPICS), value_serializer="raw")
     alerts_topic = app.topic(settings.topic(ALERTS_TOPIC), value_serializer="raw")

@@ -58,7 +58,7 @@ def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
     server = None
     if settings.embedded and serve_queries and settings.store_url != "chdb://memory":
         store_dir = Path(settings.store_url.removeprefix("chdb://"))
-        server = QueryServer(connect(settings.store_url), store_dir).start()
+        server = QueryServer(connect(settings.store_url, already_owned=True), store_dir).start()
     return OpenStore(ClickHouseStore(client), server)
 
 

@@ -38,6 +38,8 @@ class KafkaSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1)
     batch_within: float = Field(default=1.0, gt=0)
     group_id: str = "vigil"
+    session_timeout: float = Field(default=30.0, ge=3)
+    """Seconds before a silent worker's partitions move to the others."""
 
 
 class Settings(BaseSettings):
