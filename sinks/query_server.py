@@ -56,6 +56,7 @@ class QueryServer:
         self._endpoint_file.unlink(missing_ok=True)
         self._server.shutdown()
         self._server.server_close()
+        self._client.close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         client, token = self._client, self._token

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import yaml
 
-from identity.keyring import Keyring, load_keyring
+from identity.keyring import KeyEntry, Keyring, load_keyring, secret_bytes
 from identity.signing import sign_document
 from schemas.records import FindingRow
 
@@ -30,7 +30,6 @@ class SigningKey:
     secret: bytes
     notation: str
     sources: tuple[str, ...]
-
 
     @property
     def yaml_secret(self) -> str:
@@ -86,6 +85,12 @@ def make_keyring(directory: Path, entries: list[dict[str, Any]] | None = None) -
     """Write a key file into ``directory`` and load it the way the service does."""
     path = write_keyfile(directory / "keys.yaml", key_entries() if entries is None else entries)
     return load_keyring(path)
+
+
+def direct_keyring(entries: list[dict[str, Any]] | None = None) -> Keyring:
+    """The same keyring as ``make_keyring`` but built in memory (no file needed)."""
+    parsed = {e["key_id"]: KeyEntry(**e) for e in (key_entries() if entries is None else entries)}
+    return Keyring(parsed, {k: secret_bytes(e.secret) for k, e in parsed.items()})
 
 
 def _common(

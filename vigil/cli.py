@@ -124,12 +124,15 @@ def _summary(stats: local.RunStats, settings: Settings) -> None:
 @click.option(
     "--format", "fmt", default="PrettyCompact", show_default=True, help="Any ClickHouse output format."
 )
-def sql(query: str, fmt: str) -> None:
-    """Run a query against the store (read-only when another process owns it)."""
+@click.option("--write", is_flag=True, help="Allow statements that change data (needs the store to itself).")
+def sql(query: str, fmt: str, write: bool) -> None:
+    """Run a read-only query against the store, even while another process owns it."""
     settings = _settings()
     try:
         client = connect(settings.store_url)
     except StoreLockedError:
+        if write:
+            raise click.ClickException("--write needs the store to itself; stop its owner first") from None
         store_dir = Path(settings.store_url.removeprefix("chdb://"))
         try:
             output = query_remote(store_dir, query, fmt)
@@ -137,7 +140,7 @@ def sql(query: str, fmt: str) -> None:
             raise click.ClickException(str(error)) from error
     else:
         try:
-            output = client.raw_query(query, fmt=fmt)
+            output = client.raw_query(query, fmt=fmt, settings=None if write else {"readonly": 2})
         except Exception as error:
             raise click.ClickException(str(error)) from error
         finally:

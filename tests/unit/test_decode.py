@@ -6,11 +6,11 @@ import json
 
 import orjson
 import pytest
-from tests.factories import BUILDERS, access_doc, encode, feedback_doc, inference_doc, signed, training_doc
 
 from schemas import AccessEvent, FeedbackEvent, InferenceEvent, TrainingEvent
 from schemas.canonical import canonical_bytes
 from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
+from tests.factories import BUILDERS, access_doc, encode, feedback_doc, inference_doc, signed, training_doc
 
 
 def rejected(raw: bytes, **kwargs: int) -> Rejection:
@@ -61,7 +61,9 @@ def test_inference_features_keep_their_json_types() -> None:
     assert type(event.features["country"]) is str
 
 
-@pytest.mark.parametrize("action", ["ingest", "train", "fine_tune", "evaluate", "register", "deploy", "rollback"])
+@pytest.mark.parametrize(
+    "action", ["ingest", "train", "fine_tune", "evaluate", "register", "deploy", "rollback"]
+)
 def test_every_lifecycle_action_is_a_valid_training_action(action: str) -> None:
     event = decoded(encode(training_doc(action=action))).event
     assert event.action == action

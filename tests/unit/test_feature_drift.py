@@ -26,7 +26,7 @@ def run(
     return signals
 
 
-def shift_at(change: int, before: float = 50.0, after: float = 54.0, sigma: float = 4.0):  # noqa: ANN201
+def shift_at(change: int, before: float = 50.0, after: float = 54.0, sigma: float = 4.0):
     return lambda i, rng: rng.gauss(after if i >= change else before, sigma)
 
 
@@ -164,9 +164,6 @@ def test_one_extreme_value_does_not_blind_the_detector() -> None:
     rng = random.Random(11)
     signals: list[DriftSignal] = []
     for i in range(6_000):
-        if i == 500:
-            value = 1.7976931348623157e308
-        else:
-            value = rng.gauss(0.0 if i < 3_000 else 5.0, 1.0)
+        value = 1.7976931348623157e308 if i == 500 else rng.gauss(0.0 if i < 3_000 else 5.0, 1.0)
         signals += monitor.update("fraud-v3", {"amount": value})
     assert any(s.seen > 3_000 for s in signals), "a 5-sigma shift after the outlier was never signalled"

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
+
+from identity import KeyEntry, Keyring, KeyringError, Verdict, load_keyring, sign_document, verify
+from schemas.decode import Decoded, decode
 from tests.factories import (
     FORGER_SECRET,
     KEYS,
@@ -21,11 +24,7 @@ from tests.factories import (
     make_keyring,
     signed,
     training_doc,
-    write_keyfile,
 )
-
-from identity import KeyEntry, Keyring, KeyringError, Verdict, load_keyring, sign_document, verify
-from schemas.decode import Decoded, decode
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -244,9 +243,7 @@ def test_duplicate_key_id(tmp_path: Path) -> None:
     assert "twice" in message
 
 
-@pytest.mark.parametrize(
-    "secret", ["too-short", "hex:00112233", "base64:" + "QUJDRA==", "hex:" + "ab" * 15]
-)
+@pytest.mark.parametrize("secret", ["too-short", "hex:00112233", "base64:" + "QUJDRA==", "hex:" + "ab" * 15])
 def test_short_secret(tmp_path: Path, secret: str) -> None:
     entries = [{"key_id": "k", "secret": secret, "sources": ["s"]}]
     message = _error_for(tmp_path, _dump(entries))

@@ -314,7 +314,7 @@ def test_syntax_error_names_the_file(tmp_path: Path) -> None:
 
 
 def test_directory_without_policies(tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match="no .cedar files"):
+    with pytest.raises(BundleError, match=r"no \.cedar files"):
         load_bundle(tmp_path)
 
 

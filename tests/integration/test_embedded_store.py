@@ -1,0 +1,93 @@
+"""The embedded ClickHouse store: migrations, replay dedupe, the read-only query server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from schemas.records import RejectedRow
+from sinks.clickhouse import connect, migrate
+from sinks.query_server import ENDPOINT_FILE, QueryError, query_remote
+from vigil.runtime import OpenStore, open_store
+from vigil.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[OpenStore]:
+    opened = open_store(Settings(data_dir=tmp_path))
+    yield opened
+    opened.close()
+
+
+def _store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "clickhouse"
+
+
+def _rejected(n: int) -> RejectedRow:
+    return RejectedRow(f"r{n}", datetime.now(UTC), "ai.access", 0, n, "", "invalid_json", "bad", "e30=", 2)
+
+
+def test_migrations_apply_once(store: OpenStore) -> None:
+    assert migrate(store.store.client) == []
+    tables = {row[0] for row in store.store.client.query("SHOW TABLES").result_rows}
+    assert {"events", "decisions", "findings", "alerts", "rejected", "events_unique"} <= tables
+
+
+def test_replayed_rows_count_once_in_the_unique_views(store: OpenStore) -> None:
+    rows = [_rejected(n) for n in range(5)]
+    store.store.write({"rejected": rows})
+    store.store.write({"rejected": rows[:3]})  # a replay after a crash
+    client = store.store.client
+    assert client.query("SELECT count() FROM rejected").result_rows[0][0] == 8
+    assert client.query("SELECT count() FROM rejected_unique").result_rows[0][0] == 5
+
+
+def test_query_server_answers_reads_and_refuses_writes(store: OpenStore, tmp_path: Path) -> None:
+    store.store.write({"rejected": [_rejected(1)]})
+    directory = _store_dir(tmp_path)
+    assert query_remote(directory, "SELECT count() FROM rejected_unique", "TSV") == b"1\n"
+    with pytest.raises(QueryError, match="readonly"):
+        query_remote(directory, "DROP TABLE rejected", "TSV")
+    with pytest.raises(QueryError, match="readonly"):
+        query_remote(directory, "INSERT INTO rejected (rejected_id) VALUES ('x')", "TSV")
+    assert query_remote(directory, "SELECT count() FROM rejected", "TSV") == b"1\n"
+
+
+def test_query_server_needs_its_token(store: OpenStore, tmp_path: Path) -> None:
+    endpoint_file = _store_dir(tmp_path) / ENDPOINT_FILE
+    assert endpoint_file.stat().st_mode & 0o777 == 0o600
+    endpoint = json.loads(endpoint_file.read_text())
+    request = urllib.request.Request(endpoint["url"], data=b"SELECT 1", headers={"X-Vigil-Token": "guess"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
+
+
+def test_a_second_process_is_told_the_store_is_locked(store: OpenStore, tmp_path: Path) -> None:
+    probe = (
+        "import sys; from sinks.clickhouse import connect, StoreLockedError\n"
+        "try:\n    connect(sys.argv[1])\nexcept StoreLockedError as e:\n    print('locked:', e)\n"
+    )
+    url = f"chdb://{_store_dir(tmp_path)}"
+    result = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, timeout=60)
+    assert result.stdout.startswith("locked:"), result.stderr
+
+
+def test_closing_releases_the_store(tmp_path: Path) -> None:
+    open_store(Settings(data_dir=tmp_path)).close()
+    client = connect(f"chdb://{_store_dir(tmp_path)}")
+    try:
+        assert client.query("SELECT count() FROM events").result_rows == [(0,)]
+    finally:
+        client.close()
+    assert not (_store_dir(tmp_path) / ENDPOINT_FILE).exists()
