@@ -20,6 +20,8 @@ from policies.requests import AuthzRequest
 DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_DENY = "default-deny"
 """Pseudo policy id naming the decision when no policy permits the request."""
+EVALUATION_ERROR = "evaluation-error"
+"""Pseudo policy id of a request the engine could not evaluate: denied, never allowed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +60,25 @@ class PolicyEngine:
                 uid = entity["uid"]
                 assert isinstance(uid, dict)
                 entities.setdefault((uid["type"], uid["id"]), entity)
-        results = cedarpy.is_authorized_batch(
-            [r.to_cedar() for r in group], self.bundle.policy_set, list(entities.values())
-        )
+        try:
+            results = cedarpy.is_authorized_batch(
+                [r.to_cedar() for r in group], self.bundle.policy_set, list(entities.values())
+            )
+        except Exception as error:  # cedarpy rejects a whole batch for one bad request
+            if len(group) > 1:
+                for request in group:
+                    self._evaluate([request])
+                return
+            self.evaluated += 1
+            self._cache[group[0]] = Decision(False, (EVALUATION_ERROR,), (str(error),))
+            return
         self.evaluated += len(group)
         by_position = self.bundle.by_position
         for request, result in zip(group, results, strict=True):
             reasons = tuple(by_position[p].id for p in result.diagnostics.reasons)
-            if not reasons and not result.allowed:
-                reasons = (DEFAULT_DENY,)
             errors = tuple(str(e) for e in result.diagnostics.errors)
+            if not reasons and not result.allowed:
+                reasons = (EVALUATION_ERROR,) if errors else (DEFAULT_DENY,)
             self._cache[request] = Decision(bool(result.allowed), reasons, errors)
 
 

@@ -169,7 +169,11 @@ class Pipeline:
                 f"{event.principal.id} denied {event.action} on "
                 f"{event.resource.kind} {event.resource.id}: {why}"
             ),
-            details={"policy_ids": list(decision.policy_ids), "bundle_revision": self.engine.revision},
+            details={
+                "policy_ids": list(decision.policy_ids),
+                "bundle_revision": self.engine.revision,
+                "errors": list(decision.errors),
+            },
         )
 
 

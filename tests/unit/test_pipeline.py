@@ -14,7 +14,7 @@ import pytest
 
 from alerting.gate import AlertGate
 from detectors.feature_drift import FeatureDriftMonitor
-from identity.keyring import Keyring
+from identity.keyring import Keyring, load_keyring
 from identity.signing import sign_document
 from policies.bundle import PolicyBundle, load_bundle
 from tests.factories import (
@@ -30,6 +30,7 @@ from tests.factories import (
     signed_bytes,
     training_doc,
 )
+from vigil.demo import DemoTraffic, write_demo_keys
 from vigil.pipeline import BatchResult, Pipeline, RawMessage
 
 TOPIC = "vigil.events"
@@ -384,3 +385,46 @@ def test_event_rejected_by_an_internal_error_is_not_also_stored(boom_pipeline: P
     assert_each_message_once(batch, result)
     assert bad["event_id"] not in {r.event_id for r in result.events}
     assert bad["event_id"] not in {r.event_id for r in result.decisions}
+
+
+# --- the demo's traffic, end to end ----------------------------------------------------
+
+
+def test_demo_traffic_surfaces_every_incident(tmp_path: Path, bundle: PolicyBundle) -> None:
+    keys_path = tmp_path / "demo-keys.yaml"
+    traffic = DemoTraffic(write_demo_keys(keys_path), events=3_000, seed=7)
+    lines = list(traffic.lines())
+    pipeline = Pipeline(load_keyring(keys_path), bundle)
+    results = _run_in_batches(pipeline, lines, size=500)
+    events = [r for b in results for r in b.events]
+    decisions = [r for b in results for r in b.decisions]
+    findings = [r for b in results for r in b.findings]
+    rejected = [r for b in results for r in b.rejected]
+
+    assert len(events) + len(rejected) == len(lines)
+    assert Counter(r.code for r in rejected) == Counter(
+        {"invalid_json": 1, "missing_field": 1, "unknown_type": 1, "oversize": 1}
+    )
+    [forgery] = [e for e in events if not e.verified]
+    assert (forgery.principal_id, forgery.verify_reason) == ("svc-checkout", "bad_signature")
+
+    denied = Counter(
+        (d.principal_id, d.action, tuple(d.policy_ids)) for d in decisions if d.decision == "deny"
+    )
+    assert denied == Counter(
+        {
+            ("svc-checkout", "infer", ("zt-unverified-denied",)): 1,
+            ("mallory", "fine_tune", ("default-deny",)): 1,
+            ("alice", "fine_tune", ("default-deny",)): 1,
+            ("bob", "export", ("default-deny",)): 1,
+        }
+    )
+    exports = [d for d in decisions if d.action == "export" and d.decision == "allow"]
+    assert [d.policy_ids for d in exports] == [["export-needs-mfa"]]
+
+    position = {e.event_id: e.offset for e in events}  # offset = index in the stream
+    drift_from = 2_000  # the demo drifts from two thirds of its ordinary events on
+    detector = [f for f in findings if f.stage == "detector"]
+    assert detector, "the demo's drifting amount went unnoticed"
+    assert {(f.model_id, orjson.loads(f.details)["feature"]) for f in detector} == {("fraud-v3", "amount")}
+    assert all(position[f.event_id] > drift_from for f in detector)

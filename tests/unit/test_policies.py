@@ -200,6 +200,12 @@ def test_principal_ids_are_matched_literally(engine: PolicyEngine, principal: st
     assert decision == allow("read-by-analysts"), decision.errors
 
 
+def test_resource_ids_are_matched_literally(engine: PolicyEngine) -> None:
+    resource = {"kind": "dataset", "id": "o'reilly-orders"}
+    decision = decide(engine, access_doc(resource=resource))
+    assert decision == allow("read-by-analysts"), decision.errors
+
+
 def test_principal_id_cannot_inject_another_entity(engine: PolicyEngine) -> None:
     # a crafted id that would read as a different uid if quoting were naive
     principal = 'x", Role::"analyst'
