@@ -62,7 +62,7 @@ class FakeSlack:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     body = json.loads(raw or b"{}")

@@ -118,7 +118,9 @@ class WorkerEnv:
         raise AssertionError(f"{query!r} reached {value}, expected {expected}; logs: {self.logs()}")
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.data_dir.glob("worker-*.log")))
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:] for p in sorted(self.data_dir.glob("worker-*.log"))
+        )
 
     def stop_all(self) -> None:
         for process in self.processes:

@@ -74,7 +74,9 @@ def _traffic(count: int, drift_from: int) -> tuple[list[tuple[str, bytes | None,
     return messages, {"valid": count + 1, "malformed": len(malformed)}
 
 
-def _prefixed(env: WorkerEnv, messages: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, bytes | None, bytes]]:
+def _prefixed(
+    env: WorkerEnv, messages: list[tuple[str, bytes | None, bytes]]
+) -> list[tuple[str, bytes | None, bytes]]:
     return [(env.topic(t), k, v) for t, k, v in messages]
 
 
@@ -99,7 +101,9 @@ def test_mixed_traffic_is_stored_verified_decided_and_alerted(worker_env: Worker
         "JOIN decisions_unique d USING event_id WHERE event_id = 'inf-00400'"
     )
     assert forged == [["false", "bad_signature", "deny", "['zt-unverified-denied']"]]
-    assert worker_env.scalar("SELECT countIf(decision = 'allow') FROM decisions_unique") == expect["valid"] - 1
+    assert (
+        worker_env.scalar("SELECT countIf(decision = 'allow') FROM decisions_unique") == expect["valid"] - 1
+    )
 
     codes = sorted(row[0] for row in worker_env.sql("SELECT code FROM rejected_unique"))
     assert codes == ["invalid_json", "invalid_json", "missing_field", "unknown_type"]
@@ -119,7 +123,9 @@ def test_mixed_traffic_is_stored_verified_decided_and_alerted(worker_env: Worker
     assert any("drifted" in str(call.body.get("text")) for call in posted)
     assert {call.body.get("channel") for call in posted} == {"#ml-alerts"}
 
-    dead = asyncio.run(consume_all(worker_env.brokers, worker_env.topic("ai.deadletter"), expect["malformed"]))
+    dead = asyncio.run(
+        consume_all(worker_env.brokers, worker_env.topic("ai.deadletter"), expect["malformed"])
+    )
     assert sorted(r.value for r in dead) == sorted(v for _, _, v in messages if _is_malformed(v))
     assert all(dict(r.headers)["vigil.code"] for r in dead)
 
