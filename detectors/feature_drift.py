@@ -16,6 +16,9 @@ from statistics import fmean
 
 from river import drift
 
+MAX_MAGNITUDE = 1e100
+"""Larger values (sentinels such as DBL_MAX) are skipped: squared they overflow ADWIN's
+variance and would blind the detector for that key for good."""
 RECENT = 32
 """Values kept per key to describe the new regime: ADWIN cuts on bucket boundaries,
 so its own window right after a detection still holds mostly pre-change values."""
@@ -59,12 +62,16 @@ class FeatureDriftMonitor:
     warmup: int = 200
     cooldown: int = 1000
     max_keys: int = 100_000
+    skipped_values: int = 0
     _states: dict[tuple[str, str], _KeyState] = field(default_factory=dict, repr=False)
 
     def update(self, model_id: str, features: Mapping[str, object]) -> list[DriftSignal]:
         signals: list[DriftSignal] = []
         for name, value in features.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:
+                self.skipped_values += 1
                 continue
             state = self._state(model_id, name)
             if state is None:

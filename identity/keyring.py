@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -77,7 +77,7 @@ class Keyring:
     """Keys by id, with their decoded secret bytes cached for the hot path."""
 
     entries: dict[str, KeyEntry]
-    secrets: dict[str, bytes]
+    secrets: dict[str, bytes] = field(repr=False)
 
     def get(self, key_id: str) -> tuple[KeyEntry, bytes] | None:
         entry = self.entries.get(key_id)
@@ -95,6 +95,8 @@ def load_keyring(path: Path) -> Keyring:
         parsed = _KeyFile.model_validate(raw)
     except OSError as error:
         raise KeyringError(f"{path}: cannot read key file: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise KeyringError(f"{path}: key file is not UTF-8 text") from error
     except yaml.YAMLError as error:
         raise KeyringError(f"{path}: not valid YAML: {error}") from error
     except ValidationError as error:

@@ -36,10 +36,11 @@ class AuthzRequest:
     facts: tuple[Fact, ...]
 
     def to_cedar(self) -> dict[str, object]:
+        # The structured form carries ids verbatim; no Cedar string escaping involved.
         return {
-            "principal": f"{self.principal_type}::{_quote(self.principal_id)}",
-            "action": f"Action::{_quote(self.action)}",
-            "resource": f"{self.resource_type}::{_quote(self.resource_id)}",
+            "principal": {"type": self.principal_type, "id": self.principal_id},
+            "action": {"type": "Action", "id": self.action},
+            "resource": {"type": self.resource_type, "id": self.resource_id},
             "context": dict(self.facts),
         }
 
@@ -51,10 +52,6 @@ class AuthzRequest:
         entities += [{"uid": role, "attrs": {}, "parents": []} for role in parents]
         entities.append({"uid": resource, "attrs": {}, "parents": []})
         return entities
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def request_for(event: Event, verdict: Verdict) -> AuthzRequest:

@@ -20,7 +20,11 @@ from pydantic import (
 )
 
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
-FeatureValue = bool | int | float | str
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""Integers beyond 64 bits are refused: JSON parsers disagree on them (some round them
+to floats), so two different messages could share one canonical form and signature."""
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+FeatureValue = bool | Int64 | float | str
 
 LIFECYCLE_ACTIONS = (
     "ingest",
@@ -80,8 +84,8 @@ class Prediction(_Strict):
 
 
 class TokenUsage(_Strict):
-    prompt: Annotated[int, Field(ge=0)] = 0
-    completion: Annotated[int, Field(ge=0)] = 0
+    prompt: Count = 0
+    completion: Count = 0
 
 
 class InferenceEvent(_EventBase):
@@ -139,8 +143,8 @@ class AccessEvent(_EventBase):
     outcome: Literal["allowed", "denied", "error"]
     client: Client
     mfa: bool
-    records: Annotated[int, Field(ge=0)] = 0
-    bytes: Annotated[int, Field(ge=0)] = 0
+    records: Count = 0
+    bytes: Count = 0
 
 
 Event = Annotated[

@@ -98,11 +98,15 @@ class Pipeline:
         decisions = self.engine.decide_many(requests)
         for item, decision in zip(accepted, decisions, strict=True):
             try:
-                self._record(item, decision, received_at, result)
+                event_row, decision_row, findings = self._record(item, decision, received_at)
             except Exception as error:  # one bad event must not sink the batch
                 log.exception("internal error on event from %s", item.message.topic)
                 reason = Rejection("internal_error", f"{type(error).__name__}: {error}")
                 result.rejected.append(_rejected_row(item.message, reason, received_at))
+                continue
+            result.events.append(event_row)
+            result.decisions.append(decision_row)
+            result.findings.extend(findings)
         result.alerts = self.gate.admit(result.findings)
         return result
 
@@ -124,13 +128,12 @@ class Pipeline:
             return Rejection("internal_error", f"{type(error).__name__}: {error}")
 
     def _record(
-        self, item: _Accepted, decision: Decision, received_at: datetime, result: BatchResult
-    ) -> None:
+        self, item: _Accepted, decision: Decision, received_at: datetime
+    ) -> tuple[EventRow, DecisionRow, list[FindingRow]]:
+        """All rows of one event, or an exception and none (the event is then rejected)."""
         event, verdict = item.decoded.event, item.verdict
         model_id = model_id_of(event)
-        result.events.append(_event_row(item, model_id, received_at))
-        result.decisions.append(
-            DecisionRow(
+        decision_row = DecisionRow(
                 event_id=event.event_id,
                 ts=event.ts,
                 principal_id=event.principal.id,
@@ -143,15 +146,16 @@ class Pipeline:
                 bundle_revision=self.engine.revision,
                 verified=verdict.verified,
             )
-        )
+        findings: list[FindingRow] = []
         if not verdict.verified:
-            result.findings.append(_identity_finding(event, model_id, verdict))
+            findings.append(_identity_finding(event, model_id, verdict))
         if not decision.allowed:
-            result.findings.append(self._policy_finding(event, model_id, decision))
+            findings.append(self._policy_finding(event, model_id, decision))
         # Only proven events train the baselines: forged traffic cannot poison them.
         if verdict.verified and isinstance(event, InferenceEvent):
             for signal in self.drift.update(event.model_id, event.features):
-                result.findings.append(_drift_finding(event, signal))
+                findings.append(_drift_finding(event, signal))
+        return _event_row(item, model_id, received_at), decision_row, findings
 
     def _policy_finding(self, event: Event, model_id: str, decision: Decision) -> FindingRow:
         infos = {info.id: info for info in self.engine.bundle.policies}
