@@ -134,18 +134,18 @@ class Pipeline:
         event, verdict = item.decoded.event, item.verdict
         model_id = model_id_of(event)
         decision_row = DecisionRow(
-                event_id=event.event_id,
-                ts=event.ts,
-                principal_id=event.principal.id,
-                action=event.action,
-                resource_kind=event.resource.kind,
-                resource_id=event.resource.id,
-                model_id=model_id,
-                decision="allow" if decision.allowed else "deny",
-                policy_ids=list(decision.policy_ids),
-                bundle_revision=self.engine.revision,
-                verified=verdict.verified,
-            )
+            event_id=event.event_id,
+            ts=event.ts,
+            principal_id=event.principal.id,
+            action=event.action,
+            resource_kind=event.resource.kind,
+            resource_id=event.resource.id,
+            model_id=model_id,
+            decision="allow" if decision.allowed else "deny",
+            policy_ids=list(decision.policy_ids),
+            bundle_revision=self.engine.revision,
+            verified=verdict.verified,
+        )
         findings: list[FindingRow] = []
         if not verdict.verified:
             findings.append(_identity_finding(event, model_id, verdict))
