@@ -26,7 +26,6 @@ from faust.types import EventT
 
 from schemas.records import AlertRow, RejectedRow
 from sinks.clickhouse import ClickHouseStore
-from streams.local import to_tables
 from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, SOURCE_TOPICS
 from vigil.pipeline import BatchResult, Pipeline, RawMessage
 from vigil.runtime import Notifiers
@@ -104,7 +103,7 @@ def _store_until_done(store: ClickHouseStore, result: BatchResult, stopping: thr
     delay = 0.5
     while True:
         try:
-            store.write(to_tables(result))
+            store.write(result.tables())
             return
         except Exception as error:
             log.error("storing a batch failed, retrying in %.1fs: %s", delay, error)

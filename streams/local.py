@@ -55,16 +55,6 @@ def batches(messages: Iterable[RawMessage], size: int) -> Iterator[list[RawMessa
         yield batch
 
 
-def to_tables(result: BatchResult) -> dict[str, list[object]]:
-    return {
-        "events": list(result.events),
-        "decisions": list(result.decisions),
-        "findings": list(result.findings),
-        "alerts": list(result.alerts),
-        "rejected": list(result.rejected),
-    }
-
-
 def run(
     messages: Iterable[RawMessage],
     pipeline: Pipeline,
@@ -76,7 +66,7 @@ def run(
     started = time.perf_counter()
     for batch in batches(messages, batch_size):
         result = pipeline.process(batch)
-        store.write(to_tables(result))
+        store.write(result.tables())
         for alert in result.alerts:
             notifiers.notify(alert)
         stats.add(result)

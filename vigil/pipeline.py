@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -58,6 +59,16 @@ class BatchResult:
     findings: list[FindingRow] = field(default_factory=list)
     alerts: list[AlertRow] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
+
+    def tables(self) -> dict[str, list[Any]]:
+        """Rows by ClickHouse table name, as the store inserts them."""
+        return {
+            "events": self.events,
+            "decisions": self.decisions,
+            "findings": self.findings,
+            "alerts": self.alerts,
+            "rejected": self.rejected,
+        }
 
 
 @dataclass(frozen=True, slots=True)
