@@ -1,87 +1,138 @@
 """The signing key registry (``VIGIL_KEYS_FILE``), format in docs/events.md.
 
-A YAML file listing keys by ``key_id``; each key names the sources it may speak for
-and an optional validity window, so rotation is two keys valid at once. Secrets are
-held as ``SecretStr`` and never appear in reprs or logs.
+A YAML file listing keys by ``key_id``. Each key names its algorithm, its key
+material, the sources and principals it may speak for, and an optional validity
+window, so rotation is two keys valid at once.
+
+- ``hmac-sha256`` keys hold a shared ``secret`` (``SecretStr``: never in reprs or logs).
+- ``ed25519`` keys hold only the producer's ``public_key``: the monitor never holds a
+  secret that could forge events.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import yaml
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
-    field_validator,
+    model_validator,
 )
+
+Algorithm = Literal["hmac-sha256", "ed25519"]
 
 
 class KeyringError(ValueError):
     """The key file is missing or malformed; the message names the file and the key."""
 
 
-class KeyEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key_id: str = Field(min_length=1)
-    alg: str = "hmac-sha256"
-    secret: SecretStr
-    sources: tuple[str, ...] = Field(min_length=1)
-    not_before: AwareDatetime | None = None
-    not_after: AwareDatetime | None = None
-
-    @field_validator("alg")
-    @classmethod
-    def _known_alg(cls, value: str) -> str:
-        if value != "hmac-sha256":
-            raise ValueError(f"unsupported alg {value!r} (supported: hmac-sha256)")
-        return value
-
-    @field_validator("secret")
-    @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(secret_bytes(value)) < 16:
-            raise ValueError("secret must be at least 16 bytes")
-        return value
-
-    def valid_at(self, when: datetime) -> bool:
-        if self.not_before is not None and when < self.not_before:
-            return False
-        return self.not_after is None or when <= self.not_after
-
-
-def secret_bytes(secret: SecretStr) -> bytes:
-    """Secrets are written ``base64:...``, ``hex:...`` or as plain UTF-8 text."""
-    text = secret.get_secret_value()
+def decode_material(text: str) -> bytes:
+    """Key material is written ``base64:...``, ``hex:...`` or as plain UTF-8 text."""
     try:
         if text.startswith("base64:"):
             return base64.b64decode(text[7:], validate=True)
         if text.startswith("hex:"):
             return bytes.fromhex(text[4:])
     except (binascii.Error, ValueError) as error:
-        raise ValueError(f"secret is not valid {text.split(':', 1)[0]}") from error
+        raise ValueError(f"key material is not valid {text.split(':', 1)[0]}") from error
     return text.encode()
+
+
+def secret_bytes(secret: SecretStr) -> bytes:
+    return decode_material(secret.get_secret_value())
+
+
+def load_ed25519_public_key(text: str) -> Ed25519PublicKey:
+    """PEM (``-----BEGIN PUBLIC KEY-----``) or the raw 32 bytes as ``base64:``/``hex:``."""
+    if text.lstrip().startswith("-----BEGIN"):
+        key = load_pem_public_key(text.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("public_key is a PEM key but not an Ed25519 one")
+        return key
+    raw = decode_material(text)
+    if len(raw) != 32:
+        raise ValueError(f"an Ed25519 public key is 32 bytes, got {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+class KeyEntry(BaseModel):
+    """One key. ``matches`` checks a signature without exposing the key material."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_id: str = Field(min_length=1)
+    alg: Algorithm = "hmac-sha256"
+    secret: SecretStr | None = None
+    public_key: str | None = None
+    sources: tuple[str, ...] = Field(min_length=1)
+    principals: tuple[str, ...] = ("*",)
+    not_before: AwareDatetime | None = None
+    not_after: AwareDatetime | None = None
+
+    _hmac_secret: bytes = PrivateAttr(default=b"")
+    _ed25519: Ed25519PublicKey | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _material_fits_alg(self) -> KeyEntry:
+        if self.alg == "hmac-sha256":
+            if self.secret is None or self.public_key is not None:
+                raise ValueError("an hmac-sha256 key needs `secret` (and no `public_key`)")
+            self._hmac_secret = secret_bytes(self.secret)
+            if len(self._hmac_secret) < 16:
+                raise ValueError("secret must be at least 16 bytes")
+        else:
+            if self.public_key is None or self.secret is not None:
+                raise ValueError("an ed25519 key needs `public_key` (and no `secret`)")
+            self._ed25519 = load_ed25519_public_key(self.public_key)
+        if self.not_before and self.not_after and self.not_after <= self.not_before:
+            raise ValueError("not_after must be later than not_before")
+        return self
+
+    def valid_at(self, when: datetime) -> bool:
+        if self.not_before is not None and when < self.not_before:
+            return False
+        return self.not_after is None or when <= self.not_after
+
+    def speaks_for(self, principal_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(principal_id, pattern) for pattern in self.principals)
+
+    def matches(self, canonical: bytes, value: str) -> bool:
+        """Whether ``value`` (hex) is this key's signature over ``canonical``."""
+        if not value.isascii():
+            return False
+        if self._ed25519 is not None:
+            try:
+                self._ed25519.verify(bytes.fromhex(value), canonical)
+            except (InvalidSignature, ValueError):
+                return False
+            return True
+        expected = hmac.new(self._hmac_secret, canonical, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, value.lower())
 
 
 @dataclass(frozen=True)
 class Keyring:
-    """Keys by id, with their decoded secret bytes cached for the hot path."""
+    entries: dict[str, KeyEntry] = field(default_factory=dict)
 
-    entries: dict[str, KeyEntry]
-    secrets: dict[str, bytes] = field(repr=False)
-
-    def get(self, key_id: str) -> tuple[KeyEntry, bytes] | None:
-        entry = self.entries.get(key_id)
-        return None if entry is None else (entry, self.secrets[key_id])
+    def get(self, key_id: str) -> KeyEntry | None:
+        return self.entries.get(key_id)
 
 
 class _KeyFile(BaseModel):
@@ -110,4 +161,4 @@ def load_keyring(path: Path) -> Keyring:
         if entry.key_id in entries:
             raise KeyringError(f"{path}: key_id {entry.key_id!r} appears twice")
         entries[entry.key_id] = entry
-    return Keyring(entries, {k: secret_bytes(e.secret) for k, e in entries.items()})
+    return Keyring(entries)

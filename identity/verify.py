@@ -1,18 +1,27 @@
 """Verify who sent an event. Every event gets a ``Verdict``; none is exempt.
 
-Checks, in order: a signature is present, its key is known, the key may speak for
-the event's ``source``, the key was valid at the event's time, and the HMAC matches
-(compared in constant time). The first failing check names the reason.
+Checks, in order, the first failure naming the reason:
+
+1. signature: present, key known, algorithm matches the key, key may speak for the
+   event's ``source`` and ``principal``, key valid at the event's time, signature
+   matches the canonical form (constant-time for HMAC);
+2. bearer token, when the event carries one and a JWKS is configured;
+3. freshness: event time within ``max_skew`` of arrival;
+4. replay: the ``event_id`` was not seen before at another place in the log.
 """
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from identity.freshness import Position, ReplayGuard, is_stale
 from identity.keyring import Keyring
-from identity.signing import hmac_hex
+from identity.tokens import TokenResult, TokenVerifier
 from schemas.events import Event
+
+NO_TOKEN = TokenResult(False, "none")
+UNCHECKED_TOKEN = TokenResult(False, "unchecked")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,21 +29,66 @@ class Verdict:
     verified: bool
     reason: str
     key_id: str = ""
+    token: TokenResult = NO_TOKEN
+
+    @property
+    def token_verified(self) -> bool:
+        return self.token.ok
 
 
 def verify(event: Event, canonical: bytes, keyring: Keyring) -> Verdict:
+    """The signature check alone (step 1)."""
     signature = event.signature
     if signature is None:
         return Verdict(False, "unsigned")
-    found = keyring.get(signature.key_id)
-    if found is None:
-        return Verdict(False, "unknown_key", signature.key_id)
-    entry, secret = found
+    key_id = signature.key_id
+    entry = keyring.get(key_id)
+    if entry is None:
+        return Verdict(False, "unknown_key", key_id)
+    if entry.alg != signature.alg:
+        return Verdict(False, "alg_mismatch", key_id)
     if event.source not in entry.sources:
-        return Verdict(False, "key_not_for_source", signature.key_id)
+        return Verdict(False, "key_not_for_source", key_id)
+    if not entry.speaks_for(event.principal.id):
+        return Verdict(False, "key_not_for_principal", key_id)
     if not entry.valid_at(event.ts):
-        return Verdict(False, "key_expired", signature.key_id)
-    expected = hmac_hex(secret, canonical)
-    if not hmac.compare_digest(expected, signature.value.lower()):
-        return Verdict(False, "bad_signature", signature.key_id)
-    return Verdict(True, "ok", signature.key_id)
+        return Verdict(False, "key_expired", key_id)
+    if not entry.matches(canonical, signature.value):
+        return Verdict(False, "bad_signature", key_id)
+    return Verdict(True, "ok", key_id)
+
+
+class IdentityVerifier:
+    def __init__(
+        self,
+        keyring: Keyring,
+        tokens: TokenVerifier | None = None,
+        replay: ReplayGuard | None = None,
+        max_skew: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.keyring = keyring
+        self.tokens = tokens
+        self.replay = replay if replay is not None else ReplayGuard()
+        self.max_skew = max_skew
+
+    def verify(
+        self, event: Event, canonical: bytes, position: Position, arrival: datetime | None
+    ) -> Verdict:
+        verdict = verify(event, canonical, self.keyring)
+        if not verdict.verified:
+            return verdict
+        token = self._token(event)
+        if event.auth is not None and token is not UNCHECKED_TOKEN and not token.ok:
+            return Verdict(False, token.reason, verdict.key_id, token)
+        if is_stale(event.ts, arrival, self.max_skew):
+            return Verdict(False, "stale", verdict.key_id, token)
+        if self.replay.check(event.event_id, position, event.ts):
+            return Verdict(False, "replay", verdict.key_id, token)
+        return Verdict(True, "ok", verdict.key_id, token)
+
+    def _token(self, event: Event) -> TokenResult:
+        if event.auth is None:
+            return NO_TOKEN
+        if self.tokens is None:
+            return UNCHECKED_TOKEN
+        return self.tokens.verify(event.auth.token, event.principal.id, event.ts)

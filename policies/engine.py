@@ -9,12 +9,14 @@ bundle revision: loading a new bundle starts an empty cache.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cedarpy
 
 from policies.bundle import PolicyBundle
+from policies.inventory import Inventory
 from policies.requests import AuthzRequest
 
 DEFAULT_CACHE_SIZE = 100_000
@@ -32,16 +34,30 @@ class Decision:
 
 
 class PolicyEngine:
-    def __init__(self, bundle: PolicyBundle, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+    """Decisions for one bundle revision: the policies plus the inventory they judge with."""
+
+    def __init__(
+        self,
+        bundle: PolicyBundle,
+        inventory: Inventory | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
         self.bundle = bundle
+        self.inventory = inventory if inventory is not None else Inventory()
         self.cache_size = cache_size
+        self.revision = hashlib.sha256(f"{bundle.revision}:{self.inventory.revision}".encode()).hexdigest()[:16]
         self._cache: dict[AuthzRequest, Decision] = {}
+        self._controls = {info.id: info.controls for info in bundle.policies}
         self.evaluated = 0
         self.cache_hits = 0
 
-    @property
-    def revision(self) -> str:
-        return self.bundle.revision
+    def current(self) -> PolicyEngine:
+        """A fixed engine is its own current engine (``PolicyRuntime`` reloads instead)."""
+        return self
+
+    def controls_of(self, decision: Decision) -> list[str]:
+        """The controls evidenced by the policies that decided, in first-seen order."""
+        return list(dict.fromkeys(c for p in decision.policy_ids for c in self._controls.get(p, ())))
 
     def decide_many(self, requests: Sequence[AuthzRequest]) -> list[Decision]:
         missing = list(dict.fromkeys(r for r in requests if r not in self._cache))

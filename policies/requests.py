@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from identity.verify import Verdict
-from schemas.events import AccessEvent, Event, TrainingEvent
+from policies.facts import Facts, derive
+from policies.inventory import Inventory
+from schemas.events import Event
 
 _ENTITY_TYPE = {
     "user": "User",
@@ -22,8 +24,6 @@ _ENTITY_TYPE = {
     "feature_store": "FeatureStore",
 }
 
-Fact = tuple[str, bool | int | str]
-
 
 @dataclass(frozen=True, slots=True)
 class AuthzRequest:
@@ -33,7 +33,7 @@ class AuthzRequest:
     action: str
     resource_type: str
     resource_id: str
-    facts: tuple[Fact, ...]
+    facts: Facts
 
     def to_cedar(self) -> dict[str, object]:
         # The structured form carries ids verbatim; no Cedar string escaping involved.
@@ -54,20 +54,17 @@ class AuthzRequest:
         return entities
 
 
-def request_for(event: Event, verdict: Verdict) -> AuthzRequest:
-    """Roles are the event's claim; they only count once the signature is proven."""
-    facts: list[Fact] = [("verified", verdict.verified)]
-    if isinstance(event, TrainingEvent):
-        facts.append(("approval_present", event.approval is not None))
-    if isinstance(event, AccessEvent):
-        facts.append(("mfa", event.mfa))
-        facts.append(("outcome", event.outcome))
+def request_for(event: Event, verdict: Verdict, inventory: Inventory) -> AuthzRequest:
+    """Roles come from the inventory and a verified token, never from the event's claim."""
+    roles = set(inventory.roles_of(event.principal.id))
+    if verdict.token_verified:
+        roles.update(verdict.token.roles)
     return AuthzRequest(
         principal_type=_ENTITY_TYPE[event.principal.kind],
         principal_id=event.principal.id,
-        roles=tuple(sorted(event.principal.roles)) if verdict.verified else (),
+        roles=tuple(sorted(roles)) if verdict.verified else (),
         action=event.action,
         resource_type=_ENTITY_TYPE[event.resource.kind],
         resource_id=event.resource.id,
-        facts=tuple(facts),
+        facts=derive(event, verdict, inventory),
     )

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     field_validator,
+    model_validator,
 )
 
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
@@ -55,9 +56,24 @@ class Resource(_Strict):
 
 
 class Signature(_Strict):
-    alg: Literal["hmac-sha256"]
+    """Hex signature over the canonical form: 32 bytes for HMAC-SHA256, 64 for Ed25519."""
+
+    alg: Literal["hmac-sha256", "ed25519"]
     key_id: Identifier
-    value: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+    value: Annotated[str, Field(min_length=64, max_length=128)]
+
+    @model_validator(mode="after")
+    def _length_fits_alg(self) -> Signature:
+        expected = 64 if self.alg == "hmac-sha256" else 128
+        if len(self.value) != expected:
+            raise ValueError(f"{self.alg} signature value must be {expected} hex digits")
+        return self
+
+
+class Auth(_Strict):
+    """A bearer token from the company identity provider (a JWT), proving the principal."""
+
+    token: Annotated[str, Field(min_length=1, max_length=8192)]
 
 
 class _EventBase(_Strict):
@@ -67,6 +83,7 @@ class _EventBase(_Strict):
     source: Identifier
     principal: Principal
     resource: Resource
+    auth: Auth | None = None
     signature: Signature | None = None
 
 

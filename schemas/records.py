@@ -33,6 +33,7 @@ class EventRow(NamedTuple):
     topic: str
     partition: int
     offset: int
+    token_status: str
 
 
 class DecisionRow(NamedTuple):
@@ -47,6 +48,15 @@ class DecisionRow(NamedTuple):
     policy_ids: list[str]
     bundle_revision: str
     verified: bool
+    controls: list[str]
+    principal_type: str
+    roles: list[str]
+    resource_type: str
+    facts: str
+    errors: list[str]
+    topic: str
+    partition: int
+    offset: int
 
 
 class FindingRow(NamedTuple):

@@ -16,6 +16,7 @@ import asyncio
 import base64
 import logging
 import threading
+from datetime import UTC, datetime
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -91,6 +92,7 @@ def _raw(event: EventT) -> RawMessage:
         partition=message.partition,
         offset=message.offset,
         key=message.key,
+        timestamp=datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else None,
     )
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from identity.keyring import Keyring
-from identity.signing import sign_document
+from identity.keyring import Keyring, secret_bytes
+from identity.signing import HmacSigner, Signer
 from streams.topics import TOPIC_BY_TYPE
 from vigil.settings import Settings
 
@@ -30,16 +30,26 @@ class PublishReport:
     errors: list[str] = field(default_factory=list)
 
 
-def prepare(document: dict[str, Any], keyring: Keyring, key_id: str | None) -> dict[str, Any]:
-    if "signature" in document:
-        return document
+def signer_for(document: dict[str, Any], keyring: Keyring, key_id: str | None) -> Signer:
+    """The registry's HMAC key for the event's source (or ``key_id``)."""
     source = document.get("source")
     candidates = [key_id] if key_id else [k for k, e in keyring.entries.items() if source in e.sources]
-    found = keyring.get(candidates[0]) if candidates else None
-    if found is None:
+    entry = keyring.get(candidates[0]) if candidates else None
+    if entry is None:
         raise ValueError(f"no key in the registry may sign for source {source!r}")
-    entry, secret = found
-    return sign_document(document, entry.key_id, secret)
+    if entry.secret is None:
+        raise ValueError(f"key {entry.key_id!r} is {entry.alg}: sign with --private-key")
+    return HmacSigner(entry.key_id, secret_bytes(entry.secret))
+
+
+def prepare(document: dict[str, Any], keyring: Keyring | None, key_id: str | None, signer: Signer | None) -> dict[str, Any]:
+    if "signature" in document:
+        return document
+    if signer is None:
+        if keyring is None:
+            raise ValueError("no key registry to sign with")
+        signer = signer_for(document, keyring, key_id)
+    return signer.sign(document)
 
 
 def route(document: dict[str, Any]) -> tuple[str, bytes | None]:
@@ -56,6 +66,7 @@ async def publish(
     keyring: Keyring | None,
     key_id: str | None = None,
     raw_topic: str | None = None,
+    signer: Signer | None = None,
 ) -> PublishReport:
     report = PublishReport()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_brokers, acks="all", linger_ms=5)
@@ -67,7 +78,7 @@ async def publish(
             if not value.strip():
                 continue
             try:
-                topic, key, payload = _message(value, settings, keyring, key_id, raw_topic)
+                topic, key, payload = _message(value, settings, keyring, key_id, raw_topic, signer)
             except (ValueError, orjson.JSONDecodeError) as error:
                 report.errors.append(f"line {number}: {error}")
                 continue
@@ -81,15 +92,18 @@ async def publish(
 
 
 def _message(
-    value: bytes, settings: Settings, keyring: Keyring | None, key_id: str | None, raw_topic: str | None
+    value: bytes,
+    settings: Settings,
+    keyring: Keyring | None,
+    key_id: str | None,
+    raw_topic: str | None,
+    signer: Signer | None,
 ) -> tuple[str, bytes | None, bytes]:
     if raw_topic is not None:
         return settings.topic(raw_topic), None, value
     document = orjson.loads(value)
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
-    if keyring is None:
-        raise ValueError("no key registry to sign with")
-    signed = prepare(document, keyring, key_id)
+    signed = prepare(document, keyring, key_id, signer)
     topic, key = route(signed)
     return settings.topic(topic), key, orjson.dumps(signed)

@@ -12,7 +12,10 @@ import click
 from pydantic import ValidationError
 
 from identity.keyring import KeyringError, load_keyring
+from identity.signing import Ed25519Signer
 from policies.bundle import BundleError
+from policies.cli import controls_group, policy_group
+from policies.inventory import InventoryError
 from sinks.clickhouse import StoreLockedError, connect, redact
 from sinks.query_server import QueryError, query_remote
 from streams import local
@@ -58,13 +61,14 @@ def main() -> None:
 @click.option("--seed", default=7, show_default=True)
 def demo(events: int, seed: int) -> None:
     """Generate realistic traffic and run it through the pipeline, embedded."""
-    from vigil.demo import DemoTraffic, write_demo_keys
+    from vigil.demo import DemoTraffic, write_demo_inventory, write_demo_keys
 
     settings = _settings()
     _setup_logging(settings)
     if not settings.embedded:
         raise click.ClickException("the demo runs on the embedded store; unset VIGIL_CLICKHOUSE_URL")
     secrets_by_source = write_demo_keys(settings.keys_path)
+    write_demo_inventory(settings.data_dir / "inventory.yaml")
     traffic = DemoTraffic(secrets_by_source, events=events, seed=seed)
     click.echo(f"Vigil demo: {events} events for 3 models and 8 principals, store {settings.store_url}")
     stats = _run_lines(settings, traffic.lines(), topic="demo")
@@ -99,7 +103,7 @@ def _run_lines(settings: Settings, lines, topic: str) -> local.RunStats:  # type
 def _build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
     try:
         return build_pipeline(settings)
-    except (KeyringError, BundleError) as error:
+    except (KeyringError, BundleError, InventoryError) as error:
         raise click.ClickException(str(error)) from error
 
 
@@ -177,21 +181,53 @@ def worker() -> None:
 )
 @click.option("--key-id", default=None, help="Sign with this key (default: a key for each event's source).")
 @click.option("--raw", "raw_topic", default=None, help="Send lines untouched to this topic.")
-def publish(source: BinaryIO, key_id: str | None, raw_topic: str | None) -> None:
+@click.option(
+    "--private-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Ed25519 private key (PEM) to sign with, under --key-id.",
+)
+def publish(source: BinaryIO, key_id: str | None, raw_topic: str | None, private_key: Path | None) -> None:
     """Sign JSON-lines events and send each to the topic of its type."""
     from streams.publisher import publish as publish_lines
 
     settings = _settings()
     _setup_logging(settings)
-    keyring = None
-    if raw_topic is None:
+    keyring = signer = None
+    if private_key is not None:
+        if key_id is None:
+            raise click.ClickException("--private-key needs --key-id")
+        signer = _ed25519_signer(key_id, private_key)
+    elif raw_topic is None:
         try:
             keyring = load_keyring(settings.keys_path)
         except KeyringError as error:
             raise click.ClickException(str(error)) from error
-    report = asyncio.run(publish_lines(source, settings, keyring, key_id, raw_topic))
+    report = asyncio.run(publish_lines(source, settings, keyring, key_id, raw_topic, signer))
     for problem in report.errors:
         click.echo(f"not sent: {problem}", err=True)
     click.echo(f"sent {report.sent} messages to {settings.kafka_brokers}")
     if report.errors:
         raise SystemExit(1)
+
+
+def _ed25519_signer(key_id: str, path: Path) -> Ed25519Signer:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as error:
+        raise click.ClickException(f"{path}: not a PEM private key") from error
+    if not isinstance(key, Ed25519PrivateKey):
+        raise click.ClickException(f"{path}: not an Ed25519 private key")
+    return Ed25519Signer(key_id, key)
+
+
+main.add_command(policy_group)
+main.add_command(controls_group)
+
+from alerting.cli import alerts, silence  # noqa: E402
+
+main.add_command(silence)
+main.add_command(alerts)

@@ -41,6 +41,41 @@ _ROLES = {
 }
 
 
+DEMO_INVENTORY: dict[str, Any] = {
+    "principals": [
+        {"id": principal, "kind": "service" if principal.startswith("svc-") else "user", "roles": list(roles)}
+        for principal, roles in _ROLES.items()
+    ],
+    "models": [
+        {"id": "fraud-v3", "owner": "alice", "status": "approved", "artifact_digest": "sha256:fraud-v3-0f3a9c"},
+        {"id": "credit-v2", "owner": "alice", "status": "approved", "artifact_digest": "sha256:credit-v2-0f3a9c"},
+        {
+            "id": "assistant-llm",
+            "owner": "alice",
+            "status": "approved",
+            "artifact_digest": "sha256:assistant-llm-0f3a9c",
+        },
+        {"id": "legacy-scorer", "owner": "alice", "status": "quarantined", "artifact_digest": "sha256:legacy-1"},
+    ],
+    "datasets": [
+        {
+            "id": "transactions-2026",
+            "classification": "confidential",
+            "approved": True,
+            "digests": ["sha256:ds-77ab01"],
+        },
+        {"id": "customers-pii", "classification": "pii", "approved": False},
+    ],
+}
+
+
+def write_demo_inventory(path: Path) -> None:
+    """The demo's principals, roles, models and datasets, unless the file exists."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(DEMO_INVENTORY, sort_keys=False))
+
+
 def write_demo_keys(path: Path) -> dict[str, bytes]:
     """One key per source, written to ``path`` (mode 0600) unless it exists."""
     if not path.exists():
@@ -113,6 +148,8 @@ class DemoTraffic:
             (0.40, self._signed(self._export(mfa=False))),
             (0.45, self._signed(self._export(mfa=True))),
             (0.50, orjson.dumps(oversize) + b" " * 65536),
+            (0.55, self._signed(self._quarantined_inference())),
+            (0.60, self._signed(self._rogue_artifact_inference())),
         ]
 
     def _signed(self, document: dict[str, Any], secret: bytes | None = None) -> bytes:
@@ -162,6 +199,17 @@ class DemoTraffic:
             latency_ms=round(rng.lognormvariate(2.5, 0.3), 2),
             segment=segment,
         )
+        return doc
+
+    def _quarantined_inference(self) -> dict[str, Any]:
+        doc = self._fraud_inference(False)
+        doc["resource"]["id"] = doc["model_id"] = "legacy-scorer"
+        doc["artifact_digest"] = "sha256:legacy-1"
+        return doc
+
+    def _rogue_artifact_inference(self) -> dict[str, Any]:
+        doc = self._fraud_inference(False)
+        doc["artifact_digest"] = "sha256:fraud-v3-unregistered-build"
         return doc
 
     def _fraud_inference(self, drifting: bool) -> dict[str, Any]:

@@ -20,12 +20,11 @@ from typing import Any
 import orjson
 
 from alerting.gate import AlertGate
-from detectors.feature_drift import DriftSignal, FeatureDriftMonitor
-from identity.keyring import Keyring
-from identity.verify import Verdict, verify
-from policies.bundle import PolicyBundle
+from detectors.stage import DetectStage
+from identity.verify import IdentityVerifier, Verdict
 from policies.engine import Decision, PolicyEngine
-from policies.requests import request_for
+from policies.requests import AuthzRequest, request_for
+from policies.runtime import PolicyRuntime
 from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
 from schemas.events import Event, InferenceEvent, model_id_of
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow
@@ -35,10 +34,22 @@ log = logging.getLogger(__name__)
 IDENTITY_SEVERITY = {
     "unsigned": "high",
     "unknown_key": "high",
+    "alg_mismatch": "critical",
     "key_not_for_source": "critical",
+    "key_not_for_principal": "critical",
     "key_expired": "medium",
     "bad_signature": "critical",
+    "token_invalid": "critical",
+    "token_expired": "medium",
+    "token_not_yet_valid": "medium",
+    "token_wrong_issuer": "critical",
+    "token_wrong_audience": "high",
+    "token_subject_mismatch": "critical",
+    "token_unverifiable": "medium",
+    "stale": "medium",
+    "replay": "high",
 }
+IDENTITY_CONTROLS = ["nist-800-207:tenet-6", "nist-800-207:tenet-3", "nist-ai-rmf:MEASURE-2.7", "eu-ai-act:art-15"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,8 @@ class RawMessage:
     partition: int = 0
     offset: int = 0
     key: bytes | None = None
+    timestamp: datetime | None = None
+    """When the log accepted it (Kafka message time); None for files, so no freshness check."""
 
 
 @dataclass
@@ -81,22 +94,24 @@ class _Accepted:
 class Pipeline:
     def __init__(
         self,
-        keyring: Keyring,
-        bundle: PolicyBundle,
-        drift: FeatureDriftMonitor | None = None,
+        identity: IdentityVerifier,
+        policies: PolicyRuntime | PolicyEngine,
+        detect: DetectStage | None = None,
         gate: AlertGate | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_clock_skew: timedelta = timedelta(days=30),
     ) -> None:
-        self.keyring = keyring
-        self.engine = PolicyEngine(bundle)
-        self.drift = drift if drift is not None else FeatureDriftMonitor()
+        self.identity = identity
+        self.policies = policies
+        self.engine = policies.current()
+        self.detect = detect if detect is not None else DetectStage()
         self.gate = gate if gate is not None else AlertGate()
         self.max_bytes = max_bytes
         self.max_clock_skew = max_clock_skew
 
     def process(self, batch: Sequence[RawMessage]) -> BatchResult:
         received_at = datetime.now(UTC)
+        self.engine = engine = self.policies.current()
         result = BatchResult()
         accepted: list[_Accepted] = []
         for message in batch:
@@ -105,11 +120,11 @@ class Pipeline:
                 result.rejected.append(_rejected_row(message, outcome, received_at))
             else:
                 accepted.append(outcome)
-        requests = [request_for(a.decoded.event, a.verdict) for a in accepted]
-        decisions = self.engine.decide_many(requests)
-        for item, decision in zip(accepted, decisions, strict=True):
+        requests = [request_for(a.decoded.event, a.verdict, engine.inventory) for a in accepted]
+        decisions = engine.decide_many(requests)
+        for item, request, decision in zip(accepted, requests, decisions, strict=True):
             try:
-                event_row, decision_row, findings = self._record(item, decision, received_at)
+                event_row, decision_row, findings = self._record(item, request, decision, received_at)
             except Exception as error:  # one bad event must not sink the batch
                 log.exception("internal error on event from %s", item.message.topic)
                 reason = Rejection("internal_error", f"{type(error).__name__}: {error}")
@@ -133,13 +148,15 @@ class Pipeline:
                     f"ts {decoded.event.ts.isoformat()} is {skew.days} days from arrival "
                     f"(limit {self.max_clock_skew.days})",
                 )
-            return _Accepted(message, decoded, verify(decoded.event, decoded.canonical, self.keyring))
+            position = (message.topic, message.partition, message.offset)
+            verdict = self.identity.verify(decoded.event, decoded.canonical, position, message.timestamp)
+            return _Accepted(message, decoded, verdict)
         except Exception as error:
             log.exception("internal error decoding a message from %s", message.topic)
             return Rejection("internal_error", f"{type(error).__name__}: {error}")
 
     def _record(
-        self, item: _Accepted, decision: Decision, received_at: datetime
+        self, item: _Accepted, request: AuthzRequest, decision: Decision, received_at: datetime
     ) -> tuple[EventRow, DecisionRow, list[FindingRow]]:
         """All rows of one event, or an exception and none (the event is then rejected)."""
         event, verdict = item.decoded.event, item.verdict
@@ -156,6 +173,15 @@ class Pipeline:
             policy_ids=list(decision.policy_ids),
             bundle_revision=self.engine.revision,
             verified=verdict.verified,
+            controls=self.engine.controls_of(decision),
+            principal_type=request.principal_type,
+            roles=list(request.roles),
+            resource_type=request.resource_type,
+            facts=orjson.dumps(dict(request.facts)).decode(),
+            errors=list(decision.errors),
+            topic=item.message.topic,
+            partition=item.message.partition,
+            offset=item.message.offset,
         )
         findings: list[FindingRow] = []
         if not verdict.verified:
@@ -163,14 +189,16 @@ class Pipeline:
         if not decision.allowed:
             findings.append(self._policy_finding(event, model_id, decision))
         # Only proven events train the baselines: forged traffic cannot poison them.
-        if verdict.verified and isinstance(event, InferenceEvent):
-            for signal in self.drift.update(event.model_id, event.features):
-                findings.append(_drift_finding(event, signal))
+        if verdict.verified:
+            message = item.message
+            findings += self.detect.observe(
+                event, topic=message.topic, partition=message.partition, offset=message.offset
+            )
         return _event_row(item, model_id, received_at), decision_row, findings
 
     def _policy_finding(self, event: Event, model_id: str, decision: Decision) -> FindingRow:
-        infos = {info.id: info for info in self.engine.bundle.policies}
-        deciding = [infos[p] for p in decision.policy_ids if p in infos]
+        bundle = self.engine.bundle
+        deciding = [info for p in decision.policy_ids if (info := bundle.info(p)) is not None]
         severity = max((i.severity for i in deciding), key=_rank, default="medium")
         why = "; ".join(i.title for i in deciding) or "no policy permits it (default deny)"
         rule = ",".join(decision.policy_ids)
@@ -187,6 +215,8 @@ class Pipeline:
             details={
                 "policy_ids": list(decision.policy_ids),
                 "bundle_revision": self.engine.revision,
+                "controls": self.engine.controls_of(decision),
+                "runbooks": [i.runbook for i in deciding if i.runbook],
                 "errors": list(decision.errors),
             },
         )
@@ -221,6 +251,7 @@ def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRo
         verified=verdict.verified,
         verify_reason=verdict.reason,
         key_id=verdict.key_id,
+        token_status=verdict.token.reason,
         features=features,
         payload=item.decoded.canonical.decode(),
         signature=event.signature.value if event.signature else "",
@@ -261,36 +292,18 @@ def _identity_finding(event: Event, model_id: str, verdict: Verdict) -> FindingR
         event,
         model_id,
         stage="identity",
-        rule=f"signature-{verdict.reason.replace('_', '-')}",
+        rule=f"identity-{verdict.reason.replace('_', '-')}",
         severity=IDENTITY_SEVERITY.get(verdict.reason, "high"),
         message=(
             f"event {event.event_id} from source {event.source!r} is unverified: "
             f"{verdict.reason.replace('_', ' ')}" + (f" (key {verdict.key_id})" if verdict.key_id else "")
         ),
-        details={"reason": verdict.reason, "key_id": verdict.key_id, "source": event.source},
-    )
-
-
-def _drift_finding(event: InferenceEvent, signal: DriftSignal) -> FindingRow:
-    return _finding(
-        event,
-        event.model_id,
-        stage="detector",
-        rule="adwin-mean-shift",
-        severity="medium",
-        subject=signal.feature,
-        message=(
-            f"feature {signal.feature!r} of {signal.model_id} drifted: mean "
-            f"{signal.mean_before:.4g} over {signal.baseline_events} events -> "
-            f"{signal.mean_recent:.4g} over the last {signal.recent_events}"
-        ),
         details={
-            "feature": signal.feature,
-            "mean_before": signal.mean_before,
-            "mean_recent": signal.mean_recent,
-            "baseline_events": signal.baseline_events,
-            "recent_events": signal.recent_events,
-            "events_seen": signal.seen,
+            "reason": verdict.reason,
+            "key_id": verdict.key_id,
+            "source": event.source,
+            "token": verdict.token.reason,
+            "controls": IDENTITY_CONTROLS,
         },
     )
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from alerting.gate import AlertGate
+from alerting import AlertGate, AlertingStore, AlertManager, ConfigError, ConfigSource, ManagerOptions
+from alerting.config import builtin_config
+from alerting.receivers import ReceiverContext
+from identity.freshness import ReplayGuard
 from identity.keyring import load_keyring
-from policies.bundle import PACK_DIR, load_bundle
+from identity.tokens import TokenVerifier
+from identity.verify import IdentityVerifier
+from policies.bundle import PACK_DIR
+from policies.runtime import PolicyRuntime
 from schemas.records import AlertRow
 from sinks.clickhouse import ClickHouseStore, connect, migrate
-from sinks.console import ConsoleNotifier
 from sinks.query_server import QueryServer
-from sinks.slack import SlackNotifier
 from vigil.pipeline import Pipeline
 from vigil.settings import Settings
 
@@ -26,14 +30,42 @@ class Notifier(Protocol):
     def notify(self, alert: AlertRow) -> None: ...
 
 
+def build_identity(settings: Settings) -> IdentityVerifier:
+    config = settings.identity
+    tokens = None
+    if config.jwks:
+        tokens = TokenVerifier(
+            config.jwks,
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            algorithms=config.jwt_algorithms,
+            leeway_seconds=config.jwt_leeway_seconds,
+            roles_claim=config.jwt_roles_claim,
+        )
+    return IdentityVerifier(
+        load_keyring(settings.keys_path),
+        tokens=tokens,
+        replay=ReplayGuard(
+            window=timedelta(hours=config.replay_window_hours), max_entries=config.replay_max_entries
+        ),
+        max_skew=timedelta(seconds=config.max_skew_seconds),
+    )
+
+
+def build_policies(settings: Settings) -> PolicyRuntime:
+    return PolicyRuntime(
+        settings.policies.dir or PACK_DIR,
+        maturities=settings.policies.maturity,
+        inventory_path=settings.inventory_path,
+        check_interval=settings.policies.reload_seconds,
+    )
+
+
 def build_pipeline(settings: Settings) -> Pipeline:
     return Pipeline(
-        keyring=load_keyring(settings.keys_path),
-        bundle=load_bundle(settings.policies_dir or PACK_DIR),
-        gate=AlertGate(
-            min_severity=settings.alert_min_severity,
-            repeat_interval=settings.alert_repeat_seconds,
-        ),
+        identity=build_identity(settings),
+        policies=build_policies(settings),
+        gate=_alert_gate(settings),
         max_bytes=settings.max_event_bytes,
         max_clock_skew=timedelta(days=settings.max_clock_skew_days),
     )
@@ -62,30 +94,67 @@ def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
     return OpenStore(ClickHouseStore(client), server)
 
 
+def alerting_source(settings: Settings, console: bool = True) -> ConfigSource:
+    """The routing configuration: ``VIGIL_ALERTING_CONFIG``, else the built-in route."""
+    fallback = builtin_config(
+        console=console, slack=settings.slack.enabled, group_interval=settings.alert_repeat_seconds or 300.0
+    )
+    try:
+        return ConfigSource(settings.alerting.config, fallback)
+    except ConfigError as error:
+        raise SystemExit(f"vigil: {error}") from None
+
+
+def _alert_gate(settings: Settings) -> AlertGate:
+    config = alerting_source(settings).current
+    return AlertGate(
+        min_severity=config.global_.min_severity or settings.alert_min_severity,
+        resolve_timeout=config.global_.resolve_timeout,
+    )
+
+
 @dataclass
 class Notifiers:
-    """Fan an alert out to every configured channel; one failing never stops the rest."""
+    """The alert manager behind the drivers' ``notify``: routing and delivery off the stream."""
 
-    channels: list[Notifier] = field(default_factory=list)
-    slack: SlackNotifier | None = None
+    manager: AlertManager
+    client: Any = None
 
     def notify(self, alert: AlertRow) -> None:
-        for channel in self.channels:
-            try:
-                channel.notify(alert)
-            except Exception:
-                log.exception("notifier %s failed", type(channel).__name__)
+        self.manager.notify(alert)
 
     def close(self) -> None:
-        if self.slack is not None:
-            self.slack.close()
+        try:
+            self.manager.close()
+        finally:
+            if self.client is not None:
+                self.client.close()
 
 
 def build_notifiers(settings: Settings, console: bool = True) -> Notifiers:
-    notifiers = Notifiers()
-    if console:
-        notifiers.channels.append(ConsoleNotifier())
-    if settings.slack.enabled:
-        notifiers.slack = SlackNotifier(settings.slack)
-        notifiers.channels.append(notifiers.slack)
-    return notifiers
+    """Call after ``open_store``: the manager reads and writes its tables on its own client."""
+    slack = settings.slack
+    context = ReceiverContext(
+        slack_bot_token=slack.bot_token.get_secret_value() if slack.bot_token else None,
+        slack_webhook_url=slack.webhook_url.get_secret_value() if slack.webhook_url else None,
+        slack_channel=slack.channel,
+        slack_base_url=slack.base_url,
+        kafka_brokers=settings.kafka_brokers,
+        topic_prefix=settings.kafka.topic_prefix,
+    )
+    options = ManagerOptions(
+        state_dir=settings.alerting.state_dir or settings.data_dir / "alerting",
+        queue_size=settings.alerting.queue_size,
+        max_pending=settings.alerting.max_pending,
+        refresh_interval=settings.alerting.refresh_seconds,
+        close_timeout=settings.alerting.close_timeout,
+    )
+    client = connect(settings.store_url, already_owned=True)
+    try:
+        manager = AlertManager(
+            alerting_source(settings, console), context, AlertingStore.over_client(client), options
+        )
+    except ConfigError as error:
+        client.close()
+        raise SystemExit(f"vigil: {error}") from None
+    return Notifiers(manager, client)

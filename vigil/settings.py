@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +32,21 @@ class SlackSettings(BaseModel):
         return self.bot_token is not None or self.webhook_url is not None
 
 
+class AlertingSettings(BaseModel):
+    """Routing, grouping and delivery of alerts (docs/alerting.md)."""
+
+    config: Path | None = None
+    """Routing YAML; unset means the built-in route: console, plus Slack when configured."""
+    state_dir: Path | None = None
+    """Outbox journals, intake spill and CLI requests; default ``<data_dir>/alerting``."""
+    queue_size: int = Field(default=10_000, ge=1)
+    max_pending: int = Field(default=10_000, ge=1)
+    """Notifications owed per receiver before new ones are refused (and recorded)."""
+    refresh_seconds: float = Field(default=5.0, gt=0)
+    """How often silences, acknowledgements and the routing file are re-read."""
+    close_timeout: float = Field(default=10.0, ge=0)
+
+
 class KafkaSettings(BaseModel):
     topic_prefix: str = ""
     partitions: int = Field(default=4, ge=1)
@@ -40,6 +55,51 @@ class KafkaSettings(BaseModel):
     group_id: str = "vigil"
     session_timeout: float = Field(default=30.0, ge=3)
     """Seconds before a silent worker's partitions move to the others."""
+
+
+class IdentitySettings(BaseModel):
+    """Bearer tokens (optional) and the freshness and replay rules every event meets."""
+
+    jwks: str | None = None
+    """Path or URL of the IdP's JWKS; unset means tokens are not checked."""
+    jwt_issuer: str = ""
+    jwt_audience: str = "vigil"
+    jwt_algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0)
+    jwt_roles_claim: str = "roles"
+    max_skew_seconds: float = Field(default=300.0, gt=0)
+    replay_window_hours: float = Field(default=24.0, gt=0)
+    replay_max_entries: int = Field(default=500_000, ge=1000)
+
+
+class PolicySettings(BaseModel):
+    dir: Path | None = None
+    """Policy bundle directory; default the packaged pack."""
+    maturity: tuple[str, ...] = ("stable",)
+    inventory: Path | None = None
+    """Inventory YAML; default ``<data_dir>/inventory.yaml`` when it exists."""
+    reload_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("maturity", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+
+class AuditSettings(BaseModel):
+    """The tamper-evident audit ledger: who signs its checkpoints, how often, where copies go."""
+
+    signing_key_file: Path | None = None
+    """Ed25519 private key (PEM); default ``<data_dir>/audit-signing.key``, created with mode
+    0600 on first start, its public key written beside it as ``audit-signing.pub``."""
+    export_dir: Path | None = None
+    """Where signed checkpoints are copied as JSON files; default ``<data_dir>/audit-checkpoints``."""
+    checkpoint_entries: int = Field(default=1000, ge=1)
+    """Sign a checkpoint of a stream once this many entries are not yet covered..."""
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    """...or once its oldest uncovered entry is this many seconds old."""
 
 
 class Settings(BaseSettings):
@@ -52,7 +112,6 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("vigil-data")
     keys_file: Path | None = None
-    policies_dir: Path | None = None
     kafka_brokers: str = "127.0.0.1:9092"
     clickhouse_url: SecretStr | None = None
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
@@ -61,7 +120,11 @@ class Settings(BaseSettings):
     alert_repeat_seconds: float = Field(default=300.0, ge=0)
     log_level: str = "INFO"
     slack: SlackSettings = SlackSettings()
+    alerting: AlertingSettings = AlertingSettings()
     kafka: KafkaSettings = KafkaSettings()
+    audit: AuditSettings = AuditSettings()
+    identity: IdentitySettings = IdentitySettings()
+    policies: PolicySettings = PolicySettings()
 
     @property
     def store_url(self) -> str:
@@ -69,6 +132,13 @@ class Settings(BaseSettings):
         if self.clickhouse_url:
             return self.clickhouse_url.get_secret_value()
         return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def inventory_path(self) -> Path | None:
+        if self.policies.inventory is not None:
+            return self.policies.inventory
+        default = self.data_dir / "inventory.yaml"
+        return default if default.exists() else None
 
     @property
     def keys_path(self) -> Path:

@@ -1,6 +1,8 @@
--- Vigil tables, version 1. ReplacingMergeTree keyed so that a replayed message
--- (at-least-once delivery) replaces its earlier copy; the *_unique views dedupe
--- at query time for analysts who cannot wait for background merges.
+-- Vigil tables, version 1. ReplacingMergeTree keyed so that a message delivered
+-- again (at-least-once delivery: same topic, partition and offset) replaces its
+-- earlier copy, while the same event_id arriving at another place in the log (a
+-- replay attack) is kept beside the original; the *_unique views dedupe at query
+-- time for analysts who cannot wait for background merges.
 
 CREATE TABLE IF NOT EXISTS events
 (
@@ -28,7 +30,7 @@ CREATE TABLE IF NOT EXISTS events
 )
 ENGINE = ReplacingMergeTree(received_at)
 PARTITION BY toDate(ts)
-ORDER BY (model_id, ts, event_id);
+ORDER BY (model_id, ts, event_id, topic, partition, offset);
 
 CREATE TABLE IF NOT EXISTS decisions
 (
@@ -42,11 +44,14 @@ CREATE TABLE IF NOT EXISTS decisions
     decision         LowCardinality(String),
     policy_ids       Array(LowCardinality(String)),
     bundle_revision  LowCardinality(String),
-    verified         Bool
+    verified         Bool,
+    topic            LowCardinality(String),
+    partition        Int32,
+    offset           Int64
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(ts)
-ORDER BY (model_id, ts, event_id);
+ORDER BY (model_id, ts, event_id, topic, partition, offset);
 
 CREATE TABLE IF NOT EXISTS findings
 (

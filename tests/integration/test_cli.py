@@ -41,6 +41,8 @@ def test_demo_surfaces_every_incident(tmp_path: Path) -> None:
     assert "mallory denied fine_tune" in text
     assert "alice denied fine_tune" in text
     assert "denied export" in text
+    assert "denied infer on model legacy-scorer" in text
+    assert "Serving artifact differs from the registered digest" in text
     assert "'amount' of fraud-v3 drifted" in text
     assert "4 rejected" in result.stdout
     assert "vigil sql" in result.stdout
@@ -54,7 +56,7 @@ def test_run_from_stdin_is_idempotent(tmp_path: Path) -> None:
     lines = b"\n".join(DemoTraffic(secrets_by_source, events=500, seed=1).lines()) + b"\n"
     first = vigil(tmp_path, "run", "--input", "-", stdin=lines)
     assert first.returncode == 0, first.stderr
-    assert "505 events stored, 4 rejected" in first.stdout
+    assert "507 events stored, 4 rejected" in first.stdout
     again = vigil(tmp_path, "run", "--input", "-", stdin=lines)
     assert again.returncode == 0, again.stderr
     counts = vigil(
@@ -64,7 +66,7 @@ def test_run_from_stdin_is_idempotent(tmp_path: Path) -> None:
         "--format",
         "TSV",
     )
-    assert counts.stdout.split() == ["505", "4"]
+    assert counts.stdout.split() == ["507", "4"]
 
 
 def test_sql_reads_through_the_owner_while_the_store_is_in_use(tmp_path: Path) -> None:

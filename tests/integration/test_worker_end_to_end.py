@@ -27,8 +27,14 @@ SECRET = b"integration-secret-0123456789abcdef"
 
 
 def _write_keys(directory: Path) -> None:
+    """The key registry, and the inventory that grants the scoring service its role."""
     keys = {"keys": [{"key_id": "scoring-1", "secret": "hex:" + SECRET.hex(), "sources": ["scoring-api"]}]}
     (directory / "keys.yaml").write_text(yaml.safe_dump(keys))
+    inventory = {
+        "principals": [{"id": "svc-scoring", "kind": "service", "roles": ["inference-client"]}],
+        "models": [{"id": "risk-v1", "status": "approved", "artifact_digest": "sha256:abc"}],
+    }
+    (directory / "inventory.yaml").write_text(yaml.safe_dump(inventory))
 
 
 def _inference(n: int, x: float, t0: datetime) -> dict[str, Any]:
@@ -55,7 +61,7 @@ def _traffic(count: int, drift_from: int) -> tuple[list[tuple[str, bytes | None,
     """Signed inference events whose feature ``x`` shifts by 4 sigma at ``drift_from``,
     one forged event and malformed messages spread through the stream."""
     rng = random.Random(11)
-    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    t0 = datetime.now(UTC) - timedelta(seconds=60)
     messages: list[tuple[str, bytes | None, bytes]] = []
     for n in range(count):
         x = rng.gauss(4.0 if n >= drift_from else 0.0, 1.0)
@@ -109,14 +115,14 @@ def test_mixed_traffic_is_stored_verified_decided_and_alerted(worker_env: Worker
     assert codes == ["invalid_json", "invalid_json", "missing_field", "unknown_type"]
 
     drift = worker_env.sql(
-        "SELECT event_id, details FROM findings_unique WHERE detector_or_rule = 'adwin-mean-shift'"
+        "SELECT event_id, details FROM findings_unique WHERE detector_or_rule = 'feature-drift'"
     )
     assert drift, "the 4-sigma shift of x produced no finding"
     first_drift_event = min(int(event_id.split("-")[1]) for event_id, _ in drift)
     assert 300 <= first_drift_event < 400
 
     alerts = {row[0] for row in worker_env.sql("SELECT detector_or_rule FROM alerts_unique")}
-    assert {"adwin-mean-shift", "signature-bad-signature", "zt-unverified-denied"} <= alerts
+    assert {"feature-drift", "identity-bad-signature", "zt-unverified-denied"} <= alerts
 
     posted = fake_slack.wait_for(len(alerts))
     assert all(call.path == "/api/chat.postMessage" for call in posted)

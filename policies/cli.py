@@ -1,0 +1,193 @@
+"""``vigil policy validate|test|replay`` and ``vigil controls report``.
+
+Policy owners run ``validate`` and ``test`` in their own CI; ``replay`` shows what a
+candidate bundle would change on real history before it is rolled out; auditors
+read ``controls report``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from policies.bundle import MATURITIES, PACK_DIR, BundleError, load_bundle, validate_bundle
+from policies.controls import load_catalog
+from policies.engine import PolicyEngine
+from policies.replay import REPLAY_COLUMNS, replay
+from policies.report import FRAMEWORKS, build_report, render_html, render_markdown, render_table
+from policies.suites import SuiteError, run_suites
+from sinks.query_server import QueryError
+from sinks.reader import read_rows
+from vigil.durations import parse_duration
+from vigil.settings import Settings
+
+_DIR = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Policy bundle directory (default: the configured one, else the packaged pack).",
+)
+
+
+def _directory(directory: Path | None) -> Path:
+    return directory or Settings().policies.dir or PACK_DIR
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Validate, test and shadow-evaluate policy bundles."""
+
+
+@policy_group.command()
+@_DIR
+def validate(directory: Path | None) -> None:
+    """Parse every policy of every maturity and check it against the Cedar schema."""
+    directory = _directory(directory)
+    try:
+        bundle = load_bundle(directory, MATURITIES)
+    except BundleError as error:
+        raise click.ClickException(str(error)) from error
+    problems = validate_bundle(bundle)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in {directory}")
+    click.echo(f"ok: {len(bundle.policies)} policies valid against the schema, revision {bundle.revision}")
+
+
+@policy_group.command("test")
+@_DIR
+def test_command(directory: Path | None) -> None:
+    """Run every policy family's suite.yaml; print coverage; fail on any failing case."""
+    directory = _directory(directory)
+    try:
+        report = run_suites(directory)
+    except (BundleError, SuiteError) as error:
+        raise click.ClickException(str(error)) from error
+    for failure in report.failures:
+        case = failure.case
+        got = "allow" if failure.allowed else "deny"
+        click.echo(
+            f"FAIL {failure.suite}: {case.name}\n"
+            f"     expected {case.expect} by {', '.join(case.deciding) or 'any policy'}, "
+            f"got {got} by {', '.join(failure.policy_ids) or 'nothing'}"
+            + (f"; errors: {'; '.join(failure.errors)}" if failure.errors else ""),
+            err=True,
+        )
+    for missing in report.missing_suites:
+        click.echo(f"MISSING {missing}: every policy folder needs its test cases", err=True)
+    click.echo(f"\n{'policy':42} {'file':40} cases")
+    for policy_id, count in sorted(report.coverage.items(), key=lambda kv: (kv[1], kv[0])):
+        marker = "  <- never exercised" if count == 0 else ""
+        click.echo(f"{policy_id:42} {report.policies[policy_id]:40} {count:5}{marker}")
+    passed = len(report.results) - len(report.failures)
+    click.echo(f"\n{passed}/{len(report.results)} cases passed")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@policy_group.command("replay")
+@click.option(
+    "--candidate",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Directory of the candidate bundle.",
+)
+@click.option("--since", default="24h", show_default=True, help="How far back: 30m, 24h, 7d...")
+@click.option("--maturity", default="stable", show_default=True, help="Maturities to load, comma separated.")
+@click.option("--examples", default=3, show_default=True, help="Example event ids per change.")
+def replay_command(candidate: Path, since: str, maturity: str, examples: int) -> None:
+    """Re-decide stored events with a candidate bundle and show what would change."""
+    settings = Settings()
+    try:
+        window = parse_duration(since)
+        bundle = load_bundle(candidate, tuple(m.strip() for m in maturity.split(",")))
+    except (ValueError, BundleError) as error:
+        raise click.ClickException(str(error)) from error
+    problems = validate_bundle(bundle)
+    if problems:
+        raise click.ClickException("candidate does not validate:\n" + "\n".join(problems))
+    start = datetime.now(UTC) - window
+    query = (
+        f"SELECT {REPLAY_COLUMNS} FROM decisions_unique "
+        f"WHERE ts >= toDateTime64('{start:%Y-%m-%d %H:%M:%S}', 3, 'UTC') ORDER BY ts"
+    )
+    try:
+        diff = replay(read_rows(settings.store_url, query), PolicyEngine(bundle), examples)
+    except QueryError as error:
+        raise click.ClickException(str(error)) from error
+    share = 100 * diff.changed / diff.replayed if diff.replayed else 0.0
+    click.echo(
+        f"Replayed {diff.replayed} decisions since {start:%Y-%m-%d %H:%M} UTC against candidate "
+        f"revision {bundle.revision}: {diff.changed} would change ({share:.2f}%)."
+    )
+    if diff.skipped:
+        click.echo(f"Skipped {diff.skipped} decisions recorded without their request.")
+    for (old, old_ids, new, new_ids), count in diff.changes.most_common():
+        sample = ", ".join(diff.examples[(old, old_ids, new, new_ids)])
+        click.echo(f"  {count:7}  {old} by {','.join(old_ids)}  ->  {new} by {','.join(new_ids)}   e.g. {sample}")
+    if diff.changed:
+        click.echo("\nBy policy:")
+        for policy_id, count in diff.by_policy().most_common():
+            click.echo(f"  {count:7}  {policy_id}")
+
+
+@click.group("controls")
+def controls_group() -> None:
+    """Evidence per compliance control."""
+
+
+@controls_group.command("report")
+@click.option("--framework", required=True, type=click.Choice(FRAMEWORKS))
+@click.option("--since", default="30d", show_default=True, help="Start of the range: 24h, 7d, 30d...")
+@click.option("--until", default=None, help="End of the range, as a duration ago (default now).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "markdown", "html"]), default="table", show_default=True
+)
+@_DIR
+def report_command(framework: str, since: str, until: str | None, fmt: str, directory: Path | None) -> None:
+    """Per control: the policies and detectors implementing it, decisions and violations."""
+    settings = Settings()
+    try:
+        now = datetime.now(UTC)
+        start, end = now - parse_duration(since), now - (parse_duration(until) if until else now - now)
+        bundle = load_bundle(_directory(directory), MATURITIES)
+    except (ValueError, BundleError) as error:
+        raise click.ClickException(str(error)) from error
+    between = (
+        f"ts >= toDateTime64('{start:%Y-%m-%d %H:%M:%S}', 3, 'UTC') "
+        f"AND ts < toDateTime64('{end:%Y-%m-%d %H:%M:%S}', 3, 'UTC')"
+    )
+    try:
+        decided = {
+            r["control"]: (int(r["decided"]), int(r["denied"]))
+            for r in read_rows(
+                settings.store_url,
+                "SELECT arrayJoin(controls) AS control, count() AS decided, "
+                f"countIf(decision = 'deny') AS denied FROM decisions_unique WHERE {between} GROUP BY control",
+            )
+        }
+        findings: dict[str, int] = {}
+        detectors: dict[str, set[str]] = {}
+        for r in read_rows(
+            settings.store_url,
+            "SELECT arrayJoin(JSONExtract(details, 'controls', 'Array(String)')) AS control, stage, "
+            f"detector_or_rule AS rule, count() AS n FROM findings_unique WHERE {between} GROUP BY ALL",
+        ):
+            findings[r["control"]] = findings.get(r["control"], 0) + int(r["n"])
+            if r["stage"] == "detector":
+                detectors.setdefault(r["control"], set()).add(r["rule"])
+    except QueryError as error:
+        raise click.ClickException(str(error)) from error
+    catalog = load_catalog()
+    rows = build_report(framework, catalog, bundle, detectors, decided, findings)
+    title = f"{catalog.frameworks[framework]}: evidence {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    if fmt == "markdown":
+        click.echo(render_markdown(rows, title), nl=False)
+    elif fmt == "html":
+        click.echo(render_html(rows, title), nl=False)
+    else:
+        click.echo(title + "\n\n" + render_table(rows))

@@ -1,0 +1,87 @@
+"""Coarse facts the pipeline derives for the policies (the Cedar ``context``).
+
+Every request carries every fact, with the defaults below when one does not apply,
+so the Cedar schema can declare one context shape, a policy can never read a
+missing attribute, and decisions cache well (few distinct fact combinations).
+Keep ``FACT_DEFAULTS`` and ``policies/schema.cedarschema`` in step: a test checks.
+"""
+
+from __future__ import annotations
+
+from schemas.events import AccessEvent, Event, InferenceEvent, TrainingEvent
+
+from identity.verify import Verdict
+from policies.inventory import Inventory
+
+FactValue = bool | str
+Facts = tuple[tuple[str, FactValue], ...]
+
+FACT_DEFAULTS: dict[str, FactValue] = {
+    "verified": False,
+    "token_verified": False,
+    "mfa": False,
+    "principal_known": False,
+    "off_hours": False,
+    "approval_present": False,
+    "model_status": "none",
+    "artifact_matches": False,
+    "dataset_approved": False,
+    "dataset_classification": "none",
+    "dataset_digest_known": False,
+    "outcome": "none",
+}
+FACT_NAMES = tuple(FACT_DEFAULTS)
+
+
+def complete(partial: dict[str, FactValue]) -> Facts:
+    """All facts in canonical order, defaults filled in; unknown names are an error."""
+    unknown = set(partial) - set(FACT_DEFAULTS)
+    if unknown:
+        raise KeyError(f"unknown facts {sorted(unknown)}; known: {', '.join(FACT_NAMES)}")
+    return tuple((name, partial.get(name, default)) for name, default in FACT_DEFAULTS.items())
+
+
+def derive(event: Event, verdict: Verdict, inventory: Inventory) -> Facts:
+    facts: dict[str, FactValue] = {
+        "verified": verdict.verified,
+        "token_verified": verdict.token_verified,
+        "mfa": verdict.token.mfa if verdict.token_verified else _claimed_mfa(event),
+        "principal_known": event.principal.id in inventory.principals,
+        "off_hours": inventory.calendar.off_hours(event.ts),
+    }
+    if event.resource.kind == "model":
+        model = inventory.models.get(event.resource.id)
+        facts["model_status"] = model.status if model else "unregistered"
+        digest = _artifact_digest(event)
+        facts["artifact_matches"] = bool(model and digest and model.artifact_digest == digest)
+    dataset_id = _dataset_id(event)
+    if dataset_id is not None:
+        dataset = inventory.datasets.get(dataset_id)
+        facts["dataset_approved"] = bool(dataset and dataset.approved)
+        facts["dataset_classification"] = dataset.classification if dataset else "unregistered"
+        if isinstance(event, TrainingEvent):
+            facts["dataset_digest_known"] = bool(dataset and event.dataset_digest in dataset.digests)
+    if isinstance(event, TrainingEvent):
+        facts["approval_present"] = event.approval is not None
+    if isinstance(event, AccessEvent):
+        facts["outcome"] = event.outcome
+    return complete(facts)
+
+
+def _claimed_mfa(event: Event) -> bool:
+    """Without a verified token, MFA is what the (signed) access event reports."""
+    return isinstance(event, AccessEvent) and event.mfa
+
+
+def _artifact_digest(event: Event) -> str | None:
+    if isinstance(event, InferenceEvent | TrainingEvent):
+        return event.artifact_digest
+    return None
+
+
+def _dataset_id(event: Event) -> str | None:
+    if isinstance(event, TrainingEvent):
+        return event.dataset_id
+    if event.resource.kind == "dataset":
+        return event.resource.id
+    return None

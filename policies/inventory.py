@@ -1,0 +1,141 @@
+"""The inventory: who holds which roles, and what state models and datasets are in.
+
+Policies decide on facts derived from it (a model's approval status, whether the
+serving artifact is the registered one, a dataset's classification and approval),
+and roles come from it (or from a verified token), never from an event's own claim.
+It is a YAML file (``VIGIL_POLICIES_INVENTORY``) reloaded when it changes; its
+content hash is part of the bundle revision recorded on every decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class InventoryError(ValueError):
+    """The inventory file cannot be used; the message names the file and the entry."""
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrincipalEntry(_Entry):
+    id: str = Field(min_length=1)
+    kind: Literal["user", "service"]
+    roles: tuple[str, ...] = ()
+
+
+class ModelEntry(_Entry):
+    id: str = Field(min_length=1)
+    owner: str = ""
+    status: Literal["approved", "pending", "quarantined", "retired"] = "pending"
+    artifact_digest: str | None = None
+
+
+class DatasetEntry(_Entry):
+    id: str = Field(min_length=1)
+    classification: Literal["public", "internal", "confidential", "pii"] = "internal"
+    approved: bool = False
+    approval_ticket: str | None = None
+    digests: tuple[str, ...] = ()
+
+
+class Calendar(_Entry):
+    """Business hours; events outside them are ``off_hours`` to the policies."""
+
+    timezone: str = "UTC"
+    business_hours: tuple[time, time] = (time(7, 0), time(19, 0))
+    weekdays: tuple[str, ...] = WEEKDAYS[:5]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
+    @field_validator("weekdays")
+    @classmethod
+    def _known_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = set(value) - set(WEEKDAYS)
+        if unknown:
+            raise ValueError(f"unknown weekdays {sorted(unknown)}; use {', '.join(WEEKDAYS)}")
+        return value
+
+    def off_hours(self, when: datetime) -> bool:
+        local = when.astimezone(ZoneInfo(self.timezone))
+        start, end = self.business_hours
+        return WEEKDAYS[local.weekday()] not in self.weekdays or not start <= local.time() < end
+
+
+class _InventoryFile(_Entry):
+    principals: tuple[PrincipalEntry, ...] = ()
+    models: tuple[ModelEntry, ...] = ()
+    datasets: tuple[DatasetEntry, ...] = ()
+    calendar: Calendar = Calendar()
+
+
+@dataclass(frozen=True)
+class Inventory:
+    principals: dict[str, PrincipalEntry] = field(default_factory=dict)
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    datasets: dict[str, DatasetEntry] = field(default_factory=dict)
+    calendar: Calendar = Calendar()
+    revision: str = "empty"
+
+    def roles_of(self, principal_id: str) -> tuple[str, ...]:
+        entry = self.principals.get(principal_id)
+        return entry.roles if entry else ()
+
+
+def load_inventory(path: Path | None) -> Inventory:
+    """No file means an empty inventory: nobody holds a role, nothing is approved."""
+    if path is None:
+        return Inventory()
+    try:
+        text = path.read_text(encoding="utf-8")
+        parsed = _InventoryFile.model_validate(yaml.safe_load(text) or {})
+    except OSError as error:
+        raise InventoryError(f"{path}: cannot read inventory: {error.strerror}") from error
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InventoryError(f"{path}: not a YAML text file: {error}") from error
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
+        raise InventoryError(f"{path}: {problems}") from error
+    tables: list[dict[str, _Entry]] = []
+    for name, entries in (
+        ("principals", parsed.principals),
+        ("models", parsed.models),
+        ("datasets", parsed.datasets),
+    ):
+        table: dict[str, _Entry] = {}
+        for entry in entries:
+            entry_id = entry.id
+            if entry_id in table:
+                raise InventoryError(f"{path}: {name} lists {entry_id!r} twice")
+            table[entry_id] = entry
+        tables.append(table)
+    principals, models, datasets = tables
+    return Inventory(
+        principals=principals,  # type: ignore[arg-type]
+        models=models,  # type: ignore[arg-type]
+        datasets=datasets,  # type: ignore[arg-type]
+        calendar=parsed.calendar,
+        revision=hashlib.sha256(text.encode()).hexdigest()[:16],
+    )

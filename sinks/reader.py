@@ -1,0 +1,33 @@
+"""Read rows for a report, whoever owns the store.
+
+Reports (policy replay, controls) read from ClickHouse. Against a server, or an
+embedded store nobody else has open, they query directly; when a worker or the
+demo owns the embedded store, they go through its read-only query server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sinks.clickhouse import StoreLockedError, connect
+from sinks.query_server import query_remote
+
+
+def read_rows(store_url: str, query: str) -> Iterator[dict[str, Any]]:
+    """Rows of a SELECT as dicts, read-only."""
+    try:
+        client = connect(store_url)
+    except StoreLockedError:
+        output = query_remote(Path(store_url.removeprefix("chdb://")), query, "JSONEachRow")
+    else:
+        try:
+            output = client.raw_query(query, fmt="JSONEachRow", settings={"readonly": 2})
+        finally:
+            client.close()
+    for line in output.splitlines():
+        if line.strip():
+            yield orjson.loads(line)
