@@ -12,8 +12,9 @@ bounded by ``max_entries``; the oldest ids are forgotten first.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 Position = tuple[str, int, int]
 
@@ -22,11 +23,13 @@ Position = tuple[str, int, int]
 class ReplayGuard:
     window: timedelta = timedelta(hours=24)
     max_entries: int = 500_000
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
     _seen: OrderedDict[str, tuple[Position, datetime]] = field(default_factory=OrderedDict, repr=False)
 
     def check(self, event_id: str, position: Position, ts: datetime) -> bool:
         """Record the event; return True when it is a replay of one seen before."""
-        self._forget_older_than(ts - self.window)
+        # A far-future timestamp must not make the guard forget everything it knows.
+        self._forget_older_than(min(ts, self.clock()) - self.window)
         earlier = self._seen.get(event_id)
         if earlier is not None:
             return earlier[0] != position

@@ -122,6 +122,10 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError) as error:
             log.debug("token rejected: %s", type(error).__name__)
             return _Decoded(None, "token_invalid")
+        for name in ("exp", "nbf"):
+            value = claims.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                return _Decoded(None, "token_invalid")
         return _Decoded(claims, "ok")
 
     def _signing_key(self, token: str) -> Any:

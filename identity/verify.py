@@ -71,9 +71,7 @@ class IdentityVerifier:
         self.replay = replay if replay is not None else ReplayGuard()
         self.max_skew = max_skew
 
-    def verify(
-        self, event: Event, canonical: bytes, position: Position, arrival: datetime | None
-    ) -> Verdict:
+    def verify(self, event: Event, canonical: bytes, position: Position, arrival: datetime | None) -> Verdict:
         verdict = verify(event, canonical, self.keyring)
         if not verdict.verified:
             return verdict

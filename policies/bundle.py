@@ -101,8 +101,10 @@ def load_bundle(
         text = path.read_text(encoding="utf-8")
         digest.update(relative.encode() + b"\0" + text.encode() + b"\0")
         for info in _policies_in(text, relative, catalog):
-            if info.id in seen_ids:
-                raise BundleError(f"{relative}:{info.line}: @id {info.id!r} already used in {seen_ids[info.id]}")
+            if info.id in seen_ids:  # reported where the second one starts
+                raise BundleError(
+                    f"{relative}:{info.line}: @id {info.id!r} already used in {seen_ids[info.id]}"
+                )
             seen_ids[info.id] = relative
             by_position[f"policy{len(by_position)}"] = info
         texts.append(text)
@@ -137,10 +139,11 @@ def _policies_in(text: str, relative: str, catalog: ControlCatalog) -> list[Poli
         raise BundleError(f"{relative}:{_first_bad_line(text)}: {error}") from error
     infos = []
     statics = parsed.get("staticPolicies", {})
-    for position in sorted(statics, key=lambda name: int(name.removeprefix("policy"))):
+    starts = _policy_starts(text)
+    for index, position in enumerate(sorted(statics, key=lambda name: int(name.removeprefix("policy")))):
         body = statics[position]
         notes = body.get("annotations", {})
-        line = _line_of(text, notes.get("id"))
+        line = starts[index] if index < len(starts) else 1
         missing = [a for a in REQUIRED_ANNOTATIONS if a not in notes]
         if missing:
             label = f"@id {notes['id']!r}" if "id" in notes else f"policy #{position}"
@@ -166,13 +169,23 @@ def _policies_in(text: str, relative: str, catalog: ControlCatalog) -> list[Poli
     return infos
 
 
-def _line_of(text: str, policy_id: str | None) -> int:
-    if policy_id is not None:
-        needle = f'@id("{policy_id}")'
-        for number, line in enumerate(text.splitlines(), start=1):
-            if needle in line:
-                return number
-    return 1
+def _policy_starts(text: str) -> list[int]:
+    """1-based first line of each policy (its first annotation, or permit/forbid).
+
+    cedarpy reports no source positions; a policy starts at the first annotation or
+    effect keyword after the previous policy's closing ``;``.
+    """
+    starts, inside = [], False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("//", 1)[0].strip()
+        if not line:
+            continue
+        if not inside and (line.startswith("@") or line.startswith(("permit", "forbid"))):
+            starts.append(number)
+            inside = True
+        if inside and line.endswith(";"):
+            inside = False
+    return starts
 
 
 def _first_bad_line(text: str) -> int:

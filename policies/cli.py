@@ -128,7 +128,9 @@ def replay_command(candidate: Path, since: str, maturity: str, examples: int) ->
         click.echo(f"Skipped {diff.skipped} decisions recorded without their request.")
     for (old, old_ids, new, new_ids), count in diff.changes.most_common():
         sample = ", ".join(diff.examples[(old, old_ids, new, new_ids)])
-        click.echo(f"  {count:7}  {old} by {','.join(old_ids)}  ->  {new} by {','.join(new_ids)}   e.g. {sample}")
+        click.echo(
+            f"  {count:7}  {old} by {','.join(old_ids)}  ->  {new} by {','.join(new_ids)}   e.g. {sample}"
+        )
     if diff.changed:
         click.echo("\nBy policy:")
         for policy_id, count in diff.by_policy().most_common():
@@ -166,8 +168,8 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
             r["control"]: (int(r["decided"]), int(r["denied"]))
             for r in read_rows(
                 settings.store_url,
-                "SELECT arrayJoin(controls) AS control, count() AS decided, "
-                f"countIf(decision = 'deny') AS denied FROM decisions_unique WHERE {between} GROUP BY control",
+                "SELECT arrayJoin(controls) AS control, count() AS decided, countIf(decision = 'deny') "
+                f"AS denied FROM decisions_unique WHERE {between} GROUP BY control",
             )
         }
         findings: dict[str, int] = {}

@@ -45,7 +45,9 @@ class PolicyEngine:
         self.bundle = bundle
         self.inventory = inventory if inventory is not None else Inventory()
         self.cache_size = cache_size
-        self.revision = hashlib.sha256(f"{bundle.revision}:{self.inventory.revision}".encode()).hexdigest()[:16]
+        self.revision = hashlib.sha256(f"{bundle.revision}:{self.inventory.revision}".encode()).hexdigest()[
+            :16
+        ]
         self._cache: dict[AuthzRequest, Decision] = {}
         self._controls = {info.id: info.controls for info in bundle.policies}
         self.evaluated = 0
@@ -60,14 +62,17 @@ class PolicyEngine:
         return list(dict.fromkeys(c for p in decision.policy_ids for c in self._controls.get(p, ())))
 
     def decide_many(self, requests: Sequence[AuthzRequest]) -> list[Decision]:
-        missing = list(dict.fromkeys(r for r in requests if r not in self._cache))
+        cache = self._cache
+        found = [cache.get(r) for r in requests]
+        missing = list(dict.fromkeys(r for r, d in zip(requests, found, strict=True) if d is None))
         self.cache_hits += len(requests) - len(missing)
-        if missing:
-            if len(self._cache) + len(missing) > self.cache_size:
-                self._cache.clear()
-            for group in _consistent_groups(missing):
-                self._evaluate(group)
-        return [self._cache[r] for r in requests]
+        if not missing:
+            return found  # type: ignore[return-value]
+        if len(cache) + len(missing) > self.cache_size:
+            cache.clear()
+        for group in _consistent_groups(missing):
+            self._evaluate(group)
+        return [d if d is not None else cache[r] for r, d in zip(requests, found, strict=True)]
 
     def _evaluate(self, group: list[AuthzRequest]) -> None:
         entities: dict[tuple[str, str], dict[str, object]] = {}
@@ -88,14 +93,22 @@ class PolicyEngine:
             self.evaluated += 1
             self._cache[group[0]] = Decision(False, (EVALUATION_ERROR,), (str(error),))
             return
+        if len(group) > 1 and any(r.diagnostics.errors for r in results):
+            # A malformed request can poison its batch's results: decide each alone.
+            for request in group:
+                self._evaluate([request])
+            return
         self.evaluated += len(group)
         by_position = self.bundle.by_position
         for request, result in zip(group, results, strict=True):
-            reasons = tuple(by_position[p].id for p in result.diagnostics.reasons)
+            # cedarpy returns reasons in no fixed order: bundle order keeps ids reproducible.
+            positions = sorted(result.diagnostics.reasons, key=lambda p: int(p.removeprefix("policy")))
+            reasons = tuple(by_position[p].id for p in positions)
             errors = tuple(str(e) for e in result.diagnostics.errors)
-            if not reasons and not result.allowed:
+            allowed = bool(result.allowed) and not errors  # an error never lets a permit through
+            if not allowed and (errors or not reasons):
                 reasons = (EVALUATION_ERROR,) if errors else (DEFAULT_DENY,)
-            self._cache[request] = Decision(bool(result.allowed), reasons, errors)
+            self._cache[request] = Decision(allowed, reasons, errors)
 
 
 def _consistent_groups(requests: list[AuthzRequest]) -> list[list[AuthzRequest]]:

@@ -8,10 +8,9 @@ Keep ``FACT_DEFAULTS`` and ``policies/schema.cedarschema`` in step: a test check
 
 from __future__ import annotations
 
-from schemas.events import AccessEvent, Event, InferenceEvent, TrainingEvent
-
 from identity.verify import Verdict
 from policies.inventory import Inventory
+from schemas.events import AccessEvent, Event, InferenceEvent, TrainingEvent
 
 FactValue = bool | str
 Facts = tuple[tuple[str, FactValue], ...]
@@ -42,30 +41,39 @@ def complete(partial: dict[str, FactValue]) -> Facts:
 
 
 def derive(event: Event, verdict: Verdict, inventory: Inventory) -> Facts:
-    facts: dict[str, FactValue] = {
-        "verified": verdict.verified,
-        "token_verified": verdict.token_verified,
-        "mfa": verdict.token.mfa if verdict.token_verified else _claimed_mfa(event),
-        "principal_known": event.principal.id in inventory.principals,
-        "off_hours": inventory.calendar.off_hours(event.ts),
-    }
+    """The facts of one event, in ``FACT_NAMES`` order (built directly: this runs per event)."""
+    model_status: str = "none"
+    artifact_matches = False
     if event.resource.kind == "model":
         model = inventory.models.get(event.resource.id)
-        facts["model_status"] = model.status if model else "unregistered"
+        model_status = model.status if model else "unregistered"
         digest = _artifact_digest(event)
-        facts["artifact_matches"] = bool(model and digest and model.artifact_digest == digest)
+        artifact_matches = bool(model and digest and model.artifact_digest == digest)
+    dataset_approved = False
+    classification: str = "none"
+    digest_known = False
     dataset_id = _dataset_id(event)
     if dataset_id is not None:
         dataset = inventory.datasets.get(dataset_id)
-        facts["dataset_approved"] = bool(dataset and dataset.approved)
-        facts["dataset_classification"] = dataset.classification if dataset else "unregistered"
+        dataset_approved = bool(dataset and dataset.approved)
+        classification = dataset.classification if dataset else "unregistered"
         if isinstance(event, TrainingEvent):
-            facts["dataset_digest_known"] = bool(dataset and event.dataset_digest in dataset.digests)
-    if isinstance(event, TrainingEvent):
-        facts["approval_present"] = event.approval is not None
-    if isinstance(event, AccessEvent):
-        facts["outcome"] = event.outcome
-    return complete(facts)
+            digest_known = bool(dataset and event.dataset_digest in dataset.digests)
+    token_verified = verdict.token.ok
+    return (
+        ("verified", verdict.verified),
+        ("token_verified", token_verified),
+        ("mfa", verdict.token.mfa if token_verified else _claimed_mfa(event)),
+        ("principal_known", event.principal.id in inventory.principals),
+        ("off_hours", inventory.calendar.off_hours(event.ts)),
+        ("approval_present", isinstance(event, TrainingEvent) and event.approval is not None),
+        ("model_status", model_status),
+        ("artifact_matches", artifact_matches),
+        ("dataset_approved", dataset_approved),
+        ("dataset_classification", classification),
+        ("dataset_digest_known", digest_known),
+        ("outcome", event.outcome if isinstance(event, AccessEvent) else "none"),
+    )
 
 
 def _claimed_mfa(event: Event) -> bool:

@@ -10,6 +10,7 @@ content hash is part of the bundle revision recorded on every decision.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -55,6 +56,7 @@ class Calendar(_Entry):
     """Business hours; events outside them are ``off_hours`` to the policies."""
 
     timezone: str = "UTC"
+    _by_minute: dict[int, bool] = PrivateAttr(default_factory=dict)
     business_hours: tuple[time, time] = (time(7, 0), time(19, 0))
     weekdays: tuple[str, ...] = WEEKDAYS[:5]
 
@@ -67,6 +69,21 @@ class Calendar(_Entry):
             raise ValueError(f"unknown time zone {value!r}") from error
         return value
 
+    @field_validator("business_hours", mode="before")
+    @classmethod
+    def _quoted_hours(cls, value: object) -> object:
+        """YAML reads unquoted ``9:00`` as a number (540): insist on quoted ``"HH:MM"``."""
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ValueError('business_hours is two quoted times, e.g. ["07:00", "19:00"]')
+        hours = []
+        for item in value:
+            if not isinstance(item, str) or not re.fullmatch(r"\d{2}:\d{2}", item):
+                raise ValueError(f'business hour {item!r} must be a quoted "HH:MM" string')
+            hours.append(time.fromisoformat(item))
+        if hours[0] >= hours[1]:
+            raise ValueError("business_hours must start before they end")
+        return tuple(hours)
+
     @field_validator("weekdays")
     @classmethod
     def _known_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -76,9 +93,17 @@ class Calendar(_Entry):
         return value
 
     def off_hours(self, when: datetime) -> bool:
-        local = when.astimezone(ZoneInfo(self.timezone))
-        start, end = self.business_hours
-        return WEEKDAYS[local.weekday()] not in self.weekdays or not start <= local.time() < end
+        """Per event, so memoized by minute (business hours are whole minutes)."""
+        minute = int(when.timestamp()) // 60
+        cached = self._by_minute.get(minute)
+        if cached is None:
+            local = when.astimezone(ZoneInfo(self.timezone))
+            start, end = self.business_hours
+            cached = WEEKDAYS[local.weekday()] not in self.weekdays or not start <= local.time() < end
+            if len(self._by_minute) > 100_000:
+                self._by_minute.clear()
+            self._by_minute[minute] = cached
+        return cached
 
 
 class _InventoryFile(_Entry):
@@ -93,7 +118,7 @@ class Inventory:
     principals: dict[str, PrincipalEntry] = field(default_factory=dict)
     models: dict[str, ModelEntry] = field(default_factory=dict)
     datasets: dict[str, DatasetEntry] = field(default_factory=dict)
-    calendar: Calendar = Calendar()
+    calendar: Calendar = field(default_factory=Calendar)
     revision: str = "empty"
 
     def roles_of(self, principal_id: str) -> tuple[str, ...]:

@@ -79,7 +79,11 @@ def render_table(rows: list[ControlRow]) -> str:
 
 
 def render_markdown(rows: list[ControlRow], title: str) -> str:
-    lines = [f"# {title}", "", "| Control | Requirement | Policies | Detectors | Decided | Denied | Findings |"]
+    lines = [
+        f"# {title}",
+        "",
+        "| Control | Requirement | Policies | Detectors | Decided | Denied | Findings |",
+    ]
     lines.append("| --- | --- | --- | --- | ---: | ---: | ---: |")
     for r in rows:
         cells = [
@@ -114,7 +118,8 @@ def render_html(rows: list[ControlRow], title: str) -> str:
         for r in rows
     )
     head = "".join(
-        f"<th>{h}</th>" for h in ("Control", "Requirement", "Policies", "Detectors", "Decided", "Denied", "Findings")
+        f"<th>{h}</th>"
+        for h in ("Control", "Requirement", "Policies", "Detectors", "Decided", "Denied", "Findings")
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -1,8 +1,9 @@
 """Pydantic v2 models of the four event types, joined in one discriminated union.
 
-Models are strict about shape (unknown top-level fields are errors, so a typo such as
-``feature`` for ``features`` is rejected instead of silently ignored) and lenient only
-where JSON itself is (ints are accepted where floats are expected).
+Models are strict: unknown fields are errors (a typo such as ``feature`` for
+``features`` is rejected instead of silently ignored) and values must have their JSON
+type (``"5"`` is not an integer, ``1`` is not a boolean, ``ts`` is an RFC 3339 string);
+the only widening is JSON's own, integers where numbers are expected.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ ACCESS_ACTIONS = ("read", "write", "export", "delete", "login")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Principal(_Strict):
@@ -60,7 +61,7 @@ class Signature(_Strict):
 
     alg: Literal["hmac-sha256", "ed25519"]
     key_id: Identifier
-    value: Annotated[str, Field(min_length=64, max_length=128)]
+    value: Annotated[str, Field(min_length=64, max_length=128, pattern=r"^[0-9a-fA-F]+$")]
 
     @model_validator(mode="after")
     def _length_fits_alg(self) -> Signature:

@@ -71,7 +71,7 @@ class QueryServer:
                     self._reply(413, b"query too long")
                     return
                 query = self.rfile.read(length).decode("utf-8", "replace")
-                fmt = self.headers.get("X-Vigil-Format", "PrettyCompact")
+                fmt = self.headers.get("X-Vigil-Format", "PrettyCompact") or None
                 try:
                     body = client.raw_query(query, fmt=fmt, settings={"readonly": 2})
                 except ClickHouseError as error:

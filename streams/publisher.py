@@ -9,6 +9,7 @@ lines untouched to one topic, for replaying dead letters or testing rejects.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,16 +34,27 @@ class PublishReport:
 def signer_for(document: dict[str, Any], keyring: Keyring, key_id: str | None) -> Signer:
     """The registry's HMAC key for the event's source (or ``key_id``)."""
     source = document.get("source")
-    candidates = [key_id] if key_id else [k for k, e in keyring.entries.items() if source in e.sources]
+    principal = str(document.get("principal", {}).get("id", ""))
+    now = datetime.now(UTC)
+    if key_id:
+        candidates = [key_id]
+    else:  # during a rotation, the key valid now that may speak for this event
+        candidates = [
+            k
+            for k, e in keyring.entries.items()
+            if source in e.sources and e.alg == "hmac-sha256" and e.valid_at(now) and e.speaks_for(principal)
+        ]
     entry = keyring.get(candidates[0]) if candidates else None
     if entry is None:
-        raise ValueError(f"no key in the registry may sign for source {source!r}")
+        raise ValueError(f"no key in the registry that is valid now may sign for source {source!r}")
     if entry.secret is None:
         raise ValueError(f"key {entry.key_id!r} is {entry.alg}: sign with --private-key")
     return HmacSigner(entry.key_id, secret_bytes(entry.secret))
 
 
-def prepare(document: dict[str, Any], keyring: Keyring | None, key_id: str | None, signer: Signer | None) -> dict[str, Any]:
+def prepare(
+    document: dict[str, Any], keyring: Keyring | None, key_id: str | None, signer: Signer | None
+) -> dict[str, Any]:
     if "signature" in document:
         return document
     if signer is None:

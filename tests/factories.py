@@ -2,8 +2,14 @@
 
 Events are plain dicts shaped like the ones ``vigil.demo`` produces; ``signed`` and
 ``encode`` turn them into the bytes a producer would put on the wire. The test
-keyring holds one key per source, each written in a different secret notation
-(``hex:``, ``base64:`` and plain text) so every decoding path is exercised.
+keyring holds one HMAC key per source, each written in a different secret notation
+(``hex:``, ``base64:`` and plain text) so every decoding path is exercised; Ed25519
+key pairs are generated per test, the monitor only ever getting the public half.
+
+``INVENTORY`` grants the roles the event builders' principals claim by default and
+registers the models and datasets they name, so a default event is allowed by the
+bundled pack and each test varies one thing. ``TokenIssuer`` plays the company IdP:
+it signs JWTs and publishes its public key as a JWKS file.
 """
 
 from __future__ import annotations
@@ -11,16 +17,26 @@ from __future__ import annotations
 import base64
 import copy
 import itertools
-from dataclasses import dataclass
+import json
+import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import jwt
 import orjson
 import yaml
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from identity.keyring import KeyEntry, Keyring, load_keyring, secret_bytes
+from identity.keyring import KeyEntry, Keyring, load_keyring
 from identity.signing import sign_document
+from identity.tokens import TokenVerifier
+from policies.inventory import Inventory, load_inventory
+from schemas.events import EVENT_ADAPTER, Event
 from schemas.records import FindingRow
 
 
@@ -90,7 +106,240 @@ def make_keyring(directory: Path, entries: list[dict[str, Any]] | None = None) -
 def direct_keyring(entries: list[dict[str, Any]] | None = None) -> Keyring:
     """The same keyring as ``make_keyring`` but built in memory (no file needed)."""
     parsed = {e["key_id"]: KeyEntry(**e) for e in (key_entries() if entries is None else entries)}
-    return Keyring(parsed, {k: secret_bytes(e.secret) for k, e in parsed.items()})
+    return Keyring(parsed)
+
+
+# --- Ed25519: the producer keeps the private key, the key file holds the public one ----
+
+
+def ed25519_key_pair() -> tuple[Ed25519PrivateKey, Ed25519PublicKey]:
+    private = Ed25519PrivateKey.generate()
+    return private, private.public_key()
+
+
+def ed25519_public_text(public: Ed25519PublicKey, notation: str = "base64") -> str:
+    """The public key as the key file spells it: ``base64:``/``hex:`` raw bytes or PEM."""
+    if notation == "pem":
+        return public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    if notation == "hex":
+        return "hex:" + raw.hex()
+    return "base64:" + base64.b64encode(raw).decode()
+
+
+def ed25519_entry(
+    key_id: str,
+    public: Ed25519PublicKey,
+    sources: tuple[str, ...] = ("edge-api",),
+    notation: str = "base64",
+    **fields: Any,
+) -> dict[str, Any]:
+    """A key file entry for an Ed25519 key: public material only."""
+    return {
+        "key_id": key_id,
+        "alg": "ed25519",
+        "public_key": ed25519_public_text(public, notation),
+        "sources": list(sources),
+        **fields,
+    }
+
+
+# --- the inventory the default events are judged with ----------------------------------
+
+
+def artifact_digest(model_id: str) -> str:
+    """The digest the builders put on a model's events and the inventory registers."""
+    return f"sha256:{model_id}-0f3a9c"
+
+
+TRAINING_DATASET = "transactions-2026"
+TRAINING_DATASET_DIGEST = "sha256:ds-77ab01"
+PII_DATASET = "customers-pii"
+PII_DATASET_DIGEST = "sha256:pii-19c2d4"
+UNAPPROVED_DATASET = "scraped-web"
+QUARANTINED_MODEL = "legacy-scorer"
+
+INVENTORY: dict[str, Any] = {
+    "principals": [
+        {"id": "svc-checkout", "kind": "service", "roles": ["inference-client"]},
+        {"id": "svc-lending", "kind": "service", "roles": ["inference-client"]},
+        {"id": "svc-labeler", "kind": "service", "roles": ["labeler"]},
+        {"id": "alice", "kind": "user", "roles": ["ml-engineer"]},
+        {"id": "rita", "kind": "user", "roles": ["release-manager"]},
+        {"id": "ravi", "kind": "user", "roles": ["release-manager"]},
+        {"id": "bob", "kind": "user", "roles": ["analyst"]},
+        {"id": "carol", "kind": "user", "roles": ["data-engineer"]},
+        {"id": "mallory", "kind": "user", "roles": ["contractor"]},
+    ],
+    "models": [
+        {
+            "id": "fraud-v3",
+            "owner": "alice",
+            "status": "approved",
+            "artifact_digest": artifact_digest("fraud-v3"),
+        },
+        {
+            "id": "credit-v2",
+            "owner": "alice",
+            "status": "approved",
+            "artifact_digest": artifact_digest("credit-v2"),
+        },
+        {
+            "id": QUARANTINED_MODEL,
+            "owner": "alice",
+            "status": "quarantined",
+            "artifact_digest": artifact_digest(QUARANTINED_MODEL),
+        },
+        {
+            "id": "churn-v1",
+            "owner": "alice",
+            "status": "pending",
+            "artifact_digest": artifact_digest("churn-v1"),
+        },
+        {
+            "id": "ranker-v0",
+            "owner": "alice",
+            "status": "retired",
+            "artifact_digest": artifact_digest("ranker-v0"),
+        },
+    ],
+    "datasets": [
+        {
+            "id": TRAINING_DATASET,
+            "classification": "confidential",
+            "approved": True,
+            "digests": [TRAINING_DATASET_DIGEST],
+        },
+        {
+            "id": PII_DATASET,
+            "classification": "pii",
+            "approved": True,
+            "approval_ticket": "DPA-0007",
+            "digests": [PII_DATASET_DIGEST],
+        },
+        {"id": UNAPPROVED_DATASET, "classification": "public", "approved": False},
+    ],
+    "calendar": {
+        "timezone": "UTC",
+        "business_hours": ["07:00", "19:00"],
+        "weekdays": ["mon", "tue", "wed", "thu", "fri"],
+    },
+}
+"""Roles for every principal the builders use by default (mallory only holds
+``contractor``, which no policy grants anything); fraud-v3 and credit-v2 approved with
+the digests the builders send; one quarantined, one pending and one retired model; an
+approved training dataset, an approved PII dataset and an unapproved one."""
+
+
+def inventory_data(**sections: Any) -> dict[str, Any]:
+    """A deep copy of ``INVENTORY`` with whole top-level sections replaced."""
+    data = copy.deepcopy(INVENTORY)
+    data.update(copy.deepcopy(sections))
+    return data
+
+
+def with_principals(*extra: dict[str, Any]) -> dict[str, Any]:
+    """``INVENTORY`` plus more principals."""
+    data = inventory_data()
+    data["principals"] += [dict(p) for p in extra]
+    return data
+
+
+def write_inventory(path: Path, data: dict[str, Any] | None = None) -> Path:
+    path.write_text(yaml.safe_dump(INVENTORY if data is None else data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def make_inventory(directory: Path, data: dict[str, Any] | None = None) -> Inventory:
+    """Write an inventory file into ``directory`` and load it the way the service does."""
+    return load_inventory(write_inventory(directory / "inventory.yaml", data))
+
+
+def build_inventory(data: dict[str, Any] | None = None) -> Inventory:
+    """``make_inventory`` for callers without a directory (module-level fixtures)."""
+    with tempfile.TemporaryDirectory() as directory:
+        return make_inventory(Path(directory), data)
+
+
+# --- bearer tokens: a stand-in for the company IdP --------------------------------------
+
+ISSUER = "https://idp.example.test/"
+AUDIENCE = "vigil"
+
+
+@dataclass
+class TokenIssuer:
+    """Signs JWTs with a fresh key pair and publishes the public key as a JWK."""
+
+    kid: str = "idp-2026"
+    alg: Literal["ES256", "RS256"] = "ES256"
+    issuer: str = ISSUER
+    audience: str = AUDIENCE
+    _key: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.alg == "ES256":
+            self._key = ec.generate_private_key(ec.SECP256R1())
+        else:
+            self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwk(self) -> dict[str, Any]:
+        algorithm = ECAlgorithm if self.alg == "ES256" else RSAAlgorithm
+        public = algorithm.to_jwk(self._key.public_key(), as_dict=True)
+        return {**public, "kid": self.kid, "alg": self.alg, "use": "sig"}
+
+    def token(
+        self,
+        sub: str,
+        *,
+        at: datetime | None = None,
+        lifetime: timedelta = timedelta(hours=1),
+        roles: list[Any] | None = None,
+        amr: list[str] | None = None,
+        exp: datetime | None = None,
+        nbf: datetime | None = None,
+        iss: str | None = None,
+        aud: str | None = None,
+        kid: str | None = "",
+        claims: dict[str, Any] | None = None,
+    ) -> str:
+        """A token for ``sub`` issued at ``at`` (default now) and valid for ``lifetime``.
+
+        ``kid=None`` leaves the key id out of the header; ``claims`` adds or overrides
+        raw claims (a value of ``None`` removes the claim).
+        """
+        issued = at or datetime.now(UTC)
+        payload: dict[str, Any] = {
+            "iss": self.issuer if iss is None else iss,
+            "aud": self.audience if aud is None else aud,
+            "sub": sub,
+            "iat": int(issued.timestamp()),
+            "exp": int((exp or issued + lifetime).timestamp()),
+        }
+        if nbf is not None:
+            payload["nbf"] = int(nbf.timestamp())
+        if roles is not None:
+            payload["roles"] = roles
+        if amr is not None:
+            payload["amr"] = amr
+        for name, value in (claims or {}).items():
+            if value is None:
+                payload.pop(name, None)
+            else:
+                payload[name] = value
+        headers = {} if kid is None else {"kid": kid or self.kid}
+        return jwt.encode(payload, self._key, algorithm=self.alg, headers=headers)
+
+
+def write_jwks(path: Path, *issuers: TokenIssuer) -> Path:
+    path.write_text(json.dumps({"keys": [issuer.jwk() for issuer in issuers]}), encoding="utf-8")
+    return path
+
+
+def make_token_verifier(directory: Path, *issuers: TokenIssuer, **options: Any) -> TokenVerifier:
+    """A verifier trusting ``issuers`` (one fresh ES256 issuer when none is given)."""
+    path = write_jwks(directory / "jwks.json", *(issuers or (TokenIssuer(),)))
+    return TokenVerifier(str(path), issuer=ISSUER, audience=AUDIENCE, **options)
 
 
 def _common(
@@ -142,7 +391,7 @@ def inference_doc(
     doc.update(
         model_id=model_id,
         model_version="3",
-        artifact_digest=f"sha256:{model_id}-0f3a9c",
+        artifact_digest=artifact_digest(model_id),
         request_id=_next_id("req"),
         features=(
             {"amount": 42.5, "merchant_risk": 0.18, "country": "DE", "card_present": True}
@@ -209,10 +458,10 @@ def training_doc(
     doc.update(
         run_id=_next_id("run"),
         model_id=model_id,
-        dataset_id="transactions-2026",
-        dataset_digest="sha256:ds-77ab01",
+        dataset_id=TRAINING_DATASET,
+        dataset_digest=TRAINING_DATASET_DIGEST,
         code_commit="4f1c2e9",
-        artifact_digest=f"sha256:{model_id}-0f3a9c",
+        artifact_digest=artifact_digest(model_id),
         metrics={"auc": 0.93},
     )
     if approved:
@@ -240,7 +489,7 @@ def access_doc(
         principal_kind="user",
         roles=roles,
         action=action,
-        resource=resource or {"kind": "dataset", "id": "transactions-2026"},
+        resource=resource or {"kind": "dataset", "id": TRAINING_DATASET},
         ts=ts,
         event_id=event_id,
     )
@@ -275,6 +524,11 @@ def forged(document: dict[str, Any]) -> dict[str, Any]:
 
 def encode(document: dict[str, Any]) -> bytes:
     return orjson.dumps(document)
+
+
+def event_of(document: dict[str, Any]) -> Event:
+    """The event a document becomes on the wire: parsed from its JSON bytes, as decode does."""
+    return EVENT_ADAPTER.validate_json(encode(document))
 
 
 def signed_bytes(document: dict[str, Any]) -> bytes:

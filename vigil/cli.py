@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import BinaryIO
@@ -11,6 +12,7 @@ from typing import BinaryIO
 import click
 from pydantic import ValidationError
 
+from audit.cli import audit_group
 from identity.keyring import KeyringError, load_keyring
 from identity.signing import Ed25519Signer
 from policies.bundle import BundleError
@@ -37,9 +39,12 @@ Explore the results (while this store is in use, too):
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as error:
+        settings = Settings()
+    except (ValidationError, FileNotFoundError) as error:
         raise click.ClickException(f"invalid settings:\n{error}") from error
+    for name in Settings.unknown_environment():
+        click.echo(f"warning: {name} is not a Vigil setting (see docs/configuration.md)", err=True)
+    return settings
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -139,17 +144,24 @@ def sql(query: str, fmt: str, write: bool) -> None:
             raise click.ClickException("--write needs the store to itself; stop its owner first") from None
         store_dir = Path(settings.store_url.removeprefix("chdb://"))
         try:
-            output = query_remote(store_dir, query, fmt)
+            output = query_remote(store_dir, query, "" if _names_format(query) else fmt)
         except QueryError as error:
             raise click.ClickException(str(error)) from error
     else:
         try:
-            output = client.raw_query(query, fmt=fmt, settings=None if write else {"readonly": 2})
+            output = client.raw_query(
+                query, fmt=None if _names_format(query) else fmt, settings=None if write else {"readonly": 2}
+            )
         except Exception as error:
             raise click.ClickException(str(error)) from error
         finally:
             client.close()
     sys.stdout.buffer.write(output)
+
+
+def _names_format(query: str) -> bool:
+    """A query ending in its own ``FORMAT x`` keeps it; ``--format`` then does not apply."""
+    return re.search(r"\bFORMAT\s+\w+\s*;?\s*$", query, re.IGNORECASE) is not None
 
 
 @main.command()
@@ -231,3 +243,4 @@ from alerting.cli import alerts, silence  # noqa: E402
 
 main.add_command(silence)
 main.add_command(alerts)
+main.add_command(audit_group)

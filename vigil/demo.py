@@ -47,15 +47,30 @@ DEMO_INVENTORY: dict[str, Any] = {
         for principal, roles in _ROLES.items()
     ],
     "models": [
-        {"id": "fraud-v3", "owner": "alice", "status": "approved", "artifact_digest": "sha256:fraud-v3-0f3a9c"},
-        {"id": "credit-v2", "owner": "alice", "status": "approved", "artifact_digest": "sha256:credit-v2-0f3a9c"},
+        {
+            "id": "fraud-v3",
+            "owner": "alice",
+            "status": "approved",
+            "artifact_digest": "sha256:fraud-v3-0f3a9c",
+        },
+        {
+            "id": "credit-v2",
+            "owner": "alice",
+            "status": "approved",
+            "artifact_digest": "sha256:credit-v2-0f3a9c",
+        },
         {
             "id": "assistant-llm",
             "owner": "alice",
             "status": "approved",
             "artifact_digest": "sha256:assistant-llm-0f3a9c",
         },
-        {"id": "legacy-scorer", "owner": "alice", "status": "quarantined", "artifact_digest": "sha256:legacy-1"},
+        {
+            "id": "legacy-scorer",
+            "owner": "alice",
+            "status": "quarantined",
+            "artifact_digest": "sha256:legacy-1",
+        },
     ],
     "datasets": [
         {

@@ -49,7 +49,12 @@ IDENTITY_SEVERITY = {
     "stale": "medium",
     "replay": "high",
 }
-IDENTITY_CONTROLS = ["nist-800-207:tenet-6", "nist-800-207:tenet-3", "nist-ai-rmf:MEASURE-2.7", "eu-ai-act:art-15"]
+IDENTITY_CONTROLS = [
+    "nist-800-207:tenet-6",
+    "nist-800-207:tenet-3",
+    "nist-ai-rmf:MEASURE-2.7",
+    "eu-ai-act:art-15",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +119,18 @@ class Pipeline:
         self.engine = engine = self.policies.current()
         result = BatchResult()
         accepted: list[_Accepted] = []
+        requests: list[AuthzRequest] = []
         for message in batch:
             outcome = self._admit(message, received_at)
-            if isinstance(outcome, Rejection):
-                result.rejected.append(_rejected_row(message, outcome, received_at))
-            else:
-                accepted.append(outcome)
-        requests = [request_for(a.decoded.event, a.verdict, engine.inventory) for a in accepted]
+            if not isinstance(outcome, Rejection):
+                try:
+                    requests.append(request_for(outcome.decoded.event, outcome.verdict, engine.inventory))
+                    accepted.append(outcome)
+                    continue
+                except Exception as error:  # one bad event must not sink the batch
+                    log.exception("internal error deriving facts for an event from %s", message.topic)
+                    outcome = Rejection("internal_error", f"{type(error).__name__}: {error}")
+            result.rejected.append(_rejected_row(message, outcome, received_at))
         decisions = engine.decide_many(requests)
         for item, request, decision in zip(accepted, requests, decisions, strict=True):
             try:
@@ -185,9 +195,9 @@ class Pipeline:
         )
         findings: list[FindingRow] = []
         if not verdict.verified:
-            findings.append(_identity_finding(event, model_id, verdict))
+            findings.append(_identity_finding(event, model_id, verdict, _origin(item.message)))
         if not decision.allowed:
-            findings.append(self._policy_finding(event, model_id, decision))
+            findings.append(self._policy_finding(event, model_id, decision, _origin(item.message)))
         # Only proven events train the baselines: forged traffic cannot poison them.
         if verdict.verified:
             message = item.message
@@ -196,7 +206,7 @@ class Pipeline:
             )
         return _event_row(item, model_id, received_at), decision_row, findings
 
-    def _policy_finding(self, event: Event, model_id: str, decision: Decision) -> FindingRow:
+    def _policy_finding(self, event: Event, model_id: str, decision: Decision, origin: str) -> FindingRow:
         bundle = self.engine.bundle
         deciding = [info for p in decision.policy_ids if (info := bundle.info(p)) is not None]
         severity = max((i.severity for i in deciding), key=_rank, default="medium")
@@ -205,6 +215,7 @@ class Pipeline:
         return _finding(
             event,
             model_id,
+            subject=origin,
             stage="policy",
             rule=rule,
             severity=severity,
@@ -287,10 +298,16 @@ def _finding(
     )
 
 
-def _identity_finding(event: Event, model_id: str, verdict: Verdict) -> FindingRow:
+def _origin(message: RawMessage) -> str:
+    """Where a message sits in the log: redeliveries share it, replays do not."""
+    return f"{message.topic}/{message.partition}/{message.offset}"
+
+
+def _identity_finding(event: Event, model_id: str, verdict: Verdict, origin: str) -> FindingRow:
     return _finding(
         event,
         model_id,
+        subject=origin,
         stage="identity",
         rule=f"identity-{verdict.reason.replace('_', '-')}",
         severity=IDENTITY_SEVERITY.get(verdict.reason, "high"),

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from alerting import AlertGate, AlertingStore, AlertManager, ConfigError, ConfigSource, ManagerOptions
 from alerting.config import builtin_config
 from alerting.receivers import ReceiverContext
+from audit.store import audited_store, load_signer
 from identity.freshness import ReplayGuard
 from identity.keyring import load_keyring
 from identity.tokens import TokenVerifier
@@ -85,13 +86,14 @@ class OpenStore:
 
 
 def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
+    signer = load_signer(settings)  # first: a bad key file must fail before anything is opened
     client = connect(settings.store_url)
     migrate(client)
     server = None
     if settings.embedded and serve_queries and settings.store_url != "chdb://memory":
         store_dir = Path(settings.store_url.removeprefix("chdb://"))
         server = QueryServer(connect(settings.store_url, already_owned=True), store_dir).start()
-    return OpenStore(ClickHouseStore(client), server)
+    return OpenStore(audited_store(client, settings, signer), server)
 
 
 def alerting_source(settings: Settings, console: bool = True) -> ConfigSource:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -116,15 +117,28 @@ class Settings(BaseSettings):
     clickhouse_url: SecretStr | None = None
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
     max_clock_skew_days: int = Field(default=30, ge=1)
-    alert_min_severity: str = "medium"
+    alert_min_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
     alert_repeat_seconds: float = Field(default=300.0, ge=0)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     slack: SlackSettings = SlackSettings()
     alerting: AlertingSettings = AlertingSettings()
     kafka: KafkaSettings = KafkaSettings()
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()
     policies: PolicySettings = PolicySettings()
+
+    @classmethod
+    def unknown_environment(cls) -> list[str]:
+        """``VIGIL_*`` variables no setting reads: almost always a typo worth a warning."""
+        known = {"VIGIL_CONFIG", "VIGIL_KAFKA_PORT", "VIGIL_KAFKA_HOME"}
+        for name, field_info in cls.model_fields.items():
+            prefix = f"VIGIL_{name.upper()}"
+            annotation = field_info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                known.update(f"{prefix}_{sub.upper()}" for sub in annotation.model_fields)
+            else:
+                known.add(prefix)
+        return sorted(k for k in os.environ if k.startswith("VIGIL_") and k.upper() not in known)
 
     @property
     def store_url(self) -> str:
@@ -160,7 +174,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("VIGIL_CONFIG", "vigil.toml"))
+        named = os.environ.get("VIGIL_CONFIG")
+        toml_file = Path(named or "vigil.toml")
+        if named and not toml_file.is_file():
+            raise FileNotFoundError(f"VIGIL_CONFIG names {toml_file}, which does not exist")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml_file.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from identity.verify import verify
+from identity.signing import Ed25519Signer, sign_document
+from identity.verify import IdentityVerifier, verify
 from policies.bundle import load_bundle
+from policies.engine import PolicyEngine
 from schemas.decode import Decoded, Rejection, decode
 from schemas.events import AccessEvent, FeedbackEvent, InferenceEvent, TrainingEvent
 from tests.factories import (
     BUILDERS,
+    build_inventory,
     direct_keyring,
+    ed25519_entry,
+    ed25519_key_pair,
     encode,
     forged,
+    key_entries,
     now_iso,
     signed,
 )
@@ -40,8 +46,11 @@ MODELS = {
     "training": TrainingEvent,
     "access": AccessEvent,
 }
-KEYRING = direct_keyring()
-BUNDLE = load_bundle()
+_EDGE_PRIVATE, _EDGE_PUBLIC = ed25519_key_pair()
+EDGE = Ed25519Signer("edge-2026", _EDGE_PRIVATE)
+KEYRING = direct_keyring([*key_entries(), ed25519_entry("edge-2026", _EDGE_PUBLIC, ("edge-api",))])
+BUNDLE = load_bundle(maturities=("stable", "incubating"))
+INVENTORY = build_inventory()
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -226,27 +235,99 @@ def test_signed_documents_verify_and_forged_ones_do_not(document: dict[str, Any]
     assert verify(fake.event, fake.canonical, KEYRING).reason == "bad_signature"
 
 
+@FAST
+@given(valid_documents(), st.data())
+def test_ed25519_signatures_verify_and_any_change_breaks_them(
+    document: dict[str, Any], data: st.DataObject
+) -> None:
+    document["source"] = "edge-api"
+    genuine = outcome_of(encode(EDGE.sign(document)))
+    assert isinstance(genuine, Decoded)
+    assert verify(genuine.event, genuine.canonical, KEYRING).reason == "ok"
+    # flip one bit of the signature: never verifies
+    value = bytearray(bytes.fromhex(EDGE.sign(document)["signature"]["value"]))
+    value[data.draw(st.integers(0, len(value) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    tampered = {
+        **EDGE.sign(document),
+        "signature": {"alg": "ed25519", "key_id": "edge-2026", "value": value.hex()},
+    }
+    outcome = outcome_of(encode(tampered))
+    assert isinstance(outcome, Decoded)
+    assert verify(outcome.event, outcome.canonical, KEYRING).reason == "bad_signature"
+
+
+@FAST
+@given(st.binary(min_size=16, max_size=64), valid_documents())
+def test_an_hmac_key_never_verifies_an_ed25519_claim(secret: bytes, document: dict[str, Any]) -> None:
+    """Whatever secret a forger picks, an HMAC under an Ed25519 key id is refused."""
+    document["source"] = "edge-api"
+    outcome = outcome_of(encode(sign_document(document, "edge-2026", secret)))
+    assert isinstance(outcome, Decoded)
+    assert verify(outcome.event, outcome.canonical, KEYRING).reason == "alg_mismatch"
+
+
 # --- the pipeline never loses or duplicates a message -------------------------------------
 
 any_message = st.one_of(
     valid_documents().map(lambda d: encode(signed(d))),
     valid_documents().map(lambda d: encode(forged(d))),
+    valid_documents().map(lambda d: encode(signed({**d, "auth": {"token": "not-checked"}}))),
     valid_documents().map(encode),
     mutated_messages(),
     st.binary(max_size=256),
 )
+arrivals = st.one_of(
+    st.none(),
+    st.integers(-7_200, 7_200).map(lambda s: datetime.now(UTC) + timedelta(seconds=s)),
+)
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[RawMessage]:
+    """Messages, some of them repeated later in the batch (replays of the same bytes)."""
+    values = draw(st.lists(any_message, max_size=25))
+    if values:
+        values += draw(st.lists(st.sampled_from(values), max_size=5))
+    return [
+        RawMessage(value, "vigil.events", partition=0, offset=i, timestamp=draw(arrivals))
+        for i, value in enumerate(values)
+    ]
+
+
+def new_pipeline() -> Pipeline:
+    return Pipeline(IdentityVerifier(KEYRING), PolicyEngine(BUNDLE, INVENTORY))
 
 
 @SLOW
-@given(st.lists(any_message, max_size=25))
-def test_pipeline_puts_each_message_in_exactly_one_place(values: list[bytes]) -> None:
-    pipeline = Pipeline(KEYRING, BUNDLE)
-    batch = [RawMessage(value, "vigil.events", partition=0, offset=i) for i, value in enumerate(values)]
-    result = pipeline.process(batch)
+@given(batches())
+def test_pipeline_puts_each_message_in_exactly_one_place(batch: list[RawMessage]) -> None:
+    result = new_pipeline().process(batch)
     assert len(result.events) + len(result.rejected) == len(batch)
     places = Counter(r.offset for r in result.events) + Counter(r.offset for r in result.rejected)
     assert places == Counter(range(len(batch)))
     assert len(result.decisions) == len(result.events)
+    assert [(d.event_id, d.offset) for d in result.decisions] == [
+        (e.event_id, e.offset) for e in result.events
+    ]
     assert {r.code for r in result.rejected} <= CODES | {"ts_out_of_range"}
     unverified = sum(not r.verified for r in result.events)
     assert sum(f.stage == "identity" for f in result.findings) == unverified
+    # nothing unproven is ever allowed, and unproven requests carry no roles
+    for event, decision in zip(result.events, result.decisions, strict=True):
+        if not event.verified:
+            assert (decision.decision, decision.roles) == ("deny", [])
+            assert "zt-unverified-denied" in decision.policy_ids
+
+
+@SLOW
+@given(batches())
+def test_a_redelivered_batch_gives_the_same_verdicts(batch: list[RawMessage]) -> None:
+    """At-least-once: processing a batch again (same positions) changes no verdict."""
+    pipeline = new_pipeline()
+    first, second = pipeline.process(batch), pipeline.process(batch)
+    assert [(e.offset, e.verified, e.verify_reason) for e in first.events] == [
+        (e.offset, e.verified, e.verify_reason) for e in second.events
+    ]
+    assert [(d.decision, sorted(d.policy_ids)) for d in first.decisions] == [
+        (d.decision, sorted(d.policy_ids)) for d in second.decisions
+    ]
