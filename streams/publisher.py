@@ -9,9 +9,9 @@ lines untouched to one topic, for replaying dead letters or testing rejects.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
