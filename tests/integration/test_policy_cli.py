@@ -1,0 +1,97 @@
+"""The policy owners' commands, run as in their CI: validate, test, replay, report."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from policies.bundle import PACK_DIR
+from tests.integration.test_cli import vigil
+from vigil.demo import DemoTraffic, write_demo_inventory, write_demo_keys
+
+pytestmark = pytest.mark.integration
+
+
+def _pack_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "pack"
+    shutil.copytree(PACK_DIR, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return target
+
+
+def test_validate_accepts_the_bundled_pack(tmp_path: Path) -> None:
+    result = vigil(tmp_path, "policy", "validate")
+    assert result.returncode == 0, result.stderr
+    assert "policies valid against the schema" in result.stdout
+
+
+def test_validate_names_file_and_line_of_a_typo(tmp_path: Path) -> None:
+    pack = _pack_copy(tmp_path)
+    policy = pack / "stable/access/policy.cedar"
+    text = policy.read_text()
+    policy.write_text(text.replace("unless { context.mfa };", "unless { context.mfaa };"))
+    line = next(n for n, l in enumerate(text.splitlines(), 1) if l.startswith('@id("export-requires-mfa")'))
+    result = vigil(tmp_path, "policy", "validate", "--dir", str(pack))
+    assert result.returncode == 1
+    assert f"stable/access/policy.cedar:{line}:" in result.stderr
+    assert "mfaa" in result.stderr
+
+
+def test_policy_test_passes_then_fails_on_a_wrong_expectation(tmp_path: Path) -> None:
+    passing = vigil(tmp_path, "policy", "test")
+    assert passing.returncode == 0, passing.stderr
+    assert "never exercised" not in passing.stdout
+    pack = _pack_copy(tmp_path)
+    suite = pack / "stable/access/suite.yaml"
+    suite.write_text(
+        suite.read_text().replace(
+            "    facts: {mfa: false}\n    expect: deny", "    facts: {mfa: false}\n    expect: allow"
+        )
+    )
+    failing = vigil(tmp_path, "policy", "test", "--dir", str(pack))
+    assert failing.returncode == 1
+    assert "FAIL stable/access/suite.yaml: an export without MFA is denied" in failing.stderr
+    assert "expected allow" in failing.stderr and "got deny by export-requires-mfa" in failing.stderr
+
+
+def test_replay_shows_what_a_tighter_candidate_changes(tmp_path: Path) -> None:
+    secrets_by_source = write_demo_keys(tmp_path / "keys.yaml")
+    write_demo_inventory(tmp_path / "inventory.yaml")
+    lines = b"\n".join(DemoTraffic(secrets_by_source, events=800, seed=3).lines()) + b"\n"
+    assert vigil(tmp_path, "run", "--input", "-", stdin=lines).returncode == 0
+
+    same = _pack_copy(tmp_path)
+    unchanged = vigil(tmp_path, "policy", "replay", "--candidate", str(same), "--since", "24h")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert " 0 would change" in unchanged.stdout
+
+    tighter = tmp_path / "tighter"
+    shutil.copytree(same, tighter)
+    access = tighter / "stable/access/policy.cedar"
+    access.write_text(
+        access.read_text().replace(
+            'action in [Action::"read", Action::"login"]', 'action == Action::"login"', 1
+        )
+    )
+    changed = vigil(tmp_path, "policy", "replay", "--candidate", str(tighter), "--since", "24h")
+    assert changed.returncode == 0, changed.stderr
+    assert " 0 would change" not in changed.stdout
+    assert "allow by read-by-analysts  ->  deny by default-deny" in changed.stdout
+    assert "read-by-analysts" in changed.stdout.split("By policy:")[1]
+
+
+def test_controls_report_lists_policies_and_evidence(tmp_path: Path) -> None:
+    secrets_by_source = write_demo_keys(tmp_path / "keys.yaml")
+    write_demo_inventory(tmp_path / "inventory.yaml")
+    lines = b"\n".join(DemoTraffic(secrets_by_source, events=300, seed=4).lines()) + b"\n"
+    assert vigil(tmp_path, "run", "--input", "-", stdin=lines).returncode == 0
+    table = vigil(tmp_path, "controls", "report", "--framework", "nist-800-207")
+    assert table.returncode == 0, table.stderr
+    tenet6 = next(line for line in table.stdout.splitlines() if line.startswith("tenet-6 "))
+    assert "zt-unverified-denied" in tenet6 and "export-requires-mfa" in tenet6
+    markdown = vigil(tmp_path, "controls", "report", "--framework", "eu-ai-act", "--format", "markdown")
+    assert markdown.stdout.startswith("# EU AI Act")
+    assert "| art-14 |" in markdown.stdout
+    html = vigil(tmp_path, "controls", "report", "--framework", "iso-42001", "--format", "html")
+    assert html.stdout.startswith("<!doctype html>") and "A.10.3" in html.stdout
