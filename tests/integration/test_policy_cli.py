@@ -31,7 +31,9 @@ def test_validate_names_file_and_line_of_a_typo(tmp_path: Path) -> None:
     policy = pack / "stable/access/policy.cedar"
     text = policy.read_text()
     policy.write_text(text.replace("unless { context.mfa };", "unless { context.mfaa };"))
-    line = next(n for n, l in enumerate(text.splitlines(), 1) if l.startswith('@id("export-requires-mfa")'))
+    line = next(
+        n for n, row in enumerate(text.splitlines(), 1) if row.startswith('@id("export-requires-mfa")')
+    )
     result = vigil(tmp_path, "policy", "validate", "--dir", str(pack))
     assert result.returncode == 1
     assert f"stable/access/policy.cedar:{line}:" in result.stderr
@@ -52,7 +54,8 @@ def test_policy_test_passes_then_fails_on_a_wrong_expectation(tmp_path: Path) ->
     failing = vigil(tmp_path, "policy", "test", "--dir", str(pack))
     assert failing.returncode == 1
     assert "FAIL stable/access/suite.yaml: an export without MFA is denied" in failing.stderr
-    assert "expected allow" in failing.stderr and "got deny by export-requires-mfa" in failing.stderr
+    assert "expected allow" in failing.stderr
+    assert "got deny by export-requires-mfa" in failing.stderr
 
 
 def test_replay_shows_what_a_tighter_candidate_changes(tmp_path: Path) -> None:
@@ -89,9 +92,11 @@ def test_controls_report_lists_policies_and_evidence(tmp_path: Path) -> None:
     table = vigil(tmp_path, "controls", "report", "--framework", "nist-800-207")
     assert table.returncode == 0, table.stderr
     tenet6 = next(line for line in table.stdout.splitlines() if line.startswith("tenet-6 "))
-    assert "zt-unverified-denied" in tenet6 and "export-requires-mfa" in tenet6
+    assert "zt-unverified-denied" in tenet6
+    assert "export-requires-mfa" in tenet6
     markdown = vigil(tmp_path, "controls", "report", "--framework", "eu-ai-act", "--format", "markdown")
     assert markdown.stdout.startswith("# EU AI Act")
     assert "| art-14 |" in markdown.stdout
     html = vigil(tmp_path, "controls", "report", "--framework", "iso-42001", "--format", "html")
-    assert html.stdout.startswith("<!doctype html>") and "A.10.3" in html.stdout
+    assert html.stdout.startswith("<!doctype html>")
+    assert "A.10.3" in html.stdout
