@@ -20,8 +20,8 @@ from policies.report import FRAMEWORKS, build_report, render_html, render_markdo
 from policies.suites import SuiteError, run_suites
 from sinks.query_server import QueryError
 from sinks.reader import read_rows
+from vigil.cli_support import load_settings
 from vigil.durations import parse_duration
-from vigil.settings import Settings
 
 _DIR = click.option(
     "--dir",
@@ -33,7 +33,7 @@ _DIR = click.option(
 
 
 def _directory(directory: Path | None) -> Path:
-    return directory or Settings().policies.dir or PACK_DIR
+    return directory or load_settings().policies.dir or PACK_DIR
 
 
 @click.group("policy")
@@ -99,9 +99,10 @@ def test_command(directory: Path | None) -> None:
 @click.option("--since", default="24h", show_default=True, help="How far back: 30m, 24h, 7d...")
 @click.option("--maturity", default="stable", show_default=True, help="Maturities to load, comma separated.")
 @click.option("--examples", default=3, show_default=True, help="Example event ids per change.")
-def replay_command(candidate: Path, since: str, maturity: str, examples: int) -> None:
+@click.option("--fail-on-change", is_flag=True, help="Exit 1 when any decision would change (for CI).")
+def replay_command(candidate: Path, since: str, maturity: str, examples: int, fail_on_change: bool) -> None:
     """Re-decide stored events with a candidate bundle and show what would change."""
-    settings = Settings()
+    settings = load_settings()
     try:
         window = parse_duration(since)
         bundle = load_bundle(candidate, tuple(m.strip() for m in maturity.split(",")))
@@ -135,6 +136,8 @@ def replay_command(candidate: Path, since: str, maturity: str, examples: int) ->
         click.echo("\nBy policy:")
         for policy_id, count in diff.by_policy().most_common():
             click.echo(f"  {count:7}  {policy_id}")
+    if fail_on_change and diff.changed:
+        raise SystemExit(1)
 
 
 @click.group("controls")
@@ -152,7 +155,7 @@ def controls_group() -> None:
 @_DIR
 def report_command(framework: str, since: str, until: str | None, fmt: str, directory: Path | None) -> None:
     """Per control: the policies and detectors implementing it, decisions and violations."""
-    settings = Settings()
+    settings = load_settings()
     try:
         now = datetime.now(UTC)
         start, end = now - parse_duration(since), now - (parse_duration(until) if until else now - now)

@@ -22,6 +22,8 @@ from policies.requests import AuthzRequest
 DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_DENY = "default-deny"
 """Pseudo policy id naming the decision when no policy permits the request."""
+DEFAULT_DENY_CONTROLS = ("nist-800-207:tenet-6", "nist-800-207:tenet-4")
+"""Default deny is the Zero Trust rule itself: access only where a policy grants it."""
 EVALUATION_ERROR = "evaluation-error"
 """Pseudo policy id of a request the engine could not evaluate: denied, never allowed."""
 
@@ -50,6 +52,7 @@ class PolicyEngine:
         ]
         self._cache: dict[AuthzRequest, Decision] = {}
         self._controls = {info.id: info.controls for info in bundle.policies}
+        self._controls[DEFAULT_DENY] = self._controls[EVALUATION_ERROR] = DEFAULT_DENY_CONTROLS
         self.evaluated = 0
         self.cache_hits = 0
 
@@ -60,6 +63,12 @@ class PolicyEngine:
     def controls_of(self, decision: Decision) -> list[str]:
         """The controls evidenced by the policies that decided, in first-seen order."""
         return list(dict.fromkeys(c for p in decision.policy_ids for c in self._controls.get(p, ())))
+
+    def describe(self) -> str:
+        return (
+            f"revision {self.revision} ({len(self.bundle.policies)} policies, bundle "
+            f"{self.bundle.revision}, inventory {self.inventory.revision})"
+        )
 
     def decide_many(self, requests: Sequence[AuthzRequest]) -> list[Decision]:
         cache = self._cache

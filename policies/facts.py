@@ -65,7 +65,7 @@ def derive(event: Event, verdict: Verdict, inventory: Inventory) -> Facts:
         ("token_verified", token_verified),
         ("mfa", verdict.token.mfa if token_verified else _claimed_mfa(event)),
         ("principal_known", event.principal.id in inventory.principals),
-        ("off_hours", inventory.calendar.off_hours(event.ts)),
+        ("off_hours", inventory.off_hours(event.ts)),
         ("approval_present", isinstance(event, TrainingEvent) and event.approval is not None),
         ("model_status", model_status),
         ("artifact_matches", artifact_matches),

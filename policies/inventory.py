@@ -18,7 +18,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -35,6 +35,12 @@ class PrincipalEntry(_Entry):
     id: str = Field(min_length=1)
     kind: Literal["user", "service"]
     roles: tuple[str, ...] = ()
+
+    @field_validator("roles")
+    @classmethod
+    def _sorted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Sorted and unique once here, so requests need no sorting per event."""
+        return tuple(sorted(set(value)))
 
 
 class ModelEntry(_Entry):
@@ -56,7 +62,6 @@ class Calendar(_Entry):
     """Business hours; events outside them are ``off_hours`` to the policies."""
 
     timezone: str = "UTC"
-    _by_minute: dict[int, bool] = PrivateAttr(default_factory=dict)
     business_hours: tuple[time, time] = (time(7, 0), time(19, 0))
     weekdays: tuple[str, ...] = WEEKDAYS[:5]
 
@@ -93,17 +98,9 @@ class Calendar(_Entry):
         return value
 
     def off_hours(self, when: datetime) -> bool:
-        """Per event, so memoized by minute (business hours are whole minutes)."""
-        minute = int(when.timestamp()) // 60
-        cached = self._by_minute.get(minute)
-        if cached is None:
-            local = when.astimezone(ZoneInfo(self.timezone))
-            start, end = self.business_hours
-            cached = WEEKDAYS[local.weekday()] not in self.weekdays or not start <= local.time() < end
-            if len(self._by_minute) > 100_000:
-                self._by_minute.clear()
-            self._by_minute[minute] = cached
-        return cached
+        local = when.astimezone(ZoneInfo(self.timezone))
+        start, end = self.business_hours
+        return WEEKDAYS[local.weekday()] not in self.weekdays or not start <= local.time() < end
 
 
 class _InventoryFile(_Entry):
@@ -120,6 +117,17 @@ class Inventory:
     datasets: dict[str, DatasetEntry] = field(default_factory=dict)
     calendar: Calendar = field(default_factory=Calendar)
     revision: str = "empty"
+    _off_hours_by_minute: dict[int, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    def off_hours(self, when: datetime) -> bool:
+        """The calendar's answer, memoized by minute: it is asked for every event."""
+        minute = int(when.timestamp()) // 60
+        cached = self._off_hours_by_minute.get(minute)
+        if cached is None:
+            if len(self._off_hours_by_minute) > 100_000:
+                self._off_hours_by_minute.clear()
+            cached = self._off_hours_by_minute[minute] = self.calendar.off_hours(when)
+        return cached
 
     def roles_of(self, principal_id: str) -> tuple[str, ...]:
         entry = self.principals.get(principal_id)

@@ -8,7 +8,7 @@ cache effective.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from identity.verify import Verdict
 from policies.facts import Facts, derive
@@ -25,8 +25,9 @@ _ENTITY_TYPE = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class AuthzRequest:
+class AuthzRequest(NamedTuple):
+    """A tuple, not a dataclass: built once per event, hashed for dedupe and cache."""
+
     principal_type: str
     principal_id: str
     roles: tuple[str, ...]
@@ -56,13 +57,15 @@ class AuthzRequest:
 
 def request_for(event: Event, verdict: Verdict, inventory: Inventory) -> AuthzRequest:
     """Roles come from the inventory and a verified token, never from the event's claim."""
-    roles = set(inventory.roles_of(event.principal.id))
-    if verdict.token_verified:
-        roles.update(verdict.token.roles)
+    roles: tuple[str, ...] = ()
+    if verdict.verified:
+        roles = inventory.roles_of(event.principal.id)
+        if verdict.token.ok and verdict.token.roles:
+            roles = tuple(sorted({*roles, *verdict.token.roles}))
     return AuthzRequest(
         principal_type=_ENTITY_TYPE[event.principal.kind],
         principal_id=event.principal.id,
-        roles=tuple(sorted(roles)) if verdict.verified else (),
+        roles=roles,
         action=event.action,
         resource_type=_ENTITY_TYPE[event.resource.kind],
         resource_id=event.resource.id,

@@ -37,6 +37,7 @@ class PolicyRuntime:
         self.clock = clock
         self._stamp = self._file_stamp()
         self.engine = self._load()
+        log.info("policies in force: %s", self.engine.describe())
         self._next_check = clock() + check_interval
 
     def current(self) -> PolicyEngine:
@@ -49,7 +50,7 @@ class PolicyRuntime:
             self._stamp = stamp
             try:
                 self.engine = self._load()
-                log.info("policies reloaded: revision %s", self.engine.revision)
+                log.info("policies reloaded: %s", self.engine.describe())
             except (BundleError, InventoryError, OSError) as error:
                 log.error("policy reload failed, revision %s stays in force: %s", self.engine.revision, error)
         return self.engine

@@ -81,7 +81,10 @@ async def publish(
     signer: Signer | None = None,
 ) -> PublishReport:
     report = PublishReport()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_brokers, acks="all", linger_ms=5)
+    # Idempotent: a retried send never lands twice (a second copy would be judged a replay).
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_brokers, acks="all", linger_ms=5, enable_idempotence=True
+    )
     await producer.start()
     try:
         pending = []

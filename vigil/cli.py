@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import click
-from pydantic import ValidationError
 
 from audit.cli import audit_group
 from identity.keyring import KeyringError, load_keyring
@@ -21,6 +20,7 @@ from policies.inventory import InventoryError
 from sinks.clickhouse import StoreLockedError, connect, redact
 from sinks.query_server import QueryError, query_remote
 from streams import local
+from vigil.cli_support import load_settings
 from vigil.runtime import build_notifiers, build_pipeline, open_store
 from vigil.settings import Settings
 
@@ -37,14 +37,7 @@ Explore the results (while this store is in use, too):
 """
 
 
-def _settings() -> Settings:
-    try:
-        settings = Settings()
-    except (ValidationError, FileNotFoundError) as error:
-        raise click.ClickException(f"invalid settings:\n{error}") from error
-    for name in Settings.unknown_environment():
-        click.echo(f"warning: {name} is not a Vigil setting (see docs/configuration.md)", err=True)
-    return settings
+_settings = load_settings
 
 
 def _setup_logging(settings: Settings) -> None:

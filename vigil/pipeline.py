@@ -264,7 +264,7 @@ def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRo
         key_id=verdict.key_id,
         token_status=verdict.token.reason,
         features=features,
-        payload=item.decoded.canonical.decode(),
+        payload=_stored_payload(event, item.decoded.canonical),
         signature=event.signature.value if event.signature else "",
         topic=message.topic,
         partition=message.partition,
@@ -296,6 +296,20 @@ def _finding(
         message=message,
         details=orjson.dumps(details).decode(),
     )
+
+
+def _stored_payload(event: Event, canonical: bytes) -> str:
+    """The canonical form, with a bearer token replaced by its digest.
+
+    A token is a credential: anyone who can read the store could present it. The
+    digest still links events that carried the same token.
+    """
+    if event.auth is None:
+        return canonical.decode()
+    document = orjson.loads(canonical)
+    digest = hashlib.sha256(event.auth.token.encode()).hexdigest()
+    document["auth"]["token"] = f"redacted:sha256:{digest}"
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _origin(message: RawMessage) -> str:

@@ -8,13 +8,15 @@ Secrets are ``SecretStr``: printing settings never shows them.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -58,6 +60,16 @@ class KafkaSettings(BaseModel):
     """Seconds before a silent worker's partitions move to the others."""
 
 
+def _comma_separated(cls: type, value: object) -> object:
+    """Lists in environment variables: ``a,b`` or JSON ``["a","b"]``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return tuple(json.loads(text))
+        return tuple(v.strip() for v in text.split(",") if v.strip())
+    return value
+
+
 class IdentitySettings(BaseModel):
     """Bearer tokens (optional) and the freshness and replay rules every event meets."""
 
@@ -65,28 +77,31 @@ class IdentitySettings(BaseModel):
     """Path or URL of the IdP's JWKS; unset means tokens are not checked."""
     jwt_issuer: str = ""
     jwt_audience: str = "vigil"
-    jwt_algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    jwt_algorithms: Annotated[tuple[str, ...], NoDecode] = ("RS256", "ES256", "EdDSA")
     jwt_leeway_seconds: float = Field(default=30.0, ge=0)
     jwt_roles_claim: str = "roles"
     max_skew_seconds: float = Field(default=300.0, gt=0)
     replay_window_hours: float = Field(default=24.0, gt=0)
     replay_max_entries: int = Field(default=500_000, ge=1000)
 
+    _algorithms_list = field_validator("jwt_algorithms", mode="before")(_comma_separated)
+
+    @model_validator(mode="after")
+    def _issuer_with_jwks(self) -> IdentitySettings:
+        if self.jwks and not self.jwt_issuer:
+            raise ValueError("identity.jwks needs identity.jwt_issuer (VIGIL_IDENTITY_JWT_ISSUER)")
+        return self
+
 
 class PolicySettings(BaseModel):
     dir: Path | None = None
     """Policy bundle directory; default the packaged pack."""
-    maturity: tuple[str, ...] = ("stable",)
+    maturity: Annotated[tuple[str, ...], NoDecode] = ("stable",)
     inventory: Path | None = None
     """Inventory YAML; default ``<data_dir>/inventory.yaml`` when it exists."""
     reload_seconds: float = Field(default=5.0, gt=0)
 
-    @field_validator("maturity", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        return value
+    _maturity_list = field_validator("maturity", mode="before")(_comma_separated)
 
 
 class AuditSettings(BaseModel):
@@ -101,6 +116,18 @@ class AuditSettings(BaseModel):
     """Sign a checkpoint of a stream once this many entries are not yet covered..."""
     checkpoint_seconds: float = Field(default=60.0, gt=0)
     """...or once its oldest uncovered entry is this many seconds old."""
+
+
+class DetectorsSettings(BaseModel):
+    """The detect stage: per-model detector configuration and state checkpoints."""
+
+    config: Path | None = None
+    """YAML merged over the shipped ``detectors/defaults.yaml`` (docs/detectors.md)."""
+    snapshot_seconds: float = Field(default=30.0, ge=0)
+    """Kafka workers snapshot detector state per partition this often (0: never)."""
+    snapshot_key: SecretStr | None = None
+    """HMAC key of the snapshots, the same on every worker of a group; default a key
+    generated once as ``<data_dir>/detector-snapshots.key`` (fine for one worker)."""
 
 
 class Settings(BaseSettings):
@@ -126,6 +153,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()
     policies: PolicySettings = PolicySettings()
+    detectors: DetectorsSettings = DetectorsSettings()
 
     @classmethod
     def unknown_environment(cls) -> list[str]:

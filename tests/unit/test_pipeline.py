@@ -476,9 +476,17 @@ def test_decision_row_carries_controls_facts_and_request(pipeline: Pipeline, bun
     assert facts["principal_known"] is True
 
 
-def test_default_deny_has_no_controls(pipeline: Pipeline) -> None:
+def test_default_deny_evidences_the_zero_trust_tenets(pipeline: Pipeline) -> None:
     [row] = pipeline.process(messages(signed_bytes(access_doc(principal="mallory")))).decisions
-    assert (row.decision, row.policy_ids, row.controls) == ("deny", ["default-deny"], [])
+    assert (row.decision, row.policy_ids) == ("deny", ["default-deny"])
+    assert row.controls == ["nist-800-207:tenet-6", "nist-800-207:tenet-4"]
+
+
+def test_a_bearer_token_is_never_stored(pipeline: Pipeline) -> None:
+    document = signed(access_doc(auth={"token": "eyJhbGciOiJFUzI1NiJ9.secret-token.sig"}))
+    [row] = pipeline.process(messages(encode(document))).events
+    assert "secret-token" not in row.payload
+    assert '"token":"redacted:sha256:' in row.payload
 
 
 def test_export_without_mfa_is_denied_and_alerted(pipeline: Pipeline, bundle: PolicyBundle) -> None:

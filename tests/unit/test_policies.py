@@ -914,8 +914,9 @@ def test_controls_of_a_decision(engine: PolicyEngine, bundle: PolicyBundle) -> N
         return list(info.controls)
 
     assert engine.controls_of(Decision(True, ("read-by-analysts",))) == controls("read-by-analysts")
-    assert engine.controls_of(Decision(False, (DEFAULT_DENY,))) == []
-    assert engine.controls_of(Decision(False, (EVALUATION_ERROR,))) == []
+    zero_trust = ["nist-800-207:tenet-6", "nist-800-207:tenet-4"]
+    assert engine.controls_of(Decision(False, (DEFAULT_DENY,))) == zero_trust
+    assert engine.controls_of(Decision(False, (EVALUATION_ERROR,))) == zero_trust
     both = engine.controls_of(Decision(False, (ZT, "export-requires-mfa")))
     assert both == list(dict.fromkeys(controls(ZT) + controls("export-requires-mfa")))
     assert len(both) == len(set(both))
