@@ -20,6 +20,14 @@ from identity.keyring import Keyring
 from identity.tokens import TokenResult, TokenVerifier
 from schemas.events import Event
 
+IDENTITY_CONTROLS = (
+    "nist-800-207:tenet-6",
+    "nist-800-207:tenet-3",
+    "nist-ai-rmf:MEASURE-2.7",
+    "eu-ai-act:art-15",
+)
+"""What a failed identity check evidences: authentication enforced before access."""
+
 NO_TOKEN = TokenResult(False, "none")
 UNCHECKED_TOKEN = TokenResult(False, "unchecked")
 

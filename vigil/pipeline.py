@@ -21,7 +21,7 @@ import orjson
 
 from alerting.gate import AlertGate
 from detectors.stage import DetectStage
-from identity.verify import IdentityVerifier, Verdict
+from identity.verify import IDENTITY_CONTROLS, IdentityVerifier, Verdict
 from policies.engine import Decision, PolicyEngine
 from policies.requests import AuthzRequest, request_for
 from policies.runtime import PolicyRuntime
@@ -49,12 +49,6 @@ IDENTITY_SEVERITY = {
     "stale": "medium",
     "replay": "high",
 }
-IDENTITY_CONTROLS = [
-    "nist-800-207:tenet-6",
-    "nist-800-207:tenet-3",
-    "nist-ai-rmf:MEASURE-2.7",
-    "eu-ai-act:art-15",
-]
 
 
 @dataclass(frozen=True, slots=True)
