@@ -1,5 +1,43 @@
-"""From findings to alerts: which findings notify someone, and how often."""
+"""From findings to alerts people act on: dedup, routing, grouping, silences, delivery.
 
-from alerting.gate import AlertGate, fingerprint_of
+The pipeline's :class:`AlertGate` turns findings into alert rows (pure, per batch);
+after the batch is stored, the :class:`AlertManager` routes them by a YAML
+configuration, groups them, applies silences, inhibitions and acknowledgements,
+and delivers notifications through per-receiver outboxes that survive outages.
+"""
 
-__all__ = ["AlertGate", "fingerprint_of"]
+from alerting.config import AlertingConfig, ConfigError, ConfigSource, builtin_config, load_config
+from alerting.dispatcher import Ack, Dispatcher
+from alerting.gate import AlertGate
+from alerting.manager import AlertManager, ManagerOptions
+from alerting.matchers import Matcher, MatcherError, parse_matcher
+from alerting.model import Alert, fingerprint, fingerprint_of, labels_of
+from alerting.notifications import Notification
+from alerting.receivers import ReceiverContext
+from alerting.silences import Silence, new_silence
+from alerting.store import AlertingStore
+
+__all__ = [
+    "Ack",
+    "Alert",
+    "AlertGate",
+    "AlertManager",
+    "AlertingConfig",
+    "AlertingStore",
+    "ConfigError",
+    "ConfigSource",
+    "Dispatcher",
+    "ManagerOptions",
+    "Matcher",
+    "MatcherError",
+    "Notification",
+    "ReceiverContext",
+    "Silence",
+    "builtin_config",
+    "fingerprint",
+    "fingerprint_of",
+    "labels_of",
+    "load_config",
+    "new_silence",
+    "parse_matcher",
+]

@@ -1,88 +1,151 @@
-"""Turn findings into alerts without flooding.
+"""Findings to alert rows, inside the pipeline: threshold, dedup, counts. No I/O.
 
-A finding at or above the alerting severity becomes an alert the first time its
-fingerprint (stage, rule, model, principal) is seen; repeats within
-``repeat_interval`` seconds are folded into the next alert's ``occurrences`` count
-instead of notifying again. Every finding is still stored in ``findings``.
+Every finding at or above ``min_severity`` is an occurrence of the alert its
+fingerprint names. A batch yields at most one row per alert it touched, carrying
+the running occurrence count, so a burst of 10,000 identical findings is one row
+(the ``alerts`` table keeps one row per alert instance in ``alerts_unique``; every
+occurrence stays in ``findings``). An instance ends when its fingerprint has been
+quiet for ``resolve_timeout``; the next occurrence starts a new instance with a
+new ``alert_id``. Routing, grouping and notification happen after the batch is
+stored, in :class:`alerting.manager.AlertManager`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
+from alerting.model import (
+    SEVERITY_RANK,
+    alert_id_for,
+    fingerprint,
+    labels_for,
+    severity_rank,
+    title_for,
+)
 from schemas.records import AlertRow, FindingRow
 
-SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-
-
-def fingerprint_of(finding: FindingRow) -> str:
-    """Detector findings group per model; identity and policy findings per principal too."""
-    principal = "" if finding.stage == "detector" else finding.principal_id
-    labels = (finding.stage, finding.detector_or_rule, finding.model_id, principal)
-    return hashlib.sha256("\x1f".join(labels).encode()).hexdigest()[:16]
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class _Folded:
-    next_allowed: float
-    suppressed: int = 0
+class _Instance:
+    alert_id: str
+    first_ts: datetime
+    occurrences: int
+    severity: str
+    last_seen: float
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
 class AlertGate:
     min_severity: str = "medium"
-    repeat_interval: float = 300.0
+    resolve_timeout: float = 300.0
+    """Seconds without an occurrence after which an alert instance is over."""
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], datetime] = _utc_now
     max_fingerprints: int = 100_000
-    _folded: dict[str, _Folded] = field(default_factory=dict, repr=False)
+    evicted: int = 0
+    """Instances forgotten early because ``max_fingerprints`` was reached."""
+    _instances: OrderedDict[str, _Instance] = field(default_factory=OrderedDict, repr=False)
 
     def __post_init__(self) -> None:
         if self.min_severity not in SEVERITY_RANK:
-            raise ValueError(f"unknown severity {self.min_severity!r}")
+            raise ValueError(
+                f"unknown severity {self.min_severity!r}; expected one of {', '.join(SEVERITY_RANK)}"
+            )
+        if self.max_fingerprints < 1:
+            raise ValueError("max_fingerprints must be at least 1")
 
     def admit(self, findings: Iterable[FindingRow]) -> list[AlertRow]:
+        """One row per alert touched by this batch, in order of first touch."""
         threshold = SEVERITY_RANK[self.min_severity]
-        alerts: list[AlertRow] = []
         now = self.clock()
+        touched: dict[str, tuple[_Instance, FindingRow, dict[str, str]]] = {}
         for finding in findings:
-            if SEVERITY_RANK[finding.severity] < threshold:
+            if severity_rank(finding.severity) < threshold:
                 continue
-            fingerprint = fingerprint_of(finding)
-            folded = self._folded.get(fingerprint)
-            if folded is not None and now < folded.next_allowed:
-                folded.suppressed += 1
-                continue
-            occurrences = 1 + (folded.suppressed if folded else 0)
-            if len(self._folded) >= self.max_fingerprints:
-                self._expire(now)
-            self._folded[fingerprint] = _Folded(next_allowed=now + self.repeat_interval)
-            alerts.append(_alert(finding, fingerprint, occurrences))
-        return alerts
+            labels, key = _identify(
+                finding.stage,
+                finding.detector_or_rule,
+                finding.model_id,
+                finding.principal_id,
+                finding.severity,
+            )
+            instance = self._instance(key, finding, now)
+            instance.occurrences += 1
+            instance.last_seen = now
+            if severity_rank(finding.severity) > severity_rank(instance.severity):
+                instance.severity = finding.severity
+            touched[key] = (instance, finding, labels)
+        fired_at = self.wall_clock()
+        return [
+            _row(key, instance, latest, labels, fired_at)
+            for key, (instance, latest, labels) in touched.items()
+        ]
 
-    def _expire(self, now: float) -> None:
-        expired = [k for k, v in self._folded.items() if v.next_allowed <= now]
-        for key in expired or list(self._folded)[: len(self._folded) // 2]:
-            del self._folded[key]
+    def _instance(self, key: str, finding: FindingRow, now: float) -> _Instance:
+        instance = self._instances.get(key)
+        if instance is not None and now - instance.last_seen < self.resolve_timeout:
+            self._instances.move_to_end(key)
+            return instance
+        if instance is None and len(self._instances) >= self.max_fingerprints:
+            self._make_room(now)
+        instance = _Instance(
+            alert_id=alert_id_for(key, finding.finding_id),
+            first_ts=finding.ts,
+            occurrences=0,
+            severity=finding.severity,
+            last_seen=now,
+        )
+        self._instances[key] = instance
+        self._instances.move_to_end(key)
+        return instance
+
+    def _make_room(self, now: float) -> None:
+        """Drop instances that are over; if none are, the least recently seen."""
+        over = [k for k, v in self._instances.items() if now - v.last_seen >= self.resolve_timeout]
+        for key in over:
+            del self._instances[key]
+        while len(self._instances) >= self.max_fingerprints:
+            self._instances.popitem(last=False)
+            self.evicted += 1
+        if not over:
+            log.warning("alert gate full (%d alerts): forgot the least recent one", self.max_fingerprints)
 
 
-def _alert(finding: FindingRow, fingerprint: str, occurrences: int) -> AlertRow:
-    subject = finding.model_id or finding.principal_id or "-"
+@lru_cache(maxsize=65_536)
+def _identify(stage: str, rule: str, model: str, principal: str, severity: str) -> tuple[dict[str, str], str]:
+    """Labels and fingerprint, memoised: a burst repeats the same few label sets."""
+    labels = labels_for(stage, rule, model, principal, severity)
+    return labels, fingerprint(labels)
+
+
+def _row(
+    key: str, instance: _Instance, latest: FindingRow, labels: dict[str, str], fired_at: datetime
+) -> AlertRow:
+    labels = {**labels, "severity": instance.severity}
     return AlertRow(
-        alert_id=hashlib.sha256(f"{fingerprint}:{finding.finding_id}".encode()).hexdigest()[:24],
-        ts=finding.ts,
-        fired_at=datetime.now(UTC),
-        fingerprint=fingerprint,
-        severity=finding.severity,
-        title=f"[{finding.severity.upper()}] {finding.detector_or_rule} on {subject}",
-        summary=finding.message,
-        stage=finding.stage,
-        detector_or_rule=finding.detector_or_rule,
-        model_id=finding.model_id,
-        principal_id=finding.principal_id,
-        event_id=finding.event_id,
-        occurrences=occurrences,
+        alert_id=instance.alert_id,
+        ts=instance.first_ts,
+        fired_at=fired_at,
+        fingerprint=key,
+        severity=instance.severity,
+        title=title_for(labels),
+        summary=latest.message,
+        stage=latest.stage,
+        detector_or_rule=latest.detector_or_rule,
+        model_id=latest.model_id,
+        principal_id=latest.principal_id,
+        event_id=latest.event_id,
+        occurrences=instance.occurrences,
     )

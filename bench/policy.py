@@ -21,8 +21,8 @@ import platform
 import statistics
 import tempfile
 import time
-from importlib.metadata import version
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 import cedarpy
@@ -64,7 +64,9 @@ def plain_cedarpy(engine: PolicyEngine, requests: list[AuthzRequest]) -> None:
     )
 
 
-def run(items: list, inventory: Inventory, batch: int, decide: Callable[[list[AuthzRequest]], object]) -> float:
+def run(
+    items: list, inventory: Inventory, batch: int, decide: Callable[[list[AuthzRequest]], object]
+) -> float:
     """Seconds for the whole stream: request building plus deciding, batch by batch."""
     started = time.perf_counter()
     for start in range(0, len(items), batch):

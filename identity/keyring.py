@@ -16,6 +16,7 @@ import binascii
 import fnmatch
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -115,24 +116,49 @@ class KeyEntry(BaseModel):
 
     def matches(self, canonical: bytes, value: str) -> bool:
         """Whether ``value`` (hex) is this key's signature over ``canonical``."""
-        if not value.isascii():
-            return False
-        if self._ed25519 is not None:
+        return signature_check(self)(canonical, value)
+
+
+def signature_check(entry: KeyEntry) -> Callable[[bytes, str], bool]:
+    """A closure over the key material: the per-event check reads no model attributes."""
+    public_key = entry._ed25519
+    secret = entry._hmac_secret
+    new_hmac, compare = hmac.new, hmac.compare_digest
+
+    if public_key is not None:
+        verify = public_key.verify
+
+        def check_ed25519(canonical: bytes, value: str) -> bool:
             try:
-                self._ed25519.verify(bytes.fromhex(value), canonical)
+                verify(bytes.fromhex(value), canonical)
             except (InvalidSignature, ValueError):
                 return False
             return True
-        expected = hmac.new(self._hmac_secret, canonical, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, value.lower())
+
+        return check_ed25519
+
+    def check_hmac(canonical: bytes, value: str) -> bool:
+        return value.isascii() and compare(
+            new_hmac(secret, canonical, hashlib.sha256).hexdigest(), value.lower()
+        )
+
+    return check_hmac
 
 
 @dataclass(frozen=True)
 class Keyring:
     entries: dict[str, KeyEntry] = field(default_factory=dict)
+    _checks: dict[str, Callable[[bytes, str], bool]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Bound once: pydantic private attributes are slow to read on the per-event path.
+        object.__setattr__(self, "_checks", {k: signature_check(e) for k, e in self.entries.items()})
 
     def get(self, key_id: str) -> KeyEntry | None:
         return self.entries.get(key_id)
+
+    def check(self, key_id: str) -> Callable[[bytes, str], bool]:
+        return self._checks[key_id]
 
 
 class _KeyFile(BaseModel):

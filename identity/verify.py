@@ -61,7 +61,7 @@ def verify(event: Event, canonical: bytes, keyring: Keyring) -> Verdict:
         return Verdict(False, "key_not_for_principal", key_id)
     if not entry.valid_at(event.ts):
         return Verdict(False, "key_expired", key_id)
-    if not entry.matches(canonical, signature.value):
+    if not keyring.check(key_id)(canonical, signature.value):
         return Verdict(False, "bad_signature", key_id)
     return Verdict(True, "ok", key_id)
 

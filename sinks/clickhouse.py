@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from alerting.records import AckRow, AlertStateRow, NotificationRow, SilenceRow
+from audit.records import CheckpointRow, LedgerRow
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,12 @@ TABLES: dict[str, type[NamedTuple]] = {
     "findings": FindingRow,
     "alerts": AlertRow,
     "rejected": RejectedRow,
+    "audit_ledger": LedgerRow,
+    "audit_checkpoints": CheckpointRow,
+    "alert_states": AlertStateRow,
+    "silences": SilenceRow,
+    "alert_acks": AckRow,
+    "notifications": NotificationRow,
 }
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 

@@ -16,18 +16,20 @@ import asyncio
 import base64
 import logging
 import threading
-from datetime import UTC, datetime
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
-from faust.types import EventT
+from faust.types import TP, EventT
 
+from audit.kafka_export import publish_checkpoints
+from detectors.snapshots import Checkpointer, ClickHouseSnapshots, snapshot_key
 from schemas.records import AlertRow, RejectedRow
-from sinks.clickhouse import ClickHouseStore
-from streams.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, SOURCE_TOPICS
+from sinks.clickhouse import ClickHouseStore, connect
+from streams.topics import ALERTS_TOPIC, AUDIT_TOPIC, DEADLETTER_TOPIC, SOURCE_TOPICS
 from vigil.pipeline import BatchResult, Pipeline, RawMessage
 from vigil.runtime import Notifiers
 from vigil.settings import Settings
@@ -55,15 +57,25 @@ def create_app(
     )
     sources = app.topic(*(settings.topic(t) for t in SOURCE_TOPICS), value_serializer="raw")
     alerts_topic = app.topic(settings.topic(ALERTS_TOPIC), value_serializer="raw")
+    audit_topic = app.topic(settings.topic(AUDIT_TOPIC), value_serializer="raw")
     deadletter_topic = app.topic(settings.topic(DEADLETTER_TOPIC), value_serializer="raw")
     # One thread owns the pipeline's state and the store client: batches run in order.
     worker_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-pipeline")
     stopping = threading.Event()
 
+    checkpoints = _detector_checkpoints(settings, pipeline)
+
     def process_and_store(messages: list[RawMessage]) -> BatchResult:
+        checkpoints.prepare(m.partition for m in messages)  # resume baselines of new partitions
         result = pipeline.process(messages)
         _store_until_done(store, result, stopping)
+        checkpoints.after_batch()
         return result
+
+    @app.on_partitions_revoked.connect
+    async def release_detector_state(sender: faust.App, revoked: set[TP], **_: Any) -> None:
+        partitions = {tp.partition for tp in revoked}
+        await asyncio.get_running_loop().run_in_executor(worker_thread, checkpoints.release, partitions)
 
     @app.agent(sources, name="vigil-pipeline")
     async def pipeline_agent(stream: faust.StreamT[bytes]) -> None:
@@ -74,6 +86,7 @@ def create_app(
                     worker_thread, process_and_store, messages
                 )
                 await _publish(deadletter_topic, alerts_topic, result.rejected, result.alerts)
+                await publish_checkpoints(audit_topic, store)
             except BaseException:
                 stopping.set()
                 _withhold(events)
@@ -82,6 +95,20 @@ def create_app(
                 notifiers.notify(alert)
 
     return app
+
+
+def _detector_checkpoints(settings: Settings, pipeline: Pipeline) -> Checkpointer:
+    """Detector state snapshots in the store, through a client of their own."""
+    key = settings.detectors.snapshot_key
+    return Checkpointer(
+        pipeline.detect,
+        ClickHouseSnapshots(connect(settings.store_url, already_owned=True)),
+        scope=f"{settings.kafka.topic_prefix}{settings.kafka.group_id}",
+        key=snapshot_key(
+            key.get_secret_value() if key else None, settings.data_dir, shared_store=not settings.embedded
+        ),
+        interval=settings.detectors.snapshot_seconds,
+    )
 
 
 def _raw(event: EventT) -> RawMessage:

@@ -15,6 +15,15 @@ log = logging.getLogger(__name__)
 SOURCE_TOPICS = ("ai.inference", "ai.training", "ai.access")
 ALERTS_TOPIC = "ai.alerts"
 DEADLETTER_TOPIC = "ai.deadletter"
+AUDIT_TOPIC = "ai.audit"
+_BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}
+TOPIC_CONFIGS = {
+    AUDIT_TOPIC: {"cleanup.policy": "compact"},
+    **dict.fromkeys(SOURCE_TOPICS, _BROKER_TIME),
+}
+"""Per-topic settings at creation. The audit topic keeps the latest checkpoint per stream;
+event topics stamp messages with the broker's clock, so freshness is judged against a
+time the producer cannot choose."""
 TOPIC_BY_TYPE = {
     "inference": "ai.inference",
     "feedback": "ai.inference",
@@ -25,14 +34,19 @@ TOPIC_BY_TYPE = {
 
 async def ensure_topics(settings: Settings) -> None:
     """Create Vigil's topics if missing; existing topics are left as they are."""
-    names = [settings.topic(t) for t in (*SOURCE_TOPICS, ALERTS_TOPIC, DEADLETTER_TOPIC)]
+    names = {settings.topic(t): t for t in (*SOURCE_TOPICS, ALERTS_TOPIC, DEADLETTER_TOPIC, AUDIT_TOPIC)}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_brokers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=settings.kafka.partitions, replication_factor=1)
-            for name in names
+            NewTopic(
+                name,
+                num_partitions=settings.kafka.partitions,
+                replication_factor=1,
+                topic_configs=TOPIC_CONFIGS.get(base, {}),
+            )
+            for name, base in names.items()
             if name not in existing
         ]
         if wanted:

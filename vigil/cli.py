@@ -21,7 +21,7 @@ from sinks.clickhouse import StoreLockedError, connect, redact
 from sinks.query_server import QueryError, query_remote
 from streams import local
 from vigil.cli_support import load_settings
-from vigil.runtime import build_notifiers, build_pipeline, open_store
+from vigil.runtime import build_notifiers, build_pipeline, open_store, settle_memory
 from vigil.settings import Settings
 
 log = logging.getLogger("vigil")
@@ -100,7 +100,9 @@ def _run_lines(settings: Settings, lines, topic: str) -> local.RunStats:  # type
 
 def _build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
     try:
-        return build_pipeline(settings)
+        pipeline = build_pipeline(settings)
+        settle_memory()
+        return pipeline
     except (KeyringError, BundleError, InventoryError) as error:
         raise click.ClickException(str(error)) from error
 

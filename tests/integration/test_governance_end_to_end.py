@@ -265,4 +265,5 @@ def test_each_threat_is_denied_by_the_right_policy_with_its_controls(worker_env:
     )
     assert roles == [["analyst"]], "roles come from the token and inventory, never the event's own claim"
     revision = worker_env.sql("SELECT DISTINCT bundle_revision FROM decisions_unique")
-    assert len(revision) == 1 and len(revision[0][0]) == 16
+    assert len(revision) == 1
+    assert len(revision[0][0]) == 16

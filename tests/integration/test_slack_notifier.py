@@ -1,105 +1,116 @@
-"""Alerts reach Slack through slack-sdk, against a local server that speaks its API."""
+"""The Slack receiver on its own, in real time, against a local server that speaks Slack's API."""
 
 from __future__ import annotations
 
-import json
+import itertools
 import logging
-import time
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import SecretStr
 
-from schemas.records import AlertRow
-from sinks.slack import SlackNotifier
+from alerting.delivery import DeliveryError
+from alerting.notifications import AlertSnapshot, Notification, NotificationKind
+from sinks.slack import SlackReceiver
 from tests.slack_server import FakeSlack
-from vigil.settings import SlackSettings
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "xoxb-never-print-me-123"
 
 
-def _alert(n: int = 1) -> AlertRow:
+def _note(n: int = 1, kind: NotificationKind = "firing", group: str = "g1") -> Notification:
     now = datetime.now(UTC)
-    return AlertRow(
+    alert = AlertSnapshot(
         alert_id=f"a{n}",
-        ts=now,
-        fired_at=now,
         fingerprint="f1",
+        state="firing",
         severity="high",
         title="[HIGH] adwin-mean-shift on fraud-v3",
         summary=f"feature 'amount' of fraud-v3 drifted (#{n})",
-        stage="detector",
-        detector_or_rule="adwin-mean-shift",
-        model_id="fraud-v3",
-        principal_id="svc-checkout",
-        event_id=f"e{n}",
-        occurrences=1,
+        labels={"stage": "detector", "rule": "adwin-mean-shift", "model": "fraud-v3", "severity": "high"},
+        first_seen=now,
+        last_seen=now,
+        occurrences=n,
+        new_occurrences=n,
+        evidence_query="SELECT * FROM findings_unique WHERE model_id = 'fraud-v3'",
+    )
+    return Notification(
+        f"{group}-{n}", group, "ml", kind, {"model": "fraud-v3"}, (alert,), now, 60.0, 300.0, n
     )
 
 
-def _bot(fake: FakeSlack) -> SlackNotifier:
-    return SlackNotifier(SlackSettings(bot_token=SecretStr(TOKEN), channel="#sre", base_url=fake.base_url))
+def _bot(fake: FakeSlack, **options: float) -> SlackReceiver:
+    return SlackReceiver("ml/slack", channel="#sre", bot_token=TOKEN, base_url=fake.base_url, **options)
 
 
-def test_alert_is_posted_with_blocks_to_the_channel(fake_slack: FakeSlack) -> None:
-    notifier = _bot(fake_slack)
-    notifier.notify(_alert())
-    notifier.close()
-    [call] = fake_slack.delivered()
-    assert call.path == "/api/chat.postMessage"
-    assert call.body["channel"] == "#sre"
-    assert "drifted" in call.body["text"]
-    blocks = call.body["blocks"]
-    blocks = blocks if isinstance(blocks, list) else json.loads(blocks)
-    assert blocks[0]["type"] == "header"
-    assert "findings_unique" in str(blocks[-1])
-    assert notifier.sent == 1
+def test_a_group_is_posted_with_blocks_then_edited_and_threaded(fake_slack: FakeSlack) -> None:
+    receiver = _bot(fake_slack, min_interval=0.0)
+    receiver.deliver(_note(1))
+    receiver.deliver(_note(5, "update"))
+    receiver.deliver(_note(6, "repeat"))
+    [post] = fake_slack.posts()
+    assert post.body["channel"] == "#sre"
+    assert post.blocks[0]["type"] == "header"
+    assert "findings_unique" in post.rendered
+    parent = next(m for m in fake_slack.messages.values() if m.thread_ts is None)
+    edits = fake_slack.ok("chat.update")
+    assert [e.body["ts"] for e in edits] == [parent.ts, parent.ts]
+    [reply] = fake_slack.replies()
+    assert reply.body["thread_ts"] == parent.ts
+    assert "Still firing" in reply.body["text"]
 
 
-def test_rate_limit_retry_after_is_honoured(fake_slack: FakeSlack) -> None:
+def test_rate_limit_retry_after_is_honoured_in_real_time(fake_slack: FakeSlack) -> None:
     fake_slack.script.append((429, {"Retry-After": "1"}))
-    notifier = _bot(fake_slack)
-    notifier.notify(_alert())
-    notifier.close()
+    _bot(fake_slack).deliver(_note())
     refused, delivered = fake_slack.calls
-    assert refused.status == 429
-    assert delivered.status == 200
+    assert (refused.status, delivered.status) == (429, 200)
     assert delivered.at - refused.at >= 0.95
-    assert notifier.sent == 1
 
 
-def test_server_errors_are_retried_then_delivered_in_order(fake_slack: FakeSlack) -> None:
+def test_server_errors_are_retried_with_back_off(fake_slack: FakeSlack) -> None:
     fake_slack.script.extend([(500, {}), (503, {})])
-    notifier = _bot(fake_slack)
+    _bot(fake_slack).deliver(_note())
+    assert [c.status for c in fake_slack.calls] == [500, 503, 200]
+
+
+def test_messages_to_a_channel_are_paced(fake_slack: FakeSlack) -> None:
+    receiver = _bot(fake_slack, min_interval=0.3)
     for n in range(3):
-        notifier.notify(_alert(n))
-    notifier.close()
-    texts = [c.body["text"] for c in fake_slack.delivered()]
-    assert [t.rsplit("#", 1)[1] for t in texts] == ["0)", "1)", "2)"]
+        receiver.deliver(_note(n, group=f"g{n}"))
+    times = [c.at for c in fake_slack.posts()]
+    assert all(b - a >= 0.29 for a, b in itertools.pairwise(times))
+
+
+def test_a_deleted_message_is_posted_again(fake_slack: FakeSlack) -> None:
+    receiver = _bot(fake_slack, min_interval=0.0)
+    receiver.deliver(_note(1))
+    fake_slack.messages.clear()
+    receiver.deliver(_note(2, "update"))
+    assert len(fake_slack.posts()) == 2
 
 
 def test_incoming_webhook_mode(fake_slack: FakeSlack) -> None:
-    notifier = SlackNotifier(SlackSettings(webhook_url=SecretStr(fake_slack.webhook_url)))
-    notifier.notify(_alert())
-    notifier.close()
-    [call] = fake_slack.delivered()
-    assert call.path.startswith("/services/")
+    receiver = SlackReceiver("ml/slack", webhook_url=fake_slack.webhook_url, min_interval=0.0)
+    receiver.deliver(_note(1))
+    receiver.deliver(_note(2, "update"))  # a webhook cannot edit: nothing to send
+    receiver.deliver(_note(3, "resolved"))
+    calls = fake_slack.ok("webhook")
+    assert len(calls) == 2
+    assert "Resolved" in calls[1].rendered
 
 
-def test_failures_are_counted_and_logged_without_the_token(
+def test_errors_are_classified_and_never_show_the_token(
     fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake_slack.script.extend([(500, {})] * 10)
-    notifier = _bot(fake_slack)
-    with caplog.at_level(logging.DEBUG):
-        notifier.notify(_alert())
-        deadline = time.monotonic() + 30
-        while notifier.failed == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        notifier.close()
-    assert notifier.failed == 1
-    assert notifier.sent == 0
-    assert "a1" in caplog.text
-    assert TOKEN not in caplog.text
+    fake_slack.script.extend([(500, {})] * 3)
+    with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as caught:
+        _bot(fake_slack).deliver(_note())
+    assert caught.value.retryable
+    assert "service_unavailable" in str(caught.value)
+    assert TOKEN not in caplog.text + str(caught.value)
+
+
+def test_a_bot_token_needs_a_channel() -> None:
+    with pytest.raises(ValueError, match="needs a channel"):
+        SlackReceiver("x", bot_token=TOKEN)

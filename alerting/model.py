@@ -1,0 +1,115 @@
+"""What an alert is: labels, a stable fingerprint, and its life from firing to resolved.
+
+Labels are derived from a finding's stage, rule, model and principal. The
+fingerprint hashes the identifying labels (everything but ``severity``), so the
+same condition on the same subject is always the same alert however often it
+recurs. Detector findings leave the principal out: a drifting model is one
+problem whoever happens to call it. An alert *instance* starts with the first
+occurrence and ends when it resolves; its ``alert_id`` names that instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from schemas.records import AlertRow, FindingRow
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+IDENTIFYING_LABELS = ("stage", "rule", "model", "principal")
+"""Label names the fingerprint covers; ``severity`` is a label but not identity."""
+
+AlertState = Literal["firing", "acknowledged", "silenced", "inhibited", "resolved"]
+ALERT_STATES: tuple[AlertState, ...] = ("firing", "acknowledged", "silenced", "inhibited", "resolved")
+
+
+def severity_rank(severity: str) -> int:
+    """Rank of a severity; unknown names rank lowest rather than failing a batch."""
+    return SEVERITY_RANK.get(severity, 0)
+
+
+def labels_for(stage: str, rule: str, model: str, principal: str, severity: str) -> dict[str, str]:
+    """The label set of an alert; empty values are left out (as in Alertmanager)."""
+    candidates = {
+        "stage": stage,
+        "rule": rule,
+        "model": model,
+        "principal": "" if stage == "detector" else principal,
+        "severity": severity,
+    }
+    return {name: value for name, value in candidates.items() if value}
+
+
+def labels_of(finding: FindingRow) -> dict[str, str]:
+    return labels_for(
+        finding.stage, finding.detector_or_rule, finding.model_id, finding.principal_id, finding.severity
+    )
+
+
+def labels_of_row(row: AlertRow) -> dict[str, str]:
+    return labels_for(row.stage, row.detector_or_rule, row.model_id, row.principal_id, row.severity)
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Stable across processes and releases: a hash of the identifying labels only."""
+    identity = "\x1f".join(f"{name}={labels.get(name, '')}" for name in IDENTIFYING_LABELS)
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def fingerprint_of(finding: FindingRow) -> str:
+    return fingerprint(labels_of(finding))
+
+
+def alert_id_for(fingerprint_value: str, first_finding_id: str) -> str:
+    """One id per alert instance: the same first occurrence (a replay) gives the same id."""
+    return hashlib.sha256(f"{fingerprint_value}:{first_finding_id}".encode()).hexdigest()[:16]
+
+
+def subject_of(labels: Mapping[str, str]) -> str:
+    return labels.get("model") or labels.get("principal") or "-"
+
+
+def title_for(labels: Mapping[str, str]) -> str:
+    severity = labels.get("severity", "medium").upper()
+    return f"[{severity}] {labels.get('rule') or 'default-deny'} on {subject_of(labels)}"
+
+
+@dataclass
+class Alert:
+    """The alert manager's view of one alert instance, updated as occurrences arrive.
+
+    ``occurrences`` counts every finding folded into the instance; ``notified_count``
+    is the count the last notification showed, so the next one can say how many
+    more arrived in between.
+    """
+
+    alert_id: str
+    fingerprint: str
+    labels: dict[str, str]
+    severity: str
+    title: str
+    summary: str
+    first_seen: datetime
+    last_seen: datetime
+    occurrences: int
+    last_event_id: str
+    updated_at: float
+    """Clock reading of the last occurrence (drives the resolve timeout)."""
+    state: AlertState = "firing"
+    runbook_url: str = ""
+    evidence_query: str = ""
+    controls: list[str] = field(default_factory=list)
+    details: dict[str, object] = field(default_factory=dict)
+    acked_by: str = ""
+    suppressed_by: str = ""
+    """Silence id, or ``inhibit:<rule>``, while silenced or inhibited."""
+    resolved_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """Firing or acknowledged: still a problem, and shown in its group's messages."""
+        return self.state in ("firing", "acknowledged")

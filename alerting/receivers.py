@@ -1,0 +1,239 @@
+"""Receiver integrations built from configuration: Slack, webhook, Kafka topic, console.
+
+The generic webhook posts an Alertmanager-shaped JSON document (``status``,
+``groupLabels``, ``commonLabels``, ``alerts`` with ``labels`` and ``annotations``),
+so tools that take Alertmanager webhooks take Vigil's. The Kafka integration
+publishes the same document, keyed by group id, for systems that consume routed,
+deduplicated notifications (the ``ai.alerts`` topic carries every alert update
+before routing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+from pydantic import BaseModel
+
+from alerting.config import AlertingConfig, ConsoleConfig, KafkaConfig, SlackConfig, WebhookConfig
+from alerting.delivery import DeliveryError, Receiver
+from alerting.dispatcher import Ack
+from alerting.notifications import Notification
+
+log = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ReceiverContext:
+    """What integrations take from the process rather than from the routing file."""
+
+    slack_bot_token: str | None = None
+    slack_webhook_url: str | None = None
+    slack_channel: str = "#vigil-alerts"
+    slack_base_url: str = "https://slack.com/api/"
+    kafka_brokers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    console_stream: TextIO | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    wall_clock: Callable[[], datetime] = _utc_now
+
+
+def alertmanager_document(notification: Notification) -> dict[str, Any]:
+    alerts = notification.alerts
+    common = dict(alerts[0].labels) if alerts else {}
+    for alert in alerts[1:]:
+        common = {k: v for k, v in common.items() if alert.labels.get(k) == v}
+    return {
+        "version": "vigil/1",
+        "receiver": notification.receiver,
+        "status": notification.status,
+        "kind": notification.kind,
+        "groupKey": notification.group_id,
+        "notificationId": notification.notification_id,
+        "groupLabels": notification.group_labels,
+        "commonLabels": common,
+        "title": notification.headline(),
+        "folded": notification.folded(),
+        "alerts": [
+            {
+                "alertId": a.alert_id,
+                "fingerprint": a.fingerprint,
+                "status": "resolved" if a.state == "resolved" else "firing",
+                "state": a.state,
+                "labels": a.labels,
+                "annotations": {
+                    "title": a.title,
+                    "summary": a.summary,
+                    "runbook_url": a.runbook_url,
+                    "evidence_query": a.evidence_query,
+                    "controls": ",".join(a.controls),
+                },
+                "startsAt": a.first_seen.isoformat(),
+                "lastSeen": a.last_seen.isoformat(),
+                "occurrences": a.occurrences,
+                "newOccurrences": a.new_occurrences,
+                "ackedBy": a.acked_by,
+            }
+            for a in alerts
+        ],
+    }
+
+
+class WebhookReceiver:
+    def __init__(self, name: str, config: WebhookConfig) -> None:
+        self.name = name
+        self.config = config
+
+    def deliver(self, notification: Notification) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": "vigil-alerting"}
+        headers.update({k: v.get_secret_value() for k, v in self.config.headers.items()})
+        request = urllib.request.Request(
+            self.config.url.get_secret_value(),
+            data=orjson.dumps(alertmanager_document(notification)),
+            headers=headers,
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            retryable = error.code == 429 or error.code >= 500
+            raise DeliveryError(f"webhook answered HTTP {error.code}", retryable) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise DeliveryError(f"webhook unreachable: {reason}", retryable=True) from None
+
+    def poll(self) -> list[Ack]:
+        return []
+
+    def close(self) -> None:
+        """Nothing held open between deliveries."""
+
+
+class KafkaReceiver:
+    """Publishes on its own event loop, on the delivery worker's thread."""
+
+    def __init__(self, name: str, topic: str, brokers: str) -> None:
+        self.name = name
+        self.topic = topic
+        self.brokers = brokers
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._producer: Any = None
+
+    def deliver(self, notification: Notification) -> None:
+        try:
+            loop, producer = self._started()
+            loop.run_until_complete(
+                producer.send_and_wait(
+                    self.topic,
+                    orjson.dumps(alertmanager_document(notification)),
+                    key=notification.group_id.encode(),
+                )
+            )
+        except Exception as error:  # broker down or unreachable: try again later
+            self._reset()
+            raise DeliveryError(f"kafka publish to {self.topic} failed: {error}", retryable=True) from None
+
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, Any]:
+        if self._producer is None:
+            self._loop = asyncio.new_event_loop()
+            self._producer = self._loop.run_until_complete(self._open())
+        assert self._loop is not None
+        return self._loop, self._producer
+
+    async def _open(self) -> Any:
+        """aiokafka objects must be made inside a coroutine of the loop that runs them."""
+        from aiokafka import AIOKafkaProducer
+
+        await self._ensure_topic()
+        producer = AIOKafkaProducer(bootstrap_servers=self.brokers, acks="all", request_timeout_ms=10_000)
+        await producer.start()
+        return producer
+
+    async def _ensure_topic(self) -> None:
+        """Create the topic (one partition: notifications stay in order) if it is missing."""
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.brokers)
+        await admin.start()
+        try:
+            if self.topic not in set(await admin.list_topics()):
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics([NewTopic(self.topic, num_partitions=1, replication_factor=1)])
+                log.info("%s: created topic %s", self.name, self.topic)
+        finally:
+            await admin.close()
+
+    def _reset(self) -> None:
+        if self._loop is not None:
+            if self._producer is not None:
+                try:
+                    self._loop.run_until_complete(self._producer.stop())
+                except Exception as error:
+                    log.debug("%s: stopping the producer failed: %s", self.name, error)
+            self._loop.close()
+        self._loop, self._producer = None, None
+
+    def poll(self) -> list[Ack]:
+        return []
+
+    def close(self) -> None:
+        self._reset()
+
+
+def build_receiver(name: str, kind: str, config: BaseModel, context: ReceiverContext) -> Receiver:
+    """One integration; raises ValueError when the configuration cannot work (e.g. no token)."""
+    label = f"{name}/{kind}"
+    if isinstance(config, SlackConfig):
+        from sinks.slack import SlackReceiver
+
+        token = config.bot_token.get_secret_value() if config.bot_token else None
+        hook = config.webhook_url.get_secret_value() if config.webhook_url else None
+        if token is None and hook is None:
+            token, hook = context.slack_bot_token, context.slack_webhook_url
+        return SlackReceiver(
+            label,
+            channel=config.channel or context.slack_channel,
+            bot_token=token,
+            webhook_url=hook if token is None else None,
+            base_url=config.base_url or context.slack_base_url,
+            timeout=config.timeout,
+            min_interval=config.min_interval,
+            ack_poll_interval=config.ack_poll_interval,
+            clock=context.clock,
+            sleep=context.sleep,
+            wall_clock=context.wall_clock,
+        )
+    if isinstance(config, WebhookConfig):
+        return WebhookReceiver(label, config)
+    if isinstance(config, KafkaConfig):
+        return KafkaReceiver(label, context.topic_prefix + config.topic, context.kafka_brokers)
+    if isinstance(config, ConsoleConfig):
+        from sinks.console import ConsoleReceiver
+
+        return ConsoleReceiver(label, context.console_stream)
+    raise ValueError(f"receiver {name}: unknown integration {kind}")
+
+
+def integrations(config: AlertingConfig) -> dict[str, tuple[str, str, BaseModel]]:
+    """Every integration of every receiver by its label ``receiver/kind``."""
+    return {
+        f"{receiver.name}/{kind}": (receiver.name, kind, settings)
+        for receiver in config.receivers
+        for kind, settings in receiver.integrations().items()
+    }

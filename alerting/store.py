@@ -1,0 +1,166 @@
+"""Alerting's tables in ClickHouse: silences, acknowledgements, alert states, notifications.
+
+:class:`AlertingStore` reads through any :class:`SqlReader`, either a client of its
+own or, for the CLI while a worker owns the embedded store, that worker's
+read-only query server, and writes only with a client. Writes are batched by the
+alert manager and never block the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+
+from alerting.annotate import sql_string
+from alerting.dispatcher import Ack
+from alerting.records import AckRow, AlertStateRow, NotificationRow, SilenceRow
+from alerting.silences import Silence
+from schemas.records import AlertRow
+
+ROW_TYPES: dict[str, type[NamedTuple]] = {
+    "alert_states": AlertStateRow,
+    "silences": SilenceRow,
+    "alert_acks": AckRow,
+    "notifications": NotificationRow,
+}
+
+
+class SqlReader(Protocol):
+    def rows(self, sql: str) -> list[dict[str, Any]]: ...
+
+
+class ClientReader:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        return list(self.client.query(sql).named_results())
+
+
+class RemoteReader:
+    """Reads through the owner's query server (``vigil sql`` uses the same)."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.store_dir = store_dir
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        from sinks.query_server import query_remote
+
+        output = query_remote(self.store_dir, sql, "JSONEachRow")
+        return [orjson.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def as_utc(value: object) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace(" ", "T"))
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a time, got {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sql_time(moment: datetime) -> str:
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return f"toDateTime64('{stamp}', 3, 'UTC')"
+
+
+class AlertingStore:
+    def __init__(self, reader: SqlReader, client: Any = None) -> None:
+        self.reader = reader
+        self.client = client
+
+    @classmethod
+    def over_client(cls, client: Any) -> AlertingStore:
+        return cls(ClientReader(client), client)
+
+    def write(self, tables: Mapping[str, Sequence[NamedTuple]]) -> None:
+        if self.client is None:
+            raise RuntimeError("this alerting store is read-only")
+        for table, rows in tables.items():
+            if rows:
+                self.client.insert(table, list(rows), column_names=list(ROW_TYPES[table]._fields))
+
+    def silences(self, now: datetime, include_expired: bool = False) -> list[Silence]:
+        where = "" if include_expired else f" WHERE ends_at > {sql_time(now)}"
+        rows = self.reader.rows(
+            "SELECT silence_id, matchers, starts_at, ends_at, created_by, reason, updated_at "
+            f"FROM silences FINAL{where} ORDER BY starts_at"
+        )
+        return [
+            Silence.from_row(
+                SilenceRow(
+                    silence_id=r["silence_id"],
+                    matchers=list(r["matchers"]),
+                    starts_at=as_utc(r["starts_at"]),
+                    ends_at=as_utc(r["ends_at"]),
+                    created_by=r["created_by"],
+                    reason=r["reason"],
+                    updated_at=as_utc(r["updated_at"]),
+                )
+            )
+            for r in rows
+        ]
+
+    def silence(self, silence_id: str) -> Silence | None:
+        found = [
+            s for s in self.silences(datetime.now(UTC), include_expired=True) if s.silence_id == silence_id
+        ]
+        return found[0] if found else None
+
+    def acks(self, since: datetime) -> list[Ack]:
+        rows = self.reader.rows(
+            "SELECT target_id, acked_by, via, acked_at FROM alert_acks FINAL "
+            f"WHERE acked_at >= {sql_time(since)} ORDER BY acked_at"
+        )
+        return [Ack(r["target_id"], r["acked_by"], r["via"], as_utc(r["acked_at"])) for r in rows]
+
+    def finding_details(self, row: AlertRow) -> dict[str, object]:
+        """The ``details`` of the finding behind an alert row (controls, runbooks, statistics)."""
+        rows = self.reader.rows(
+            "SELECT details FROM findings WHERE event_id = "
+            f"{sql_string(row.event_id)} AND stage = {sql_string(row.stage)} AND detector_or_rule = "
+            f"{sql_string(row.detector_or_rule)} LIMIT 1"
+        )
+        if not rows:
+            return {}
+        details = orjson.loads(rows[0]["details"] or "{}")
+        return details if isinstance(details, dict) else {}
+
+    def alerts(self, states: Sequence[str] = (), limit: int = 100) -> list[dict[str, Any]]:
+        where = f" WHERE state IN ({', '.join(sql_string(s) for s in states)})" if states else ""
+        return self.reader.rows(
+            "SELECT alert_id, state, severity, title, occurrences, first_seen, last_seen, acked_by, "
+            f"suppressed_by, group_ids, receivers FROM alert_states FINAL{where} "
+            f"ORDER BY last_seen DESC LIMIT {int(limit)}"
+        )
+
+    def known_target(self, target_id: str) -> bool:
+        """Whether an alert instance or group of that id was ever recorded."""
+        quoted = sql_string(target_id)
+        rows = self.reader.rows(
+            f"SELECT count() AS n FROM alert_states WHERE alert_id = {quoted} OR has(group_ids, {quoted})"
+        )
+        return bool(rows and int(rows[0]["n"]))
+
+    def undelivered(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self.reader.rows(
+            "SELECT notification_id, receiver, kind, status, attempts, last_error, headline, created_at "
+            "FROM notifications FINAL WHERE status != 'delivered' "
+            f"ORDER BY created_at LIMIT {int(limit)}"
+        )
+
+    def has_silence(self, silence_id: str) -> bool:
+        rows = self.reader.rows(
+            f"SELECT count() AS n FROM silences WHERE silence_id = {sql_string(silence_id)}"
+        )
+        return bool(rows and int(rows[0]["n"]))
+
+    def has_ack(self, target_id: str, acked_at: datetime) -> bool:
+        rows = self.reader.rows(
+            f"SELECT count() AS n FROM alert_acks WHERE target_id = {sql_string(target_id)} "
+            f"AND acked_at >= {sql_time(acked_at)}"
+        )
+        return bool(rows and int(rows[0]["n"]))

@@ -1,0 +1,1 @@
+"""Anomaly scorers over dicts of numeric features."""

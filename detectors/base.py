@@ -1,0 +1,109 @@
+"""The tiny base API every detector follows, in river's shape.
+
+Hyperparameters are ``__init__`` arguments stored unchanged as public attributes;
+all mutable state is built in ``_reset()``, so ``clone()`` (a fresh detector with the
+same hyperparameters) and ``_reset()`` cannot disagree about what "fresh" means.
+Two families:
+
+- ``DriftDetector``: one value at a time through ``update(x)``; ``drift_detected``
+  is true right after the value that confirmed a change. A detector collects a
+  reference sample first (``warming_up``) and never signals before it has one;
+  after a signal it re-learns its reference from the new regime, so it does not
+  fire again on every following value.
+- ``AnomalyDetector``: ``score_one(x)`` (higher is more anomalous) and
+  ``learn_one(x)`` over a dict of numeric features.
+
+``None`` is a missing value: it leaves a detector's state untouched. Every class
+lists the hyperparameters the contract tests try in ``_unit_test_params()`` and says
+which kind of input it takes in ``input_kind``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Literal, Self
+
+InputKind = Literal["numeric", "binary", "categorical", "features"]
+
+
+class Detector:
+    """Common machinery: parameters, cloning, reset, repr.
+
+    The base classes declare ``__slots__`` so that a detector on the per-value hot
+    path can be slots-only (faster attribute access, less memory); subclasses that
+    declare none get a ``__dict__`` as usual.
+    """
+
+    __slots__ = ()
+    input_kind: ClassVar[InputKind]
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Build every piece of mutable state from scratch."""
+
+    def _get_params(self) -> dict[str, Any]:
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def clone(self) -> Self:
+        """A fresh detector with the same hyperparameters and no state."""
+        return type(self)(**self._get_params())
+
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        """Hyperparameter sets the contract tests run this detector with."""
+        yield {}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self._get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+class DriftDetector(Detector):
+    """A change detector over a univariate stream.
+
+    Subclasses set ``_drift`` in ``update`` and fill ``_evidence`` with the window
+    statistics that prove a detection (what changed, by how much, since when).
+    """
+
+    __slots__ = ("_drift", "_evidence", "n_seen")
+    _drift: bool
+    _evidence: dict[str, Any]
+
+    def _reset(self) -> None:
+        self._drift = False
+        self._evidence = {}
+        self.n_seen = 0
+
+    def update(self, x: Any) -> None:
+        raise NotImplementedError
+
+    @property
+    def drift_detected(self) -> bool:
+        return self._drift
+
+    @property
+    def warming_up(self) -> bool:
+        """True while the detector is still building its reference (no signals)."""
+        raise NotImplementedError
+
+    @property
+    def evidence(self) -> Mapping[str, Any]:
+        """Statistics of the last detection: reference vs. the window since the change."""
+        return self._evidence
+
+
+class AnomalyDetector(Detector):
+    """Scores how unusual a dict of numeric features is; learns as it goes."""
+
+    __slots__ = ()
+    input_kind: ClassVar[InputKind] = "features"
+
+    def learn_one(self, x: Mapping[str, float | None]) -> None:
+        raise NotImplementedError
+
+    def score_one(self, x: Mapping[str, float | None]) -> float:
+        raise NotImplementedError

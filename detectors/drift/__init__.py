@@ -1,0 +1,1 @@
+"""Change detectors over one stream each: numeric, binary and categorical."""

@@ -1,0 +1,1 @@
+"""Keyed monitors: which detectors watch which key, and what their signals say."""

@@ -1,0 +1,83 @@
+"""Words and numbers for signals: what changed, by how much, since when."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+CHANGE_WORDS = {
+    "mean-up": "mean up",
+    "mean-down": "mean down",
+    "spread-up": "spread up",
+    "spread-down": "spread down",
+    "distribution": "distribution changed",
+    "rate-up": "rate up",
+    "rate-down": "rate down",
+}
+
+
+def g(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def since(evidence: Mapping[str, Any], timeline: deque[datetime], seen: int) -> dict[str, Any]:
+    """When the change began, in values ago and, when still remembered, as a time."""
+    ago = int(evidence.get("events_since_change", 0))
+    when = timeline[-ago].isoformat() if 0 < ago <= len(timeline) else None
+    return {
+        "events_ago": ago,
+        "located": bool(evidence.get("change_located")),
+        "first_event_index": max(1, seen - ago + 1),
+        "ts": when,
+    }
+
+
+def numeric_change(evidence: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Phrase and magnitude of a numeric stream's change."""
+    chart = evidence["chart"]
+    before, after = evidence["reference"], evidence["window"]
+    magnitude: dict[str, Any] = {"mean_before": before["mean"], "mean_after": after["mean"]}
+    if "shift_sigmas" in evidence:
+        magnitude["shift_sigmas"] = evidence["shift_sigmas"]
+        magnitude["spread_ratio"] = evidence["spread_ratio"]
+    phrase = f"{CHANGE_WORDS.get(chart, chart)}: mean {g(before['mean'])} -> {g(after['mean'])}"
+    if "median" in before and "median" in after:
+        phrase += f", median {g(before['median'])} -> {g(after['median'])}"
+    if chart.startswith("spread") and "sd" in before:
+        phrase += f", sd {g(before['sd'])} -> {g(after['sd'])}"
+    elif "shift_sigmas" in evidence:
+        phrase += f" ({evidence['shift_sigmas']:+.2f} sd)"
+    return phrase, magnitude
+
+
+def categorical_change(evidence: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    before = evidence["reference"]["shares"]
+    after = evidence["window"]["shares"]
+    moves = sorted(
+        ((k, before.get(k, 0.0), after.get(k, 0.0)) for k in before.keys() | after.keys()),
+        key=lambda item: -abs(item[2] - item[1]),
+    )[:3]
+    shares = ", ".join(f"{k!r} {b:.0%} -> {a:.0%}" for k, b, a in moves)
+    phrase = (
+        f"distribution changed: {shares} (chi-square {evidence['chi_square']:.1f}, "
+        f"df {evidence['df']}, p {evidence['p_value']:.2g}, PSI {evidence['psi']:.2f})"
+    )
+    magnitude = {"psi": evidence["psi"], "chi_square": evidence["chi_square"], "p_value": evidence["p_value"]}
+    return phrase, magnitude
+
+
+def rate_change(evidence: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    before, after = evidence["reference"]["rate"], evidence["window"]["rate"]
+    phrase = f"{before:.1%} -> {after:.1%} over the last {evidence['window']['n']} events"
+    return phrase, {"rate_before": before, "rate_after": after, "rate_ratio": evidence["rate_ratio"]}
+
+
+def change(evidence: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    chart = evidence["chart"]
+    if chart == "distribution":
+        return categorical_change(evidence)
+    if chart.startswith("rate"):
+        return rate_change(evidence)
+    return numeric_change(evidence)

@@ -1,0 +1,264 @@
+"""Drift of every stream an inference event carries, per (model, key).
+
+Keys are the event's features (numeric ones to the numeric detector, strings and
+booleans to the categorical one), ``prediction.score`` and ``prediction.label``,
+and the operational ``latency_ms``, ``tokens.prompt`` and ``tokens.completion``.
+Operational streams only report increases (a faster model is not an incident).
+Optionally (``outliers``), each event's feature vector is scored by an anomaly
+detector and the share of outliers is watched for a rise.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import insort
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+from detectors.base import AnomalyDetector, DriftDetector
+from detectors.config import ModelConfig
+from detectors.findings import Signal
+from detectors.monitors.budget import Budget
+from detectors.monitors.describe import change, since
+from schemas.events import InferenceEvent
+
+TIMELINE = 512
+"""Event times kept per model to say when a change began."""
+
+OPERATIONS = {
+    "latency_ms": "latency-spike",
+    "tokens.prompt": "token-spike",
+    "tokens.completion": "token-spike",
+}
+
+
+class _Outliers:
+    """Anomaly score per event, a threshold learned from the first scores, a rate chart."""
+
+    __slots__ = ("detector", "quantile", "rate", "scores", "target", "threshold")
+
+    def __init__(self, detector: AnomalyDetector, rate: DriftDetector, target: int, quantile: float) -> None:
+        self.detector = detector
+        self.rate = rate
+        self.scores: array[float] = array("d")
+        self.target = target
+        self.quantile = quantile
+        self.threshold: float | None = None
+
+    def update(self, features: dict[str, float]) -> bool:
+        score = self.detector.score_one(features)
+        self.detector.learn_one(features)
+        if self.threshold is None:
+            insort(self.scores, score)
+            if len(self.scores) >= self.target:
+                self.threshold = self.scores[int(self.quantile * (len(self.scores) - 1))]
+                self.scores = array("d")
+            return False
+        self.rate.update(score > self.threshold)
+        return self.rate.drift_detected
+
+
+class _Model:
+    __slots__ = ("categorical", "events", "numeric", "outliers", "outputs", "timeline")
+
+    def __init__(self) -> None:
+        self.numeric: dict[str, DriftDetector | None] = {}
+        self.categorical: dict[str, DriftDetector | None] = {}
+        self.outputs: dict[str, DriftDetector] = {}
+        self.outliers: _Outliers | None = None
+        self.events = 0
+        self.timeline: deque[datetime] = deque(maxlen=TIMELINE)
+
+
+class ModelStreams:
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self._models: dict[str, _Model] = {}
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(self._models)
+
+    @property
+    def keys(self) -> int:
+        return sum(
+            sum(d is not None for d in m.numeric.values())
+            + sum(d is not None for d in m.categorical.values())
+            + len(m.outputs)
+            for m in self._models.values()
+        )
+
+    def observe(self, event: InferenceEvent, config: ModelConfig) -> list[Signal]:
+        model = self._models.get(event.model_id)
+        if model is None:
+            if not self.budget.take():
+                return []
+            model = self._models[event.model_id] = _Model()
+        model.events += 1
+        model.timeline.append(event.ts)
+        signals: list[Signal] = []
+        numeric, categorical = model.numeric, model.categorical
+        detector: DriftDetector | None
+        for name, value in event.features.items():
+            kind = value.__class__
+            if kind is float or kind is int:
+                try:
+                    detector = numeric[name]
+                except KeyError:
+                    detector = numeric[name] = self._new(config, name, "numeric")
+            else:
+                try:
+                    detector = categorical[name]
+                except KeyError:
+                    detector = categorical[name] = self._new(config, name, "categorical")
+                value = str(value)
+            if detector is None:
+                continue  # excluded by configuration, or beyond the key budget
+            detector.update(value)
+            if detector._drift:  # the attribute, not the property: this loop runs per feature
+                signals.append(self._signal("feature-drift", "feature", name, detector, model, event))
+        if config.prediction.enabled or config.operations.enabled:
+            self._observe_outputs(model, event, config, signals)
+        if config.outliers.enabled:
+            signals.extend(self._outliers(model, event, config))
+        return signals
+
+    def _observe_outputs(
+        self, model: _Model, event: InferenceEvent, config: ModelConfig, signals: list[Signal]
+    ) -> None:
+        if config.prediction.enabled:
+            prediction = event.prediction
+            if prediction.score is not None:
+                self._output(model, event, config, signals, "prediction.score", prediction.score)
+            if prediction.label is not None:
+                self._output(model, event, config, signals, "prediction.label", str(prediction.label))
+        if config.operations.enabled:
+            self._output(model, event, config, signals, "latency_ms", event.latency_ms)
+            tokens = event.tokens
+            if tokens is not None:
+                self._output(model, event, config, signals, "tokens.prompt", tokens.prompt)
+                self._output(model, event, config, signals, "tokens.completion", tokens.completion)
+
+    def _output(
+        self,
+        model: _Model,
+        event: InferenceEvent,
+        config: ModelConfig,
+        signals: list[Signal],
+        name: str,
+        value: Any,
+    ) -> None:
+        detector = model.outputs.get(name)
+        if detector is None:
+            if not self.budget.take():
+                return
+            detector = model.outputs[name] = _output_detector(name, config)
+        detector.update(value)
+        if detector._drift:
+            signal = self._output_signal(name, detector, model, event)
+            if signal is not None:
+                signals.append(signal)
+
+    def _new(self, config: ModelConfig, name: str, kind: str) -> DriftDetector | None:
+        features = config.features
+        if not features.tracks(name) or not self.budget.take():
+            return None
+        choice = features.numeric if kind == "numeric" else features.categorical
+        detector = choice.build()
+        assert isinstance(detector, DriftDetector)
+        return detector
+
+    def _output_signal(
+        self, name: str, detector: DriftDetector, model: _Model, event: InferenceEvent
+    ) -> Signal | None:
+        if name.startswith("prediction."):
+            return self._signal("prediction-drift", "prediction", name, detector, model, event)
+        before, after = detector.evidence["reference"], detector.evidence["window"]
+        if after["mean"] <= before["mean"] and after.get("p95", 0.0) <= before.get("p95", 0.0):
+            return None  # operational streams: only increases (of the level or the tail) are incidents
+        return self._signal(OPERATIONS[name], "operation", name, detector, model, event)
+
+    def _signal(
+        self, rule: str, kind: str, name: str, detector: DriftDetector, model: _Model, event: InferenceEvent
+    ) -> Signal:
+        evidence = detector.evidence
+        phrase, magnitude = change(evidence)
+        when = since(evidence, model.timeline, detector.n_seen)
+        started = f" since {when['ts']}" if when["ts"] else ""
+        what = {"feature": "feature", "prediction": "output", "operation": "metric"}[kind]
+        message = (
+            f"{what} {name!r} of {event.model_id} drifted: {phrase}; "
+            f"{when['events_ago']} events in the new regime{started}, "
+            f"reference of {int(evidence['reference']['n'])} events"
+        )
+        return Signal(
+            rule=rule,
+            subject=name,
+            severity="medium",
+            message=message,
+            details={
+                "key": name,
+                "kind": kind,
+                "detector": getattr(detector, "registry_name", type(detector).__name__),
+                "change": evidence["chart"],
+                "magnitude": magnitude,
+                "since": when,
+                "reference": evidence["reference"],
+                "window": evidence["window"],
+                "statistic": evidence["statistic"],
+                "events_seen": detector.n_seen,
+            },
+        )
+
+    def _outliers(self, model: _Model, event: InferenceEvent, config: ModelConfig) -> list[Signal]:
+        section = config.outliers
+        if model.outliers is None:
+            detector, rate = section.detector.build(), section.rate.build()
+            assert isinstance(detector, AnomalyDetector)
+            assert isinstance(rate, DriftDetector)
+            model.outliers = _Outliers(detector, rate, section.calibration_events, section.quantile)
+        numbers = {
+            k: float(v)
+            for k, v in event.features.items()
+            if (v.__class__ is float or v.__class__ is int) and config.features.tracks(k)
+        }
+        if not numbers or not model.outliers.update(numbers):
+            return []
+        rate = model.outliers.rate
+        if not rate.evidence["chart"].endswith("-up"):
+            return []
+        phrase, magnitude = change(rate.evidence)
+        when = since(rate.evidence, model.timeline, rate.n_seen)
+        return [
+            Signal(
+                rule="input-outliers",
+                subject="features",
+                severity="medium",
+                message=f"unusual feature vectors of {event.model_id} rose: {phrase}",
+                details={
+                    "key": "features",
+                    "kind": "outliers",
+                    "threshold": model.outliers.threshold,
+                    "change": rate.evidence["chart"],
+                    "magnitude": magnitude,
+                    "since": when,
+                    "reference": rate.evidence["reference"],
+                    "window": rate.evidence["window"],
+                    "statistic": rate.evidence["statistic"],
+                    "events_seen": rate.n_seen,
+                },
+            )
+        ]
+
+
+def _output_detector(name: str, config: ModelConfig) -> DriftDetector:
+    if name == "prediction.label":
+        choice = config.features.categorical
+    elif name == "prediction.score":
+        choice = config.features.numeric
+    else:
+        choice = config.operations.detector
+    detector = choice.build()
+    assert isinstance(detector, DriftDetector)
+    return detector

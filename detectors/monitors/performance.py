@@ -1,0 +1,189 @@
+"""Performance drift: feedback labels joined to their predictions by ``request_id``.
+
+Predictions wait in a per-model, insertion-ordered table bounded both in entries
+(``max_pending``) and in age (``max_pending_age_seconds``, by event time, checked
+every ``AGE_CHECK_EVERY`` predictions); the oldest leave first, counted as
+``expired``. A feedback event whose prediction is
+still there yields one labelled outcome: correct or not (fed to the error-rate
+detector, 1 = error) and, for binary labels with a score, the residual
+``label - score`` (fed to the calibration detector). Feedback for an unknown or
+expired request is counted, not guessed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from datetime import datetime
+
+from detectors.base import DriftDetector
+from detectors.config import ModelConfig
+from detectors.findings import Signal
+from detectors.monitors.budget import Budget
+from detectors.monitors.describe import change, since
+from detectors.monitors.labels import as_binary, label_key
+from schemas.events import FeedbackEvent, InferenceEvent
+
+TIMELINE = 512
+AGE_CHECK_EVERY = 64
+"""Predictions between checks for ones past their age: the check is cheap, not free."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A prediction with its feedback: what the bias monitor needs for error rates."""
+
+    correct: bool
+    segment: tuple[tuple[str, str], ...]
+
+
+class _Model:
+    __slots__ = (
+        "calibration",
+        "errors",
+        "expired",
+        "joined",
+        "pending",
+        "remembered",
+        "timeline",
+        "unmatched",
+    )
+
+    def __init__(self, config: ModelConfig) -> None:
+        errors, calibration = config.performance.error_rate.build(), config.performance.calibration.build()
+        assert isinstance(errors, DriftDetector)
+        assert isinstance(calibration, DriftDetector)
+        self.errors = errors
+        self.calibration = calibration
+        # request_id -> (label key or None, score or None, epoch seconds, segment)
+        self.pending: OrderedDict[
+            str, tuple[str | None, float | None, float, tuple[tuple[str, str], ...]]
+        ] = OrderedDict()
+        self.timeline: deque[datetime] = deque(maxlen=TIMELINE)
+        self.joined = self.expired = self.unmatched = self.remembered = 0
+
+
+class Performance:
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self._models: dict[str, _Model] = {}
+
+    @property
+    def keys(self) -> int:
+        return 2 * len(self._models)
+
+    def pending(self, model_id: str) -> int:
+        model = self._models.get(model_id)
+        return len(model.pending) if model else 0
+
+    def counts(self, model_id: str) -> dict[str, int]:
+        model = self._models.get(model_id)
+        if model is None:
+            return {"joined": 0, "expired": 0, "unmatched": 0}
+        return {"joined": model.joined, "expired": model.expired, "unmatched": model.unmatched}
+
+    def remember(self, event: InferenceEvent, config: ModelConfig) -> None:
+        prediction = event.prediction
+        if prediction.label is None and prediction.score is None:
+            return
+        model = self._model(event.model_id, config)
+        if model is None:
+            return
+        now = event.ts.timestamp()
+        pending = model.pending
+        pending[event.request_id] = (
+            None if prediction.label is None else label_key(prediction.label),
+            prediction.score,
+            now,
+            tuple(event.segment.items()) if event.segment else (),
+        )
+        limit = config.performance.max_pending
+        while len(pending) > limit:
+            pending.popitem(last=False)
+            model.expired += 1
+        model.remembered += 1
+        if model.remembered % AGE_CHECK_EVERY == 0:
+            horizon = now - config.performance.max_pending_age_seconds
+            while pending and next(iter(pending.values()))[2] < horizon:
+                pending.popitem(last=False)
+                model.expired += 1
+
+    def observe(self, event: FeedbackEvent, config: ModelConfig) -> tuple[list[Signal], Outcome | None]:
+        model = self._models.get(event.model_id)
+        entry = model.pending.pop(event.request_id, None) if model else None
+        if model is None or entry is None:
+            if model is not None:
+                model.unmatched += 1
+            return [], None
+        model.joined += 1
+        model.timeline.append(event.ts)
+        predicted, score, _, segment = entry
+        signals: list[Signal] = []
+        outcome = None
+        if predicted is not None:
+            correct = predicted == label_key(event.label)
+            outcome = Outcome(correct, segment)
+            model.errors.update(0 if correct else 1)
+            if model.errors.drift_detected and model.errors.evidence["chart"] == "rate-up":
+                signals.append(self._error_signal(event, model))
+        truth = as_binary(event.label)
+        if score is not None and truth is not None:
+            model.calibration.update(truth - score)
+            if model.calibration.drift_detected:
+                signals.append(self._calibration_signal(event, model))
+        return signals, outcome
+
+    def _model(self, model_id: str, config: ModelConfig) -> _Model | None:
+        model = self._models.get(model_id)
+        if model is None and self.budget.take():
+            model = self._models[model_id] = _Model(config)
+        return model
+
+    def _error_signal(self, event: FeedbackEvent, model: _Model) -> Signal:
+        evidence = model.errors.evidence
+        phrase, magnitude = change(evidence)
+        when = since(evidence, model.timeline, model.errors.n_seen)
+        started = f" since {when['ts']}" if when["ts"] else ""
+        return Signal(
+            rule="performance-drift",
+            subject="error-rate",
+            severity="high",
+            message=f"error rate of {event.model_id} rose: {phrase} with feedback{started}",
+            details={
+                "key": "error_rate",
+                "kind": "performance",
+                "change": evidence["chart"],
+                "magnitude": magnitude,
+                "since": when,
+                "reference": evidence["reference"],
+                "window": evidence["window"],
+                "statistic": evidence["statistic"],
+                "labelled_events": model.errors.n_seen,
+                "join": {"joined": model.joined, "expired": model.expired, "unmatched": model.unmatched},
+            },
+        )
+
+    def _calibration_signal(self, event: FeedbackEvent, model: _Model) -> Signal:
+        evidence = model.calibration.evidence
+        phrase, magnitude = change(evidence)
+        when = since(evidence, model.timeline, model.calibration.n_seen)
+        return Signal(
+            rule="calibration-drift",
+            subject="label-minus-score",
+            severity="medium",
+            message=(
+                f"calibration of {event.model_id} changed (label - score residual) {phrase}; "
+                f"{when['events_ago']} labelled events in the new regime"
+            ),
+            details={
+                "key": "label_minus_score",
+                "kind": "performance",
+                "change": evidence["chart"],
+                "magnitude": magnitude,
+                "since": when,
+                "reference": evidence["reference"],
+                "window": evidence["window"],
+                "statistic": evidence["statistic"],
+                "labelled_events": model.calibration.n_seen,
+            },
+        )

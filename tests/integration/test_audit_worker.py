@@ -1,0 +1,159 @@
+"""The audit ledger under the real worker: SIGKILL mid-stream, restart, replay, verify.
+
+Events for several models spread over the source partitions (one ledger stream
+each). The first worker is killed while it is storing batches, so the second one
+replays messages whose entries are already in the ledger; afterwards every record
+version has exactly one entry (each decision exactly one), every stream's chain is
+whole, and the checkpoints on the compacted ``ai.audit`` topic verify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from identity.signing import sign_document
+from tests.integration.conftest import REPO, WorkerEnv, consume_all, produce
+
+pytestmark = pytest.mark.integration
+
+SECRET = b"audit-integration-secret-0123456789"
+MODELS = ("risk-v1", "churn-v2", "price-v4", "fraud-v9")
+
+
+def _write_keys(directory: Path) -> None:
+    keys = {"keys": [{"key_id": "scoring-1", "secret": "hex:" + SECRET.hex(), "sources": ["scoring-api"]}]}
+    (directory / "keys.yaml").write_text(yaml.safe_dump(keys))
+
+
+def _event(n: int, model: str, t0: datetime) -> dict[str, Any]:
+    return {
+        "event_id": f"aud-{n:05d}",
+        "schema_version": 1,
+        "type": "inference",
+        "ts": (t0 + timedelta(milliseconds=10 * n)).isoformat(),
+        "source": "scoring-api",
+        "principal": {"id": "svc-scoring", "kind": "service", "roles": ["inference-client"]},
+        "action": "infer",
+        "resource": {"kind": "model", "id": model},
+        "model_id": model,
+        "model_version": "1",
+        "artifact_digest": "sha256:abc",
+        "request_id": f"req-{n}",
+        "features": {"x": (n % 17) / 17},
+        "prediction": {"score": 0.5},
+        "latency_ms": 12.5,
+    }
+
+
+def _traffic(env: WorkerEnv, count: int) -> list[tuple[str, bytes | None, bytes]]:
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    messages = []
+    for n in range(count):
+        model = MODELS[n % len(MODELS)]
+        document = sign_document(_event(n, model, t0), "scoring-1", SECRET)
+        if n % 50 == 7:  # some forged events, so findings and alerts are entered too
+            document = sign_document(_event(n, model, t0), "scoring-1", b"not-the-key-0000000000000000000")
+        messages.append((env.topic("ai.inference"), model.encode(), orjson.dumps(document)))
+    return messages
+
+
+def _vigil(env: WorkerEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    process_env = env.env | {"PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "vigil", *args],
+        env=process_env,
+        cwd=env.data_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+async def _audit_topic_policy(brokers: str, topic: str) -> str:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        for resource in response.resources:
+            for entry in resource[4]:
+                if entry[0] == "cleanup.policy":
+                    return str(entry[1])
+    finally:
+        await admin.close()
+    return ""
+
+
+def test_a_killed_worker_leaves_no_duplicate_and_no_broken_chain(worker_env: WorkerEnv) -> None:
+    _write_keys(worker_env.data_dir)
+    worker_env.extra.update(
+        VIGIL_KEYS_FILE=str(worker_env.data_dir / "keys.yaml"),
+        VIGIL_AUDIT_CHECKPOINT_ENTRIES="100",
+    )
+    count = 2400
+    asyncio.run(produce(worker_env.brokers, _traffic(worker_env, count)))
+
+    first = worker_env.start_worker()
+    stored_at_kill = worker_env.wait_until("SELECT count() FROM audit_ledger WHERE kind = 'decision'", 300)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    assert stored_at_kill < count, "the worker finished before it could be killed"
+
+    second = worker_env.start_worker()
+    worker_env.wait_until("SELECT uniqExact(event_id) FROM events", count, timeout=180)
+    worker_env.wait_until("SELECT count() FROM audit_ledger WHERE kind = 'decision'", count, timeout=60)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=60) == 0, worker_env.logs()
+
+    shape = orjson.loads(_vigil(worker_env, "sql", _LEDGER_SHAPE, "--format", "JSONEachRow").stdout)
+    restarted_log = (worker_env.data_dir / "worker-1.log").read_text()
+    assert "already in the audit ledger (a replayed batch)" in restarted_log, "nothing was replayed"
+    assert shape["decisions"] == count
+    assert shape["duplicate_positions"] == 0
+    assert shape["duplicate_records"] == 0
+    assert shape["decisions_twice"] == 0
+    assert shape["streams"] >= 2
+    assert shape["gaps"] == 0
+
+    audit_topic = worker_env.topic("ai.audit")
+    # Everything on the topic: ask for more than there can be, stop at the timeout.
+    published = asyncio.run(consume_all(worker_env.brokers, audit_topic, 10**6, timeout=8))
+    assert published
+    exported = list((worker_env.data_dir / "audit-checkpoints").glob("*/*.json"))
+
+    result = _vigil(worker_env, "audit", "verify", "--kafka", "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = orjson.loads(result.stdout)
+    assert report["ok"]
+    assert report["entries"] == shape["entries"]
+    copies = sum(s["checkpoints_external"] for s in report["streams"])
+    assert copies == len(exported) + len(published)  # the directory and the topic were both checked
+    assert {r.key.decode() for r in published} <= {
+        f"{worker_env.topic('ai.inference')}:{p}" for p in range(4)
+    }
+    assert asyncio.run(_audit_topic_policy(worker_env.brokers, audit_topic)) == "compact"
+
+
+_LEDGER_SHAPE = """
+SELECT
+    count() AS entries,
+    countIf(kind = 'decision') AS decisions,
+    count() - uniqExact(stream, seq) AS duplicate_positions,
+    count() - uniqExact(stream, kind, record_id, record_hash) AS duplicate_records,
+    countIf(kind = 'decision') - uniqExactIf(record_id, kind = 'decision') AS decisions_twice,
+    uniqExact(stream) AS streams,
+    (SELECT sum(m - n) FROM (SELECT max(seq) AS m, count() AS n FROM audit_ledger GROUP BY stream)) AS gaps
+FROM audit_ledger
+"""

@@ -1,0 +1,153 @@
+"""alerting.gate: findings become alert rows inside the pipeline, deduplicated and counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerting import AlertGate, fingerprint_of
+from tests.factories import finding
+from tests.unit.alerting.clock import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def gate(clock: FakeClock) -> AlertGate:
+    return AlertGate(min_severity="medium", resolve_timeout=300.0, clock=clock, wall_clock=clock.wall)
+
+
+@pytest.mark.parametrize("severity", ["info", "low"])
+def test_below_threshold_severities_never_alert(gate: AlertGate, severity: str) -> None:
+    assert gate.admit([finding(severity=severity) for _ in range(3)]) == []
+
+
+@pytest.mark.parametrize("severity", ["medium", "high", "critical"])
+def test_at_or_above_threshold_alerts(gate: AlertGate, severity: str) -> None:
+    [alert] = gate.admit([finding(severity=severity)])
+    assert alert.severity == severity
+    assert alert.occurrences == 1
+
+
+def test_threshold_is_configurable(clock: FakeClock) -> None:
+    strict = AlertGate(min_severity="critical", clock=clock)
+    assert strict.admit([finding(severity="high")]) == []
+    assert len(strict.admit([finding(severity="critical")])) == 1
+    assert len(AlertGate(min_severity="info", clock=clock).admit([finding(severity="info")])) == 1
+
+
+def test_unknown_min_severity_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"urgent.*info, low, medium, high, critical"):
+        AlertGate(min_severity="urgent")
+
+
+def test_first_finding_alerts_with_its_details(gate: AlertGate) -> None:
+    first = finding(rule="export-needs-mfa", severity="high", model_id="", principal_id="bob")
+    [alert] = gate.admit([first])
+    assert alert.fingerprint == fingerprint_of(first)
+    assert alert.event_id == first.event_id
+    assert alert.principal_id == "bob"
+    assert alert.summary == first.message
+    assert alert.title == "[HIGH] export-needs-mfa on bob"  # no model: the principal is the subject
+    assert alert.ts == first.ts
+
+
+def test_a_burst_in_one_batch_is_one_row_with_the_count(gate: AlertGate) -> None:
+    burst = [finding() for _ in range(500)]
+    [alert] = gate.admit(burst)
+    assert alert.occurrences == 500
+    assert alert.event_id == burst[-1].event_id  # the latest occurrence is the evidence at hand
+    assert alert.ts == burst[0].ts  # the instance started with the first
+
+
+def test_repeats_keep_one_alert_id_and_count_up(gate: AlertGate, clock: FakeClock) -> None:
+    [first] = gate.admit([finding()])
+    clock.advance(60)
+    [second] = gate.admit([finding(), finding()])
+    clock.advance(299)
+    [third] = gate.admit([finding()])
+    assert first.alert_id == second.alert_id == third.alert_id
+    assert [first.occurrences, second.occurrences, third.occurrences] == [1, 3, 4]
+    assert third.fired_at > first.fired_at  # the newest row wins in alerts_unique
+
+
+def test_quiet_for_the_resolve_timeout_starts_a_new_instance(gate: AlertGate, clock: FakeClock) -> None:
+    [first] = gate.admit([finding()])
+    clock.advance(300)
+    [again] = gate.admit([finding()])
+    assert again.fingerprint == first.fingerprint
+    assert again.alert_id != first.alert_id
+    assert again.occurrences == 1
+
+
+def test_severity_escalates_within_an_instance(gate: AlertGate) -> None:
+    gate.admit([finding(severity="medium")])
+    [alert] = gate.admit([finding(severity="critical"), finding(severity="medium")])
+    assert alert.severity == "critical"
+    assert alert.title.startswith("[CRITICAL]")
+
+
+def test_below_threshold_findings_are_not_counted(gate: AlertGate) -> None:
+    gate.admit([finding(severity="high")])
+    assert gate.admit([finding(severity="low"), finding(severity="info")]) == []
+    [alert] = gate.admit([finding(severity="high")])
+    assert alert.occurrences == 2
+
+
+def test_distinct_fingerprints_alert_independently(gate: AlertGate) -> None:
+    alerts = gate.admit(
+        [
+            finding(rule="default-deny", principal_id="bob"),
+            finding(rule="default-deny", principal_id="carol"),
+            finding(rule="export-needs-mfa", principal_id="bob"),
+            finding(rule="default-deny", principal_id="bob", model_id="credit-v2"),
+            finding(stage="identity", rule="default-deny", principal_id="bob"),
+        ]
+    )
+    assert len({a.fingerprint for a in alerts}) == len(alerts) == 5
+
+
+def test_severity_is_not_part_of_the_fingerprint() -> None:
+    assert fingerprint_of(finding(severity="medium")) == fingerprint_of(finding(severity="critical"))
+
+
+def test_detector_findings_from_different_principals_share_an_alert(gate: AlertGate) -> None:
+    a = finding(stage="detector", rule="adwin-mean-shift", severity="medium", principal_id="svc-checkout")
+    b = finding(stage="detector", rule="adwin-mean-shift", severity="medium", principal_id="svc-batch")
+    assert fingerprint_of(a) == fingerprint_of(b)
+    [alert] = gate.admit([a, b])
+    assert alert.occurrences == 2
+
+
+@pytest.mark.parametrize("stage", ["policy", "identity"])
+def test_policy_and_identity_findings_are_per_principal(gate: AlertGate, stage: str) -> None:
+    a = finding(stage=stage, principal_id="bob")
+    b = finding(stage=stage, principal_id="mallory")
+    assert fingerprint_of(a) != fingerprint_of(b)
+    assert len(gate.admit([a, b])) == 2
+
+
+def test_fingerprints_are_stable_across_processes() -> None:
+    drift = finding(stage="detector", rule="adwin-mean-shift", model_id="fraud-v3", principal_id="x")
+    assert fingerprint_of(drift) == "6a765e70f6007669"
+
+
+def test_capacity_is_bounded_and_new_alerts_still_fire(clock: FakeClock) -> None:
+    gate = AlertGate(max_fingerprints=10, clock=clock)
+    alerts = gate.admit([finding(principal_id=f"user-{i}") for i in range(50)])
+    assert len(alerts) == 50
+    assert len(gate._instances) <= 10
+    assert gate.evicted == 40
+
+
+def test_capacity_prefers_forgetting_resolved_instances(clock: FakeClock) -> None:
+    gate = AlertGate(max_fingerprints=2, resolve_timeout=60, clock=clock)
+    [_old] = gate.admit([finding(principal_id="old")])
+    clock.advance(61)
+    gate.admit([finding(principal_id="live")])
+    gate.admit([finding(principal_id="new")])
+    assert gate.evicted == 0
+    [live] = gate.admit([finding(principal_id="live")])
+    assert live.occurrences == 2

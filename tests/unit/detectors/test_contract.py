@@ -1,0 +1,152 @@
+"""One battery of checks over every registered detector (river's ``check_estimator`` idea).
+
+A detector joins the battery by being registered; each runs once per hyperparameter
+set its ``_unit_test_params()`` yields. What a user relies on: the same input gives
+the same output, a pickled detector (a snapshot) carries on exactly where it was,
+``_reset()`` really starts over, memory does not grow with the stream, and missing
+values change nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from typing import Any
+
+import pytest
+
+from detectors import REGISTRY, AnomalyDetector, Detector, DriftDetector, create
+from tests.unit.detectors.streams import stream
+
+CASES = [
+    pytest.param(name, params, id=f"{name}-{i}")
+    for name, cls in sorted(REGISTRY.items())
+    for i, params in enumerate(cls._unit_test_params())
+]
+
+
+def feed(detector: Detector, values: list[Any]) -> list[Any]:
+    """What a user observes per value: drift flags with evidence, or anomaly scores."""
+    out: list[Any] = []
+    for x in values:
+        if isinstance(detector, DriftDetector):
+            detector.update(x)
+            out.append((True, dict(detector.evidence)) if detector.drift_detected else False)
+        else:
+            assert isinstance(detector, AnomalyDetector)
+            out.append(detector.score_one(x))
+            detector.learn_one(x)
+    return out
+
+
+def make(name: str, params: dict[str, Any]) -> Detector:
+    return create(name, params)
+
+
+def test_every_detector_is_registered_under_a_kebab_case_name() -> None:
+    assert {"normal-scores-cusum", "bernoulli-cusum", "chi-square-window", "robust-zscore", "adwin"} <= set(
+        REGISTRY
+    )
+    for name, cls in REGISTRY.items():
+        assert name == name.lower()
+        assert " " not in name
+        assert cls.registry_name == name  # type: ignore[attr-defined]
+        assert cls.input_kind in ("numeric", "binary", "categorical", "features")
+        assert "Examples" in (cls.__doc__ or ""), f"{name} needs a docstring with a doctest"
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_hyperparameters_are_public_and_unchanged(name: str, params: dict[str, Any]) -> None:
+    detector = make(name, params)
+    signature = inspect.signature(type(detector).__init__)
+    for param, value in params.items():
+        assert getattr(detector, param) == value
+    for param in signature.parameters.values():
+        if param.name != "self" and param.name not in params:
+            assert getattr(detector, param.name) == param.default
+    clone = detector.clone()
+    assert type(clone) is type(detector)
+    assert clone._get_params() == detector._get_params()
+    assert repr(detector).startswith(type(detector).__name__ + "(")
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_deterministic_for_a_seeded_stream(name: str, params: dict[str, Any]) -> None:
+    kind = REGISTRY[name].input_kind
+    values = stream(kind, 3_000, seed=11)
+    first, second = feed(make(name, params), values), feed(make(name, params), values)
+    assert first == second
+    if kind != "features":
+        assert any(o is not False for o in first), "the change half-way should be detected"
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_pickle_round_trip_resumes_exactly(name: str, params: dict[str, Any]) -> None:
+    values = stream(REGISTRY[name].input_kind, 3_000, seed=12)
+    original = make(name, params)
+    feed(original, values[:1_400])
+    restored = pickle.loads(pickle.dumps(original))
+    assert feed(restored, values[1_400:]) == feed(original, values[1_400:])
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_reset_starts_over(name: str, params: dict[str, Any]) -> None:
+    values = stream(REGISTRY[name].input_kind, 2_000, seed=13)
+    used = make(name, params)
+    feed(used, stream(REGISTRY[name].input_kind, 2_000, seed=14))
+    used._reset()
+    assert feed(used, values) == feed(make(name, params), values)
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_memory_does_not_grow_with_the_stream(name: str, params: dict[str, Any]) -> None:
+    kind = REGISTRY[name].input_kind
+    values = stream(kind, 40_000, seed=15, categories=200)
+    detector = make(name, params)
+    feed(detector, values[:5_000])
+    early = len(pickle.dumps(detector))
+    feed(detector, values[5_000:])
+    late = len(pickle.dumps(detector))
+    assert late <= 64 * 1024, f"{name} holds {late} bytes after 40k values"
+    assert late <= 1.5 * early + 2_048, f"{name} grew from {early} to {late} bytes"
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_missing_values_change_nothing(name: str, params: dict[str, Any]) -> None:
+    kind = REGISTRY[name].input_kind
+    detector = make(name, params)
+    feed(detector, stream(kind, 1_000, seed=16))
+    before = pickle.dumps(detector)
+    if isinstance(detector, DriftDetector):
+        detector.update(None)
+        assert pickle.dumps(detector) == before
+        assert not detector.drift_detected or before == pickle.dumps(detector)
+    else:
+        assert isinstance(detector, AnomalyDetector)
+        assert detector.score_one({}) == 0.0
+        partial = {"a": None, "b": 10.0}
+        assert detector.score_one(partial) >= 0.0
+        detector.learn_one({"a": None})
+        assert pickle.dumps(detector) == before
+        detector.learn_one({"never-seen": 1.0})  # a new feature starts its own statistics
+        assert detector.score_one({"never-seen": 1.0, "a": 0.0}) >= 0.0
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_no_signal_while_warming_up(name: str, params: dict[str, Any]) -> None:
+    detector = make(name, params)
+    if not isinstance(detector, DriftDetector):
+        pytest.skip("anomaly scorers have no warm-up signal")
+    kind = REGISTRY[name].input_kind
+    wild = {"numeric": [0.0, 100.0] * 8, "binary": [True] * 16, "categorical": ["x", "y"] * 8}[kind]
+    for x in wild:
+        detector.update(x)
+        assert detector.warming_up
+        assert not detector.drift_detected
+
+
+def test_unknown_names_and_parameters_fail_clearly() -> None:
+    with pytest.raises(ValueError, match=r"unknown detector 'nope'; registered: .*normal-scores-cusum"):
+        create("nope")
+    with pytest.raises(ValueError, match=r"normal-scores-cusum.*unexpected keyword argument 'delta'"):
+        create("normal-scores-cusum", {"delta": 0.1})
