@@ -37,6 +37,8 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.problems import describe
+
 Algorithm = Literal["hmac-sha256", "ed25519"]
 
 
@@ -177,11 +179,7 @@ def load_keyring(path: Path) -> Keyring:
     except yaml.YAMLError as error:
         raise KeyringError(f"{path}: not valid YAML: {error}") from error
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in error.errors(include_input=False, include_url=False)
-        )
-        raise KeyringError(f"{path}: {problems}") from error
+        raise KeyringError(f"{path}: {describe(error)}") from error
     entries: dict[str, KeyEntry] = {}
     for entry in parsed.keys:
         if entry.key_id in entries:

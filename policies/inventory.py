@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from schemas.problems import describe
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -146,11 +148,7 @@ def load_inventory(path: Path | None) -> Inventory:
     except (UnicodeDecodeError, yaml.YAMLError) as error:
         raise InventoryError(f"{path}: not a YAML text file: {error}") from error
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in error.errors(include_input=False, include_url=False)
-        )
-        raise InventoryError(f"{path}: {problems}") from error
+        raise InventoryError(f"{path}: {describe(error)}") from error
     tables: list[dict[str, _Entry]] = []
     for name, entries in (
         ("principals", parsed.principals),

@@ -20,6 +20,7 @@ from policies.bundle import MATURITIES, PolicyBundle, load_bundle, policy_files
 from policies.engine import PolicyEngine
 from policies.facts import FACT_DEFAULTS, FactValue, complete
 from policies.requests import AuthzRequest
+from schemas.problems import describe
 
 SUITE_FILE = "suite.yaml"
 _SUITE_BASE: dict[str, FactValue] = {**FACT_DEFAULTS, "verified": True}
@@ -133,11 +134,7 @@ def load_suite(path: Path, relative: str) -> Suite:
     except yaml.YAMLError as error:
         raise SuiteError(f"{relative}: not valid YAML: {error}") from error
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in error.errors(include_input=False, include_url=False)
-        )
-        raise SuiteError(f"{relative}: {problems}") from error
+        raise SuiteError(f"{relative}: {describe(error)}") from error
 
 
 def _run(suite: Suite, relative: str, engine: PolicyEngine, bundle: PolicyBundle) -> list[CaseResult]:
