@@ -106,6 +106,8 @@ class Checkpoint:
             seq = document["seq"]
             if not isinstance(seq, int) or isinstance(seq, bool):
                 raise CheckpointFormatError("seq is not an integer")
+            if not 0 <= seq < 2**63:
+                raise CheckpointFormatError(f"seq {seq} is out of range")
             return cls(
                 stream=str(document["stream"]),
                 seq=seq,
