@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -120,6 +120,8 @@ class Inventory:
     calendar: Calendar = field(default_factory=Calendar)
     revision: str = "empty"
     _off_hours_by_minute: dict[int, bool] = field(default_factory=dict, repr=False, compare=False)
+    request_memo: dict[tuple[object, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+    """Requests built with this inventory (policies.requests), dropped with it on reload."""
 
     def off_hours(self, when: datetime) -> bool:
         """The calendar's answer, memoized by minute: it is asked for every event."""
