@@ -17,7 +17,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,6 +141,29 @@ def worker_env(tmp_path: Path, kafka_brokers: str) -> Iterator[WorkerEnv]:
     env = WorkerEnv(tmp_path, kafka_brokers, f"it{uuid.uuid4().hex[:10]}.")
     yield env
     env.stop_all()
+
+
+def scoring_event(
+    event_id: str, n: int, ts: datetime, features: dict[str, Any], model: str = "risk-v1"
+) -> dict[str, Any]:
+    """An unsigned inference event of the scoring service, as the integration tests send them."""
+    return {
+        "event_id": event_id,
+        "schema_version": 1,
+        "type": "inference",
+        "ts": ts.isoformat(),
+        "source": "scoring-api",
+        "principal": {"id": "svc-scoring", "kind": "service", "roles": ["inference-client"]},
+        "action": "infer",
+        "resource": {"kind": "model", "id": model},
+        "model_id": model,
+        "model_version": "1",
+        "artifact_digest": "sha256:abc",
+        "request_id": f"req-{n}",
+        "features": features,
+        "prediction": {"score": 0.5},
+        "latency_ms": 12.5,
+    }
 
 
 async def produce(brokers: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:

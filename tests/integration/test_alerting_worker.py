@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from identity.signing import sign_document
-from tests.integration.conftest import REPO, WorkerEnv, produce
+from tests.integration.conftest import REPO, WorkerEnv, produce, scoring_event
 from tests.slack_server import FakeSlack
 
 pytestmark = pytest.mark.integration
@@ -35,23 +35,7 @@ FEATURES = [f"f{i}" for i in range(6)]
 
 
 def _event(n: int, features: dict[str, float], t0: datetime) -> dict[str, Any]:
-    return {
-        "event_id": f"burst-{n:05d}",
-        "schema_version": 1,
-        "type": "inference",
-        "ts": (t0 + timedelta(milliseconds=20 * n)).isoformat(),
-        "source": "scoring-api",
-        "principal": {"id": "svc-scoring", "kind": "service", "roles": ["inference-client"]},
-        "action": "infer",
-        "resource": {"kind": "model", "id": "risk-v1"},
-        "model_id": "risk-v1",
-        "model_version": "1",
-        "artifact_digest": "sha256:abc",
-        "request_id": f"req-{n}",
-        "features": features,
-        "prediction": {"score": 0.5},
-        "latency_ms": 12.5,
-    }
+    return scoring_event(f"burst-{n:05d}", n, t0 + timedelta(milliseconds=20 * n), features)
 
 
 def _burst(count: int) -> list[tuple[str, bytes | None, bytes]]:

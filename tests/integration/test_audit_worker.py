@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from identity.signing import sign_document
-from tests.integration.conftest import REPO, WorkerEnv, consume_all, produce
+from tests.integration.conftest import REPO, WorkerEnv, consume_all, produce, scoring_event
 
 pytestmark = pytest.mark.integration
 
@@ -36,23 +36,8 @@ def _write_keys(directory: Path) -> None:
 
 
 def _event(n: int, model: str, t0: datetime) -> dict[str, Any]:
-    return {
-        "event_id": f"aud-{n:05d}",
-        "schema_version": 1,
-        "type": "inference",
-        "ts": (t0 + timedelta(milliseconds=10 * n)).isoformat(),
-        "source": "scoring-api",
-        "principal": {"id": "svc-scoring", "kind": "service", "roles": ["inference-client"]},
-        "action": "infer",
-        "resource": {"kind": "model", "id": model},
-        "model_id": model,
-        "model_version": "1",
-        "artifact_digest": "sha256:abc",
-        "request_id": f"req-{n}",
-        "features": {"x": (n % 17) / 17},
-        "prediction": {"score": 0.5},
-        "latency_ms": 12.5,
-    }
+    ts = t0 + timedelta(milliseconds=10 * n)
+    return scoring_event(f"aud-{n:05d}", n, ts, {"x": (n % 17) / 17}, model=model)
 
 
 def _traffic(env: WorkerEnv, count: int) -> list[tuple[str, bytes | None, bytes]]:

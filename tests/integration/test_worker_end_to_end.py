@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from identity.signing import sign_document
-from tests.integration.conftest import WorkerEnv, consume_all, produce
+from tests.integration.conftest import WorkerEnv, consume_all, produce, scoring_event
 
 pytestmark = pytest.mark.integration
 
@@ -38,23 +38,8 @@ def _write_keys(directory: Path) -> None:
 
 
 def _inference(n: int, x: float, t0: datetime) -> dict[str, Any]:
-    return {
-        "event_id": f"inf-{n:05d}",
-        "schema_version": 1,
-        "type": "inference",
-        "ts": (t0 + timedelta(milliseconds=10 * n)).isoformat(),
-        "source": "scoring-api",
-        "principal": {"id": "svc-scoring", "kind": "service", "roles": ["inference-client"]},
-        "action": "infer",
-        "resource": {"kind": "model", "id": "risk-v1"},
-        "model_id": "risk-v1",
-        "model_version": "1",
-        "artifact_digest": "sha256:abc",
-        "request_id": f"req-{n}",
-        "features": {"x": round(x, 5), "channel": "web"},
-        "prediction": {"score": 0.5},
-        "latency_ms": 12.5,
-    }
+    ts = t0 + timedelta(milliseconds=10 * n)
+    return scoring_event(f"inf-{n:05d}", n, ts, {"x": round(x, 5), "channel": "web"})
 
 
 def _traffic(count: int, drift_from: int) -> tuple[list[tuple[str, bytes | None, bytes]], dict[str, int]]:
