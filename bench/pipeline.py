@@ -523,7 +523,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def code_version() -> str:
-    """Which Vigil was measured: its directory, and the commit when it is a git checkout."""
+    """Which Vigil was measured: the commit, when it is a git checkout."""
     root = Path(vigil.__file__).resolve().parent.parent
 
     def git(*args: str) -> str:
@@ -535,8 +535,8 @@ def code_version() -> str:
         commit = git("rev-parse", "--short", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
-        return f"{root} (not a git checkout)"
-    return f"{root} at {commit}" + (" with uncommitted changes" if dirty else "")
+        return "not a git checkout"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
 def render(rows: list[Row]) -> str:
