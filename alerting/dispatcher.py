@@ -9,6 +9,12 @@ Alertmanager: a new group waits ``group_wait`` to collect its burst, then is loo
 at every ``group_interval``; a still-firing, unacknowledged group is reminded
 every ``repeat_interval``. Because the clock is injected, tests run hours of
 alerting in milliseconds.
+
+Every lifecycle decision runs on processing time, the monitor's own clocks: timers
+and resolve timeouts on ``clock``, what an acknowledgement covers on when the
+monitor admitted an alert (``fired_at`` of its first row) against when the ack was
+given. The event's ``ts`` is the producer's clock, which may run ahead or behind
+within the accepted skew; it is kept as evidence (``first_seen``) and never compared.
 """
 
 from __future__ import annotations
@@ -56,12 +62,17 @@ class Ack:
     acked_by: str
     via: str
     acked_at: datetime
+    """When the ack was given: a Slack reply's own timestamp, or when ``vigil alerts ack`` ran."""
 
 
 @dataclass
 class TickResult:
     notifications: list[Notification] = field(default_factory=list)
     states: list[AlertStateRow] = field(default_factory=list)
+
+
+def _covers(ack: Ack, alert: Alert) -> bool:
+    return alert.admitted_at <= ack.acked_at
 
 
 def group_id_for(route: Route, labels: Mapping[str, str]) -> str:
@@ -136,6 +147,7 @@ class Dispatcher:
         if alert is not None and alert.alert_id == row.alert_id and alert.state != "resolved":
             alert.occurrences = max(alert.occurrences, row.occurrences)
             alert.last_seen = max(alert.last_seen, row.fired_at)
+            alert.admitted_at = min(alert.admitted_at, row.fired_at)
             alert.last_event_id = row.event_id
             alert.summary = row.summary
             alert.updated_at = now
@@ -149,7 +161,11 @@ class Dispatcher:
             alert = self._new_alert(row, labels, now)
             self.alerts[row.fingerprint] = alert
         for route in self.root.match(labels):
-            self._group(route, alert, now).members[alert.alert_id] = alert
+            group = self._group(route, alert, now)
+            group.members[alert.alert_id] = alert
+            ack = self.acks.get(group.group_id)
+            if ack is not None and not alert.acked_by and _covers(ack, alert):
+                alert.acked_by = ack.acked_by  # admitted before the ack, delivered to us after it
 
     def _new_alert(self, row: AlertRow, labels: dict[str, str], now: float) -> Alert:
         details = self._details(row)
@@ -166,6 +182,7 @@ class Dispatcher:
             occurrences=row.occurrences,
             last_event_id=row.event_id,
             updated_at=now,
+            admitted_at=row.fired_at,
             runbook_url=notes.runbook_url,
             evidence_query=evidence_query(labels, row.ts),
             controls=list(notes.controls),
@@ -190,12 +207,17 @@ class Dispatcher:
         self.silences = tuple(silences)
 
     def acknowledge(self, ack: Ack) -> list[str]:
-        """Acknowledge an alert instance or a group by id; return the alert ids it covered."""
+        """Acknowledge an alert instance or a group by id; return the alert ids it covered.
+
+        A group ack covers the alerts the monitor had admitted when the ack was given,
+        both on the monitor's clock: an alert admitted later notifies again, whatever
+        the ``ts`` its producer stamped on the event (clocks run ahead, consumers lag).
+        """
         self.acks[ack.target_id] = ack
         covered: list[Alert] = []
         group = self.groups.get(ack.target_id)
         if group is not None:
-            covered = [a for a in group.members.values() if a.first_seen <= ack.acked_at]
+            covered = [a for a in group.members.values() if _covers(ack, a)]
         covered += [a for a in self.alerts.values() if a.alert_id == ack.target_id]
         now = self.clock()
         for alert in covered:

@@ -94,11 +94,14 @@ class Alert:
     title: str
     summary: str
     first_seen: datetime
+    """The producer's ``ts`` of the first occurrence: evidence, never compared with the monitor's clock."""
     last_seen: datetime
     occurrences: int
     last_event_id: str
     updated_at: float
     """Clock reading of the last occurrence (drives the resolve timeout)."""
+    admitted_at: datetime
+    """When the monitor admitted the first occurrence (processing time): what an ack is compared with."""
     state: AlertState = "firing"
     runbook_url: str = ""
     evidence_query: str = ""

@@ -116,7 +116,7 @@ def replay_command(candidate: Path, since: str, maturity: str, examples: int, fa
     start = datetime.now(UTC) - window
     query = (
         f"SELECT {REPLAY_COLUMNS} FROM decisions_unique "
-        f"WHERE ts >= toDateTime64('{start:%Y-%m-%d %H:%M:%S}', 3, 'UTC') ORDER BY ts"
+        f"WHERE (topic, partition, offset) IN ({_arrived(_POSITION, start)}) ORDER BY ts"
     )
     try:
         diff = replay(read_rows(settings.store_url, query), PolicyEngine(bundle), examples)
@@ -140,6 +140,24 @@ def replay_command(candidate: Path, since: str, maturity: str, examples: int, fa
             click.echo(f"  {count:7}  {policy_id}")
     if fail_on_change and diff.changed:
         raise SystemExit(1)
+
+
+_POSITION = "topic, partition, offset"
+
+
+def _arrived(columns: str, start: datetime, end: datetime | None = None) -> str:
+    """Events the monitor received in [start, end), as a subquery of ``columns``.
+
+    Time ranges select by arrival (``received_at``, the monitor's clock), never by the
+    producers' ``ts``: a producer clock running behind, or a backfill, must not move
+    evidence out of the range it was collected in.
+    """
+    until = f" AND received_at < {_sql_time(end)}" if end is not None else ""
+    return f"SELECT {columns} FROM events_unique WHERE received_at >= {_sql_time(start)}{until}"
+
+
+def _sql_time(moment: datetime) -> str:
+    return f"toDateTime64('{moment:%Y-%m-%d %H:%M:%S.%f}', 6, 'UTC')"
 
 
 def _implementing_checks() -> dict[str, set[str]]:
@@ -173,17 +191,14 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
         bundle = load_bundle(_directory(directory), MATURITIES)
     except (ValueError, BundleError) as error:
         raise click.ClickException(str(error)) from error
-    between = (
-        f"ts >= toDateTime64('{start:%Y-%m-%d %H:%M:%S}', 3, 'UTC') "
-        f"AND ts < toDateTime64('{end:%Y-%m-%d %H:%M:%S}', 3, 'UTC')"
-    )
     try:
         decided = {
             r["control"]: (int(r["decided"]), int(r["denied"]))
             for r in read_rows(
                 settings.store_url,
                 "SELECT arrayJoin(controls) AS control, count() AS decided, countIf(decision = 'deny') "
-                f"AS denied FROM decisions_unique WHERE {between} GROUP BY control",
+                f"AS denied FROM decisions_unique WHERE (topic, partition, offset) "
+                f"IN ({_arrived(_POSITION, start, end)}) GROUP BY control",
             )
         }
         findings: dict[str, int] = {}
@@ -191,7 +206,8 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
         for r in read_rows(
             settings.store_url,
             "SELECT arrayJoin(JSONExtract(details, 'controls', 'Array(String)')) AS control, stage, "
-            f"detector_or_rule AS rule, count() AS n FROM findings_unique WHERE {between} GROUP BY ALL",
+            f"detector_or_rule AS rule, count() AS n FROM findings_unique "
+            f"WHERE event_id IN ({_arrived('event_id', start, end)}) GROUP BY ALL",
         ):
             findings[r["control"]] = findings.get(r["control"], 0) + int(r["n"])
             if r["stage"] == "detector":

@@ -377,7 +377,8 @@ class SlackReceiver:
                     continue
                 if _ACK_REPLY.match(str(message.get("text", ""))):
                     thread.acked = True
-                    acks.append(Ack(group_id, str(message["user"]), "slack", self.wall_clock()))
+                    at = _reply_time(message.get("ts"), polled_at=self.wall_clock())
+                    acks.append(Ack(group_id, str(message["user"]), "slack", at))
                     break
         return acks
 
@@ -389,6 +390,20 @@ class SlackReceiver:
 
     def close(self) -> None:
         """Nothing to release: slack-sdk opens a connection per call."""
+
+
+def _reply_time(ts: object, polled_at: datetime) -> datetime:
+    """When a thread reply was posted: Slack's message ``ts`` is epoch seconds.
+
+    An ack covers what was firing when it was given, not when the thread was next
+    read (up to ``ack_poll_interval`` later). A reply cannot postdate its reading,
+    so a Slack clock ahead of ours is capped at the poll time.
+    """
+    try:
+        posted = datetime.fromtimestamp(float(str(ts)), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return polled_at
+    return min(posted, polled_at)
 
 
 def _classified(error: SlackApiError) -> DeliveryError:

@@ -20,7 +20,7 @@ import itertools
 import json
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ from identity.tokens import TokenVerifier
 from policies.inventory import Inventory, load_inventory
 from schemas.events import EVENT_ADAPTER, Event
 from schemas.records import FindingRow
+from tests.clock import wall_now
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ _counter = itertools.count(1)
 
 
 def now_iso(offset: timedelta = timedelta(0)) -> str:
-    return (datetime.now(UTC) + offset).isoformat(timespec="milliseconds")
+    return (wall_now() + offset).isoformat(timespec="milliseconds")
 
 
 def _next_id(prefix: str) -> str:
@@ -308,7 +309,7 @@ class TokenIssuer:
         ``kid=None`` leaves the key id out of the header; ``claims`` adds or overrides
         raw claims (a value of ``None`` removes the claim).
         """
-        issued = at or datetime.now(UTC)
+        issued = at or wall_now()
         payload: dict[str, Any] = {
             "iss": self.issuer if iss is None else iss,
             "aud": self.audience if aud is None else aud,
@@ -550,11 +551,13 @@ def finding(
     model_id: str = "fraud-v3",
     principal_id: str = "bob",
     event_id: str | None = None,
+    ts: datetime | None = None,
 ) -> FindingRow:
+    """``ts`` is the producer's clock; by default it agrees with the test's clock."""
     event_id = event_id or _next_id("evt")
     return FindingRow(
         finding_id=f"f-{event_id}",
-        ts=datetime.now(UTC),
+        ts=ts or wall_now(),
         event_id=event_id,
         model_id=model_id,
         principal_id=principal_id,

@@ -16,7 +16,9 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -62,6 +64,8 @@ class FakeSlack:
     messages: dict[str, Message] = field(default_factory=dict)
     down: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The workspace's clock: message ``ts`` values are its epoch seconds."""
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def start(self) -> FakeSlack:
@@ -121,7 +125,7 @@ class FakeSlack:
     # --- the server -------------------------------------------------------------------
 
     def _next_ts(self) -> str:
-        return f"1700000000.{next(self._ts):06d}"
+        return f"{int(self.wall().timestamp())}.{next(self._ts):06d}"
 
     def _answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         method = path.removeprefix("/api/")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -99,6 +99,7 @@ class Pipeline:
         gate: AlertGate | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_clock_skew: timedelta = timedelta(days=30),
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.identity = identity
         self.policies = policies
@@ -107,9 +108,11 @@ class Pipeline:
         self.gate = gate if gate is not None else AlertGate()
         self.max_bytes = max_bytes
         self.max_clock_skew = max_clock_skew
+        self.wall_clock = wall_clock
+        """Processing time: ``received_at`` of every row, and what freshness and skew are judged by."""
 
     def process(self, batch: Sequence[RawMessage]) -> BatchResult:
-        received_at = datetime.now(UTC)
+        received_at = self.wall_clock()
         self.engine = engine = self.policies.current()
         result = BatchResult()
         accepted: list[_Accepted] = []

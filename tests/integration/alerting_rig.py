@@ -8,8 +8,8 @@ from typing import Any
 from alerting import AlertGate, AlertingStore, AlertManager, ConfigSource, ManagerOptions, ReceiverContext
 from alerting.config import parse_config
 from schemas.records import FindingRow
+from tests.clock import FakeClock, current
 from tests.slack_server import FakeSlack
-from tests.unit.alerting.clock import FakeClock
 
 TOKEN = "xoxb-never-print-me-123"
 
@@ -52,7 +52,7 @@ class Rig:
         clock: FakeClock | None = None,
         queue_size: int = 10_000,
     ) -> None:
-        self.clock = clock or FakeClock()
+        self.clock = clock or current()
         parsed = parse_config(config or slack_config())
         context = ReceiverContext(
             slack_bot_token=TOKEN,

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from sinks.query_server import QueryError, query_remote
+from tests.clock import FakeClock
 from tests.slack_server import FakeSlack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,8 +50,8 @@ def kafka_brokers() -> Iterator[str]:
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    server = FakeSlack().start()
+def fake_slack(clock: FakeClock) -> Iterator[FakeSlack]:
+    server = FakeSlack(wall=clock.wall).start()
     yield server
     server.stop()
 

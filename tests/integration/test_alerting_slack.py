@@ -204,6 +204,22 @@ def test_a_thread_reply_acknowledges_and_the_next_update_shows_it(
     assert len(fake_slack.ok("conversations.replies")) == polls  # acknowledged threads are not read again
 
 
+def test_a_slack_ack_covers_what_fired_before_the_reply_not_before_it_was_read(
+    fake_slack: FakeSlack, store: AlertingStore
+) -> None:
+    rig = Rig(fake_slack, config=slack_config(group_by=["stage", "model"]), store=store)
+    rig.feed(drift())
+    rig.run(6)
+    parent = next(m for m in fake_slack.messages.values() if m.thread_ts is None)
+    fake_slack.reply(parent.ts, "U42SRE", "ack")
+    rig.run(2)
+    rig.feed(finding(stage="detector", rule="psi-shift", severity="medium", model_id="fraud-v3"))
+    rig.run(40)  # the thread is read up to 30 s after the reply
+    by_rule = {a.labels["rule"]: a for a in rig.manager.dispatcher.alerts.values()}
+    assert by_rule["adwin-mean-shift"].acked_by == "U42SRE"
+    assert (by_rule["psi-shift"].state, by_rule["psi-shift"].acked_by) == ("firing", "")
+
+
 def test_blocks_carry_controls_runbook_and_evidence(fake_slack: FakeSlack, store: AlertingStore) -> None:
     denial = finding(stage="policy", rule="export-needs-mfa", severity="high", principal_id="bob")
     denial = denial._replace(

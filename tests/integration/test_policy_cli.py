@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from policies.bundle import PACK_DIR
+from tests.clock import wall_now
 from tests.integration.test_cli import vigil
 from vigil.demo import DemoTraffic, write_demo_inventory, write_demo_keys
 
@@ -59,14 +61,21 @@ def test_policy_test_passes_then_fails_on_a_wrong_expectation(tmp_path: Path) ->
 
 
 def test_replay_shows_what_a_tighter_candidate_changes(tmp_path: Path) -> None:
+    """The events were produced three days ago (a backfill) and arrived now: --since counts arrival."""
     secrets_by_source = write_demo_keys(tmp_path / "keys.yaml")
     write_demo_inventory(tmp_path / "inventory.yaml")
-    lines = b"\n".join(DemoTraffic(secrets_by_source, events=800, seed=3).lines()) + b"\n"
-    assert vigil(tmp_path, "run", "--input", "-", stdin=lines).returncode == 0
+    produced = wall_now() - timedelta(days=3)
+    traffic = DemoTraffic(secrets_by_source, events=800, seed=3, start=produced)
+    lines = b"\n".join(traffic.lines()) + b"\n"
+    ran = vigil(tmp_path, "run", "--input", "-", stdin=lines)
+    assert ran.returncode == 0, ran.stderr
+    counted = vigil(tmp_path, "sql", "SELECT count() FROM decisions_unique", "--format", "TSV")
+    stored = int(counted.stdout)
 
     same = _pack_copy(tmp_path)
     unchanged = vigil(tmp_path, "policy", "replay", "--candidate", str(same), "--since", "24h")
     assert unchanged.returncode == 0, unchanged.stderr
+    assert f"Replayed {stored} decisions" in unchanged.stdout
     assert " 0 would change" in unchanged.stdout
 
     tighter = tmp_path / "tighter"
@@ -87,13 +96,20 @@ def test_replay_shows_what_a_tighter_candidate_changes(tmp_path: Path) -> None:
 def test_controls_report_lists_policies_and_evidence(tmp_path: Path) -> None:
     secrets_by_source = write_demo_keys(tmp_path / "keys.yaml")
     write_demo_inventory(tmp_path / "inventory.yaml")
-    lines = b"\n".join(DemoTraffic(secrets_by_source, events=300, seed=4).lines()) + b"\n"
-    assert vigil(tmp_path, "run", "--input", "-", stdin=lines).returncode == 0
-    table = vigil(tmp_path, "controls", "report", "--framework", "nist-800-207")
+    produced = wall_now() - timedelta(days=20)  # a backfill: older than the 7 days reported
+    traffic = DemoTraffic(secrets_by_source, events=300, seed=4, start=produced)
+    lines = b"\n".join(traffic.lines()) + b"\n"
+    ran = vigil(tmp_path, "run", "--input", "-", stdin=lines)
+    assert ran.returncode == 0, ran.stderr
+    table = vigil(tmp_path, "controls", "report", "--framework", "nist-800-207", "--since", "7d")
     assert table.returncode == 0, table.stderr
     tenet6 = next(line for line in table.stdout.splitlines() if line.startswith("tenet-6 "))
     assert "zt-unverified-denied" in tenet6
     assert "export-requires-mfa" in tenet6
+    decided, denied, findings = (int(n) for n in tenet6.split()[-3:])
+    assert decided > 0
+    assert denied > 0
+    assert findings > 0
     markdown = vigil(tmp_path, "controls", "report", "--framework", "eu-ai-act", "--format", "markdown")
     assert markdown.stdout.startswith("# EU AI Act")
     assert "| art-14 |" in markdown.stdout

@@ -7,13 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from alerting.delivery import DeliveryError, DeliveryWorker, Metrics, Outbox
 from alerting.dispatcher import Ack
 from alerting.notifications import AlertSnapshot, Notification, NotificationKind
 from alerting.records import NotificationRow
-from tests.unit.alerting.clock import FakeClock
+from tests.clock import FakeClock
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -71,11 +69,6 @@ class Flaky:
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def worker(receiver: Flaky, outbox: Outbox, clock: FakeClock, rows: list[NotificationRow]) -> DeliveryWorker:

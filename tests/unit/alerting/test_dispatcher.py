@@ -13,8 +13,8 @@ from alerting.dispatcher import Ack
 from alerting.matchers import parse_matcher
 from alerting.notifications import Notification
 from alerting.silences import new_silence
+from tests.clock import FakeClock
 from tests.factories import finding
-from tests.unit.alerting.clock import FakeClock
 
 CONFIG: dict[str, Any] = {
     "global": {"resolve_timeout": "5m"},
@@ -39,8 +39,8 @@ CONFIG: dict[str, Any] = {
 
 
 class Harness:
-    def __init__(self, config: dict[str, Any] = CONFIG) -> None:
-        self.clock = FakeClock()
+    def __init__(self, clock: FakeClock, config: dict[str, Any] = CONFIG) -> None:
+        self.clock = clock
         parsed = parse_config(config)
         self.gate = AlertGate(
             resolve_timeout=parsed.global_.resolve_timeout, clock=self.clock, wall_clock=self.clock.wall
@@ -67,8 +67,8 @@ def drift(model: str = "fraud-v3") -> Any:
 
 
 @pytest.fixture
-def h() -> Harness:
-    return Harness()
+def h(clock: FakeClock) -> Harness:
+    return Harness(clock)
 
 
 def test_a_new_group_waits_group_wait_then_notifies_once(h: Harness) -> None:
@@ -96,9 +96,9 @@ def test_repeats_fold_into_one_update_per_group_interval(h: Harness) -> None:
     assert h.run(120) == []  # nothing new: nothing sent
 
 
-def test_a_new_alert_in_the_group_is_a_change(h: Harness) -> None:
+def test_a_new_alert_in_the_group_is_a_change(clock: FakeClock) -> None:
     config = {**CONFIG, "route": {**CONFIG["route"], "group_by": ["stage", "model"]}}
-    h = Harness(config)
+    h = Harness(clock, config)
     h.feed(drift())
     h.run(11)
     h.feed(finding(stage="detector", rule="psi-shift", severity="medium", model_id="fraud-v3"))
@@ -123,9 +123,10 @@ def test_quiet_alerts_resolve_and_the_group_closes(h: Harness) -> None:
     assert h.dispatcher.alerts == {}
 
 
-def test_an_alert_that_resolves_before_anyone_heard_of_it_sends_nothing() -> None:
+def test_an_alert_that_resolves_before_anyone_heard_of_it_sends_nothing(clock: FakeClock) -> None:
     h = Harness(
-        {**CONFIG, "global": {"resolve_timeout": "5s"}, "route": {**CONFIG["route"], "group_wait": "1m"}}
+        clock,
+        {**CONFIG, "global": {"resolve_timeout": "5s"}, "route": {**CONFIG["route"], "group_wait": "1m"}},
     )
     h.feed(drift())
     assert h.run(120) == []
@@ -182,6 +183,55 @@ def test_acknowledging_a_group_shows_promptly_and_stops_reminders(h: Harness) ->
         h.run(60)
         h.feed(drift())
     assert "repeat" not in [n.kind for n in h.sent]
+
+
+BY_MODEL = {**CONFIG, "route": {**CONFIG["route"], "group_by": ["stage", "model"]}}
+
+
+@pytest.mark.parametrize("producer_offset", [timedelta(minutes=2), timedelta(minutes=-2)])
+def test_an_ack_covers_what_was_admitted_whatever_the_producers_clock(
+    clock: FakeClock, producer_offset: timedelta
+) -> None:
+    h = Harness(clock)
+    h.feed(
+        finding(
+            stage="detector", rule="adwin-mean-shift", severity="medium", ts=clock.wall() + producer_offset
+        )
+    )
+    [first] = h.run(11)
+    covered = h.dispatcher.acknowledge(Ack(first.group_id, "U123", "slack", clock.wall()))
+    assert covered == [first.alerts[0].alert_id]
+    for _ in range(70):
+        h.run(60)
+        h.feed(drift())
+    assert "repeat" not in [n.kind for n in h.sent]
+
+
+def test_an_alert_admitted_after_the_ack_notifies_again_though_its_events_are_older(clock: FakeClock) -> None:
+    """A lagging consumer admits a finding of an old event after the group was acked."""
+    h = Harness(clock, BY_MODEL)
+    h.feed(drift())
+    [first] = h.run(11)
+    h.dispatcher.acknowledge(Ack(first.group_id, "U123", "slack", clock.wall()))
+    h.run(60)
+    old_event = clock.wall() - timedelta(minutes=10)
+    h.feed(finding(stage="detector", rule="psi-shift", severity="medium", ts=old_event))
+    [changed] = h.run(60)
+    assert changed.kind == "changed"
+    joined = next(a for a in changed.alerts if a.joined)
+    assert (joined.state, joined.acked_by) == ("firing", "")
+
+
+def test_an_alert_admitted_before_the_ack_but_seen_after_it_is_covered(clock: FakeClock) -> None:
+    h = Harness(clock, BY_MODEL)
+    h.feed(drift())
+    [first] = h.run(11)
+    [late] = h.gate.admit([finding(stage="detector", rule="psi-shift", severity="medium")])
+    clock.advance(5)
+    h.dispatcher.acknowledge(Ack(first.group_id, "U123", "slack", clock.wall()))
+    h.dispatcher.ingest(late)  # admitted 5 s before the ack, delivered after it
+    acked = {a.alert_id: a.acked_by for a in h.dispatcher.alerts.values()}
+    assert acked == {first.alerts[0].alert_id: "U123", late.alert_id: "U123"}
 
 
 def test_unacknowledged_firing_groups_are_reminded(h: Harness) -> None:

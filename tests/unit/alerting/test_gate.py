@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from alerting import AlertGate, fingerprint_of
+from tests.clock import FakeClock
 from tests.factories import finding
-from tests.unit.alerting.clock import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
