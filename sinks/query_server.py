@@ -4,7 +4,9 @@ chDB lets one process open a directory. The owner (a worker, ``vigil demo``)
 serves read-only queries on loopback and writes the address and a random token to
 ``<store>/query-endpoint.json`` (mode 0600); ``vigil sql`` uses it when it finds
 the store locked. Queries run on a separate client with ``readonly=2``, so they
-cannot change data or the owner's session.
+cannot change data or the owner's session, and only after
+:func:`sinks.read_only.check_read_only` found that they cannot reach the file
+system, the network, other queries or settings either.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from sinks.read_only import ReadOnlyError, check_read_only
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +77,9 @@ class QueryServer:
                 query = self.rfile.read(length).decode("utf-8", "replace")
                 fmt = self.headers.get("X-Vigil-Format", "PrettyCompact") or None
                 try:
+                    check_read_only(client, query)
                     body = client.raw_query(query, fmt=fmt, settings={"readonly": 2})
-                except ClickHouseError as error:
+                except (ClickHouseError, ReadOnlyError) as error:
                     self._reply(400, str(error).encode())
                     return
                 self._reply(200, body)

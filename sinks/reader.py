@@ -14,18 +14,22 @@ from typing import Any
 import orjson
 
 from sinks.clickhouse import StoreLockedError, connect
-from sinks.query_server import query_remote
+from sinks.query_server import QueryError, query_remote
+from sinks.read_only import ReadOnlyError, check_read_only
 
 
 def read_rows(store_url: str, query: str) -> Iterator[dict[str, Any]]:
-    """Rows of a SELECT as dicts, read-only."""
+    """Rows of a SELECT as dicts; a query that could do more than read raises ``QueryError``."""
     try:
         client = connect(store_url)
     except StoreLockedError:
         output = query_remote(Path(store_url.removeprefix("chdb://")), query, "JSONEachRow")
     else:
         try:
+            check_read_only(client, query)
             output = client.raw_query(query, fmt="JSONEachRow", settings={"readonly": 2})
+        except ReadOnlyError as error:
+            raise QueryError(str(error)) from error
         finally:
             client.close()
     for line in output.splitlines():
