@@ -23,6 +23,8 @@ quoting or case to hide a call.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from clickhouse_connect.driver.client import Client
 
 QUERY_NODES = frozenset(
@@ -70,14 +72,19 @@ class ReadOnlyError(ValueError):
     """The query could change something or reach outside the database."""
 
 
-def check_read_only(client: Client, query: str) -> None:
-    """Raise :class:`ReadOnlyError` unless ``query`` is one statement that only reads."""
+def check_read_only(client: Client, query: str, parameters: Mapping[str, str | int] | None = None) -> None:
+    """Raise :class:`ReadOnlyError` unless ``query`` is one statement that only reads.
+
+    ``parameters`` are the values its ``{name:Type}`` placeholders will be bound to:
+    the parse needs them, and being values they cannot change what the statement does.
+    """
     single = _single_statement(client, query)
     first = single.lstrip("( ").split(" ", 1)[0].upper()
     if first not in QUERY_KEYWORDS:
         raise ReadOnlyError(f"not allowed in a read-only query: {first or 'an empty'} statements")
     try:
-        tree = [str(row[0]) for row in client.query(f"EXPLAIN AST {single}").result_rows]
+        explained = client.query(f"EXPLAIN AST {single}", parameters=dict(parameters or {}))
+        tree = [str(row[0]) for row in explained.result_rows]
     except Exception as error:
         raise ReadOnlyError(_first_line(str(error))) from error
     refused = refused_in_tree(tree, _table_functions(client))
