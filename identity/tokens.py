@@ -41,6 +41,42 @@ class _Decoded:
     cacheable: bool = True
 
 
+class TokenConfigError(ValueError):
+    """The token settings cannot verify any token: a start-up error, never a per-event one."""
+
+
+_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+"""Algorithm family (name prefix) -> the JWK ``kty`` its keys have."""
+
+
+def check_algorithms(algorithms: tuple[str, ...], key_types: set[str] | None) -> None:
+    """Refuse algorithm lists that would fail every token, or accept forgeable ones.
+
+    Symmetric ``HS*`` algorithms are refused outright: with a published JWKS the
+    "secret" is public, and a token signed with it must never verify. Each algorithm
+    must be one PyJWT knows and, when the keys are known (a JWKS file), at least one
+    of them must have a key of its type.
+    """
+    if not algorithms:
+        raise TokenConfigError("jwt_algorithms is empty: no token could ever verify")
+    known = set(jwt.algorithms.get_default_algorithms()) - {"none"}
+    for name in algorithms:
+        if name not in known:
+            raise TokenConfigError(
+                f"jwt_algorithms: unknown algorithm {name!r}; known: {', '.join(sorted(known))}"
+            )
+        if name.startswith("HS"):
+            raise TokenConfigError(
+                f"jwt_algorithms: {name} is symmetric; tokens must be verified with the IdP's public keys"
+            )
+    usable = {_KEY_TYPES.get(name[:2]) for name in algorithms}
+    if key_types is not None and not usable & key_types:
+        raise TokenConfigError(
+            f"jwt_algorithms {', '.join(algorithms)} need {', '.join(sorted(t for t in usable if t))} keys "
+            f"and the JWKS has only {', '.join(sorted(key_types)) or 'no keys'}: no token could verify"
+        )
+
+
 class TokenVerifier:
     """Verify tokens against a JWKS given as a file path or an ``https://`` URL."""
 
@@ -62,12 +98,17 @@ class TokenVerifier:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, _Decoded] = OrderedDict()
         if jwks.startswith(("https://", "http://")):
+            check_algorithms(tuple(algorithms), None)
             self._client: jwt.PyJWKClient | None = jwt.PyJWKClient(jwks, cache_keys=True, lifespan=600)
             self._keys: dict[str | None, Any] = {}
         else:
             self._client = None
-            keyset = jwt.PyJWKSet.from_dict(json.loads(Path(jwks).read_text(encoding="utf-8")))
+            try:
+                keyset = jwt.PyJWKSet.from_dict(json.loads(Path(jwks).read_text(encoding="utf-8")))
+            except (ValueError, jwt.PyJWKSetError) as error:
+                raise TokenConfigError(f"{jwks}: not a readable JWKS: {error}") from error
             self._keys = {key.key_id: key for key in keyset.keys}
+            check_algorithms(tuple(algorithms), {str(key.key_type) for key in keyset.keys})
 
     def verify(self, token: str, principal_id: str, at: datetime) -> TokenResult:
         decoded = self._decode(token)

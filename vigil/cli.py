@@ -14,6 +14,7 @@ import click
 from audit.cli import audit_group
 from identity.keyring import KeyringError, load_keyring
 from identity.signing import Ed25519Signer
+from identity.tokens import TokenConfigError
 from policies.bundle import BundleError
 from policies.cli import controls_group, policy_group
 from policies.inventory import InventoryError
@@ -104,7 +105,7 @@ def _build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
         pipeline = build_pipeline(settings)
         settle_memory()
         return pipeline
-    except (KeyringError, BundleError, InventoryError) as error:
+    except (KeyringError, BundleError, InventoryError, TokenConfigError) as error:
         raise click.ClickException(str(error)) from error
 
 

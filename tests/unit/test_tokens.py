@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 import pytest
 
-from identity.tokens import TokenResult, TokenVerifier
+from identity.tokens import TokenConfigError, TokenResult, TokenVerifier
 from tests.factories import AUDIENCE, ISSUER, TokenIssuer, make_token_verifier, write_jwks
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
@@ -336,3 +336,29 @@ def test_malformed_time_claims_are_invalid(
     """Even a token the IdP signed gets a verdict, never an exception, for a bad time claim."""
     token = idp.token("bob", at=NOW, claims={claim: value})
     assert verifier.verify(token, "bob", NOW) == TokenResult(False, "token_invalid")
+
+
+@pytest.mark.parametrize(
+    ("algorithms", "message"),
+    [
+        (("HS256",), "HS256 is symmetric"),
+        (("ES256", "HS512"), "HS512 is symmetric"),
+        (("none",), "unknown algorithm 'none'"),
+        (("RS257",), "unknown algorithm 'RS257'"),
+        (("RS256", "EdDSA"), "the JWKS has only EC: no token could verify"),
+        ((), "jwt_algorithms is empty"),
+    ],
+)
+def test_settings_that_cannot_verify_a_token_fail_at_start(
+    tmp_path: Path, idp: TokenIssuer, algorithms: tuple[str, ...], message: str
+) -> None:
+    """A misconfiguration is one clear start-up error, not a reject per event."""
+    jwks = write_jwks(tmp_path / "jwks.json", idp)
+    with pytest.raises(TokenConfigError, match=message):
+        TokenVerifier(str(jwks), issuer=ISSUER, audience=AUDIENCE, algorithms=algorithms)
+
+
+def test_an_unreadable_jwks_file_fails_at_start(tmp_path: Path) -> None:
+    (tmp_path / "jwks.json").write_text("{not json")
+    with pytest.raises(TokenConfigError, match="not a readable JWKS"):
+        TokenVerifier(str(tmp_path / "jwks.json"), issuer=ISSUER, audience=AUDIENCE)
