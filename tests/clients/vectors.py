@@ -75,6 +75,10 @@ VALID = {
     + _INFERENCE_HEAD
     + ',"event_id":"tv-key-order","features":{"\U0001f600":1,"\ufb01":2,"\uffff":3,"\ue000":4,'
     '"z":5,"Z":6,"é":7,"a":8,"aa":9,"A":10,"_":11,"0":12},"prediction":{}}',
+    "keys sorted as written, not as escaped": "{"
+    + _INFERENCE_HEAD
+    + ',"event_id":"tv-escaped-keys","features":{"aZ":1,"a\\u0001":2,"a\\"":3,"a\\\\":4,"a\\n":5,"a ":6},'
+    '"prediction":{}}',
     "large and negative integers": "{"
     + _ACCESS_HEAD
     + ',"event_id":"tv-integers","action":"export","principal":{"id":"bob","kind":"user"},'

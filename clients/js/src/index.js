@@ -140,9 +140,10 @@ function write(value) {
 function writeObject(entries) {
   // UTF-8 byte order is code point order; the default sort compares UTF-16 units and
   // puts U+E000..U+FFFF after characters beyond U+FFFF.
-  const keyed = entries.map(([key, item]) => [Buffer.from(quote(key), "utf8"), key, item]);
-  keyed.sort((a, b) => Buffer.compare(a[0], b[0]));
-  return `{${keyed.map(([, key, item]) => `${quote(key)}:${write(item)}`).join(",")}}`;
+  // Keys compare as written, before escaping (quote() refuses lone surrogates first).
+  const keyed = entries.map(([key, item]) => [quote(key), Buffer.from(key, "utf8"), item]);
+  keyed.sort((a, b) => Buffer.compare(a[1], b[1]));
+  return `{${keyed.map(([quoted, , item]) => `${quoted}:${write(item)}`).join(",")}}`;
 }
 
 function writeNumber(value) {
