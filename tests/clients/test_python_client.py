@@ -237,3 +237,30 @@ def test_client_declares_no_dependency_and_imports_with_the_standard_library_alo
     assert json.loads(message)["n"] == 1e21
     assert '"n":1e+21' in message
     assert key == "bob"
+
+
+def test_a_send_the_producer_refuses_outright_raises_and_leaves_nothing_pending() -> None:
+    class RefusingProducer(FakeProducer):
+        def produce(self, topic: str, value: bytes, key: bytes, *, on_delivery: Any) -> None:
+            raise RuntimeError("Local: Unknown topic")
+
+    publisher = Publisher("unused:9092", SIGNER, producer=RefusingProducer())
+    with pytest.raises(RuntimeError, match="Unknown topic"):
+        publisher.send(EXAMPLES["feedback"])
+    assert publisher.flush().ok
+
+
+def test_a_full_local_queue_is_drained_then_the_send_is_retried() -> None:
+    class BusyOnceProducer(FakeProducer):
+        busy = True
+
+        def produce(self, topic: str, value: bytes, key: bytes, *, on_delivery: Any) -> None:
+            if self.busy:
+                self.busy = False
+                raise BufferError("Local: Queue full")
+            super().produce(topic, value, key, on_delivery=on_delivery)
+
+    producer = BusyOnceProducer()
+    publisher = Publisher("unused:9092", SIGNER, producer=producer)
+    publisher.send(EXAMPLES["feedback"])
+    assert [d.event_id for d in publisher.flush().delivered] == [EXAMPLES["feedback"]["event_id"]]

@@ -142,6 +142,9 @@ class Publisher:
                 break
             except BufferError:  # the local queue is full: serve delivery reports, then retry
                 self._producer.poll(0.5)
+            except Exception:  # refused outright: the caller gets the error, no report will come
+                self._pending.pop(token, None)
+                raise
         self._producer.poll(0)
 
 
