@@ -35,8 +35,21 @@ func SignEd25519(event any, keyID string, key ed25519.PrivateKey) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
+	return signEd25519(document, keyID, key), nil
+}
+
+// SignEd25519JSON is SignEd25519 for an event already written as JSON.
+func SignEd25519JSON(message []byte, keyID string, key ed25519.PrivateKey) ([]byte, error) {
+	document, err := parse(message)
+	if err != nil {
+		return nil, err
+	}
+	return signEd25519(document, keyID, key), nil
+}
+
+func signEd25519(document map[string]any, keyID string, key ed25519.PrivateKey) []byte {
 	value := hex.EncodeToString(ed25519.Sign(key, canonicalOf(document)))
-	return signed(document, "ed25519", keyID, value), nil
+	return signed(document, "ed25519", keyID, value)
 }
 
 func signHMAC(document map[string]any, keyID string, secret []byte) ([]byte, error) {

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from schemas.decode import Decoded, decode
 from schemas.json_schema import EXAMPLES
@@ -155,6 +157,24 @@ def test_messages_vigil_rejects_are_refused_line_by_line(helper: tuple[Helper, l
     for number in range(2, 2 + len(VECTORS["invalid"])):
         assert f"not signed: line {number}: " in errors
     assert "lone surrogate" in errors
+
+
+def test_ed25519_signatures_verify_with_the_public_key(
+    helper: tuple[Helper, list[str]], tmp_path: Path
+) -> None:
+    _, command = helper
+    private = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "producer.pem"
+    key_file.write_bytes(private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    public = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    messages = [_one_line(v["message"]) for v in VECTORS["valid"]]
+    flags = ("--key-id", "test-ed25519", "--private-key", str(key_file))
+    code, signed, errors = _sign(command, messages, *flags)
+    assert (code, errors) == (0, "")
+    keyring = vector_keyring(public)
+    for vector, message in zip(VECTORS["valid"], signed, strict=True):
+        assert json.loads(message)["signature"]["alg"] == "ed25519"
+        assert vigil_verdict(message, keyring) == ("ok", vector["canonical"].encode("utf-8"))
 
 
 _CHARACTERS = 'aZ09 <>&"\\/\x00\x01\x1f\x7f\u2028\u2029éßü東京\ue000\uffff\U0001f600\U00010000'

@@ -3,18 +3,27 @@ package vigil.sign;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyFactory;
+import java.security.PrivateKey;
+import java.security.spec.PKCS8EncodedKeySpec;
 import java.util.Arrays;
+import java.util.Base64;
 
 /**
- * Signs JSON-lines events with HMAC-SHA256 and prints the messages to send, one per line
- * (or, with {@code --canonical}, the canonical forms). The secret is read from
- * {@code VIGIL_SIGNING_SECRET} as the key registry writes it, never from the command line,
- * where other users could read it.
+ * Signs JSON-lines events and prints the messages to send, one per line (or, with
+ * {@code --canonical}, the canonical forms). It signs with HMAC-SHA256 under the secret in
+ * {@code VIGIL_SIGNING_SECRET}, written as the key registry writes it and never taken from
+ * the command line, where other users could read it; or, with {@code --private-key FILE},
+ * with an Ed25519 private key (PKCS#8 PEM).
  */
 public final class VigilSign {
     private VigilSign() {}
 
-    public static void main(String[] args) throws IOException {
+    public static void main(String[] args) throws IOException, GeneralSecurityException {
         boolean canonicalOnly = Arrays.asList(args).contains("--canonical");
         int keyAt = Arrays.asList(args).indexOf("--key-id");
         String keyId = keyAt >= 0 && keyAt + 1 < args.length ? args[keyAt + 1] : null;
@@ -24,6 +33,8 @@ public final class VigilSign {
         }
         String secretText = System.getenv().getOrDefault("VIGIL_SIGNING_SECRET", "");
         byte[] secret = Signer.decodeSecret(secretText);
+        int privateAt = Arrays.asList(args).indexOf("--private-key");
+        PrivateKey privateKey = privateAt >= 0 ? readPrivateKey(Path.of(args[privateAt + 1])) : null;
         byte[] input = System.in.readAllBytes();
         OutputStream out = System.out;
         boolean failed = false;
@@ -38,13 +49,18 @@ public final class VigilSign {
             int stop = end > start && input[end - 1] == '\r' ? end - 1 : end;
             byte[] line = Arrays.copyOfRange(input, start, stop);
             start = end + 1;
-            if (new String(line, java.nio.charset.StandardCharsets.UTF_8).isBlank()) {
+            if (new String(line, StandardCharsets.UTF_8).isBlank()) {
                 continue;
             }
             try {
-                byte[] result = canonicalOnly
-                        ? Canonical.canonicalJson(line)
-                        : Signer.signHmacJson(line, keyId, secret);
+                byte[] result;
+                if (canonicalOnly) {
+                    result = Canonical.canonicalJson(line);
+                } else if (privateKey != null) {
+                    result = Signer.signEd25519(Json.parseObject(line), keyId, privateKey);
+                } else {
+                    result = Signer.signHmacJson(line, keyId, secret);
+                }
                 ByteArrayOutputStream row = new ByteArrayOutputStream();
                 row.write(result);
                 row.write('\n');
@@ -56,5 +72,13 @@ public final class VigilSign {
         }
         out.flush();
         System.exit(failed ? 1 : 0);
+    }
+
+    private static PrivateKey readPrivateKey(Path path) throws IOException, GeneralSecurityException {
+        String pem = Files.readString(path, StandardCharsets.US_ASCII)
+                .replaceAll("-----(BEGIN|END) PRIVATE KEY-----", "")
+                .replaceAll("\\s", "");
+        PKCS8EncodedKeySpec spec = new PKCS8EncodedKeySpec(Base64.getMimeDecoder().decode(pem));
+        return KeyFactory.getInstance("Ed25519").generatePrivate(spec);
     }
 }
