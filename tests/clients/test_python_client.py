@@ -116,6 +116,32 @@ def test_any_document_is_canonical_exactly_as_vigil_makes_it(document: dict[str,
     assert orjson.loads(encode(document)) == document
 
 
+json_texts = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), json_texts, max_size=6), st.booleans())
+def test_any_json_text_is_read_and_canonical_as_vigil_does(document: dict[str, Any], escape: bool) -> None:
+    text = json.dumps(document, ensure_ascii=escape)
+    try:
+        expected = vigil_canonical_bytes(orjson.loads(text))
+    except orjson.JSONDecodeError:  # an integer too large even for a float
+        with pytest.raises(CanonicalFormError):
+            canonical_bytes(parse(text))
+    else:
+        assert canonical_bytes(parse(text.encode("utf-8"))) == expected
+
+
+def test_a_byte_order_mark_and_invalid_utf8_are_refused_like_vigil_refuses_them() -> None:
+    with pytest.raises(ValueError, match="BOM"):
+        parse(b"\xef\xbb\xbf{}")
+    with pytest.raises(UnicodeDecodeError):
+        parse(b'{"x": "\xff"}')
+
+
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_any_float_is_written_as_vigil_writes_it_and_reads_back(value: float) -> None:
     assert format_float(value) == orjson.dumps(value).decode()

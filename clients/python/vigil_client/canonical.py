@@ -39,12 +39,19 @@ def parse(message: str | bytes) -> Any:
     refused, as in Vigil's parser; a lone surrogate escape surfaces when the result is
     encoded.
     """
-    return json.loads(message, parse_int=_parse_int, parse_constant=_refuse_constant)
+    # Decoded here, strictly: json.loads would accept bytes with a byte order mark.
+    text = message.decode("utf-8") if isinstance(message, bytes | bytearray) else message
+    return json.loads(text, parse_int=_parse_int, parse_constant=_refuse_constant)
 
 
 def _parse_int(literal: str) -> int | float:
     value = int(literal)
-    return value if INT_MIN <= value <= UINT_MAX else float(value)
+    if INT_MIN <= value <= UINT_MAX:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise CanonicalFormError(f"number {literal[:20]}... is not a finite 64-bit float") from None
 
 
 def _refuse_constant(literal: str) -> Any:
