@@ -3,7 +3,7 @@
 Each vector is a message as a producer might send it (JSON text: literal forms,
 escapes, whitespace and key order all matter) with the canonical form and HMAC that
 Vigil computes for it; invalid vectors are messages Vigil cannot canonicalize, which a
-client must refuse. ``python -m tests.clients.vectors`` rewrites
+client must refuse. ``.venv/bin/python -m tests.clients.vectors`` rewrites
 ``clients/testdata/vectors.json``; a test keeps the file equal to what this makes.
 """
 
@@ -17,7 +17,7 @@ from identity.signing import hmac_hex
 from schemas.decode import Decoded, Rejection, decode
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "clients" / "testdata" / "vectors.json"
-REGENERATE = "python -m tests.clients.vectors"
+REGENERATE = ".venv/bin/python -m tests.clients.vectors"
 SECRET_HEX = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 KEY_ID = "test-vector"
 

@@ -17,7 +17,7 @@ from schemas.json_schema import EVENT_MODELS, EXAMPLES, event_json_schema, rende
 from vigil.cli import main
 
 CHECKED_IN = Path(__file__).resolve().parents[2] / "schemas" / "json" / "events.schema.json"
-REGENERATE = "vigil schema > schemas/json/events.schema.json"
+REGENERATE = ".venv/bin/vigil schema > schemas/json/events.schema.json"
 
 
 def test_checked_in_schema_is_the_generated_one() -> None:
