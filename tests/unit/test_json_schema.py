@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from schemas.decode import Decoded, Rejection, decode
 from schemas.json_schema import EVENT_MODELS, EXAMPLES, event_json_schema, render
+from tests.clients.vectors import VECTORS_PATH
 from vigil.cli import main
 
 CHECKED_IN = Path(__file__).resolve().parents[2] / "schemas" / "json" / "events.schema.json"
@@ -106,3 +107,10 @@ def test_a_signed_example_is_valid() -> None:
     event = {**EXAMPLES["access"], "signature": SIGNATURE}
     Draft202012Validator(event_json_schema()).validate(event)
     assert isinstance(decode(orjson.dumps(event)), Decoded)
+
+
+def test_every_shared_client_vector_is_valid_for_the_schema() -> None:
+    vectors = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+    validator = Draft202012Validator(event_json_schema())
+    for vector in vectors["valid"]:
+        assert validator.is_valid(json.loads(vector["message"])), vector["name"]
