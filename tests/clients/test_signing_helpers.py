@@ -234,3 +234,11 @@ def test_generated_events_match_vigil_byte_for_byte(helper: tuple[Helper, list[s
     assert (code, errors) == (0, "")
     keyring = vector_keyring()
     assert [vigil_verdict(message, keyring)[0] for message in signed] == ["ok"] * len(messages)
+
+
+def test_go_sources_are_formatted_and_vetted() -> None:
+    _require(HELPERS[0])
+    formatting = _run(["gofmt", "-l", "."], CLIENTS / "go")
+    assert formatting.stdout.decode() == "", "run `gofmt -w .` in clients/go"
+    vet = _run(["go", "vet", "./..."], CLIENTS / "go", env=GO_ENV)
+    assert vet.returncode == 0, vet.stderr.decode()
