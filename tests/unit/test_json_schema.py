@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,10 @@ def test_every_shared_client_vector_is_valid_for_the_schema() -> None:
     validator = Draft202012Validator(event_json_schema())
     for vector in vectors["valid"]:
         assert validator.is_valid(json.loads(vector["message"])), vector["name"]
+
+
+def test_schema_examples_are_the_examples_of_the_event_docs() -> None:
+    docs = (CHECKED_IN.parents[2] / "docs" / "events.md").read_text(encoding="utf-8")
+    section = docs.split("\n## Examples\n", 1)[1].split("\n## ", 1)[0]
+    documented = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.DOTALL)]
+    assert documented == list(EXAMPLES.values())
