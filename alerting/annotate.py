@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from alerting.config import AlertingConfig
 from alerting.matchers import match_all
@@ -74,4 +75,7 @@ class _Blank(dict[str, str]):
 
 
 def _template(template: str, labels: Mapping[str, str]) -> str:
-    return template.format_map(_Blank(labels)) if template else ""
+    """Labels enter the URL percent-encoded: a label cannot add a path, a query or a second link."""
+    if not template:
+        return ""
+    return template.format_map(_Blank({k: quote(v, safe="") for k, v in labels.items()}))

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from alerting.annotate import sql_string
 from alerting.dispatcher import Ack
 from alerting.records import AckRow, AlertStateRow, NotificationRow, SilenceRow
 from alerting.silences import Silence
@@ -29,16 +28,20 @@ ROW_TYPES: dict[str, type[NamedTuple]] = {
 }
 
 
+Parameters = Mapping[str, str | int]
+"""Values bound to ``{name:Type}`` placeholders: never spliced into the SQL text."""
+
+
 class SqlReader(Protocol):
-    def rows(self, sql: str) -> list[dict[str, Any]]: ...
+    def rows(self, sql: str, parameters: Parameters | None = None) -> list[dict[str, Any]]: ...
 
 
 class ClientReader:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        return list(self.client.query(sql).named_results())
+    def rows(self, sql: str, parameters: Parameters | None = None) -> list[dict[str, Any]]:
+        return list(self.client.query(sql, parameters=dict(parameters or {})).named_results())
 
 
 class RemoteReader:
@@ -47,10 +50,10 @@ class RemoteReader:
     def __init__(self, store_dir: Path) -> None:
         self.store_dir = store_dir
 
-    def rows(self, sql: str) -> list[dict[str, Any]]:
+    def rows(self, sql: str, parameters: Parameters | None = None) -> list[dict[str, Any]]:
         from sinks.query_server import query_remote
 
-        output = query_remote(self.store_dir, sql, "JSONEachRow")
+        output = query_remote(self.store_dir, sql, "JSONEachRow", parameters)
         return [orjson.loads(line) for line in output.splitlines() if line.strip()]
 
 
@@ -62,9 +65,9 @@ def as_utc(value: object) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def sql_time(moment: datetime) -> str:
-    stamp = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    return f"toDateTime64('{stamp}', 3, 'UTC')"
+def time_parameter(moment: datetime) -> str:
+    """A ``DateTime64(6, 'UTC')`` parameter value, the same through a client or the query server."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 class AlertingStore:
@@ -84,10 +87,11 @@ class AlertingStore:
                 self.client.insert(table, list(rows), column_names=list(ROW_TYPES[table]._fields))
 
     def silences(self, now: datetime, include_expired: bool = False) -> list[Silence]:
-        where = "" if include_expired else f" WHERE ends_at > {sql_time(now)}"
+        where = "" if include_expired else " WHERE ends_at > {now:DateTime64(6, 'UTC')}"
         rows = self.reader.rows(
             "SELECT silence_id, matchers, starts_at, ends_at, created_by, reason, updated_at "
-            f"FROM silences FINAL{where} ORDER BY starts_at"
+            f"FROM silences FINAL{where} ORDER BY starts_at",
+            {"now": time_parameter(now)},
         )
         return [
             Silence.from_row(
@@ -113,16 +117,17 @@ class AlertingStore:
     def acks(self, since: datetime) -> list[Ack]:
         rows = self.reader.rows(
             "SELECT target_id, acked_by, via, acked_at FROM alert_acks FINAL "
-            f"WHERE acked_at >= {sql_time(since)} ORDER BY acked_at"
+            "WHERE acked_at >= {since:DateTime64(6, 'UTC')} ORDER BY acked_at",
+            {"since": time_parameter(since)},
         )
         return [Ack(r["target_id"], r["acked_by"], r["via"], as_utc(r["acked_at"])) for r in rows]
 
     def finding_details(self, row: AlertRow) -> dict[str, object]:
         """The ``details`` of the finding behind an alert row (controls, runbooks, statistics)."""
         rows = self.reader.rows(
-            "SELECT details FROM findings WHERE event_id = "
-            f"{sql_string(row.event_id)} AND stage = {sql_string(row.stage)} AND detector_or_rule = "
-            f"{sql_string(row.detector_or_rule)} LIMIT 1"
+            "SELECT details FROM findings WHERE event_id = {event:String} AND stage = {stage:String} "
+            "AND detector_or_rule = {rule:String} LIMIT 1",
+            {"event": row.event_id, "stage": row.stage, "rule": row.detector_or_rule},
         )
         if not rows:
             return {}
@@ -130,18 +135,20 @@ class AlertingStore:
         return details if isinstance(details, dict) else {}
 
     def alerts(self, states: Sequence[str] = (), limit: int = 100) -> list[dict[str, Any]]:
-        where = f" WHERE state IN ({', '.join(sql_string(s) for s in states)})" if states else ""
+        where = " WHERE has(splitByChar(',', {states:String}), state)" if states else ""
         return self.reader.rows(
             "SELECT alert_id, state, severity, title, occurrences, first_seen, last_seen, acked_by, "
             f"suppressed_by, group_ids, receivers FROM alert_states FINAL{where} "
-            f"ORDER BY last_seen DESC LIMIT {int(limit)}"
+            "ORDER BY last_seen DESC LIMIT {limit:UInt32}",
+            {"states": ",".join(states), "limit": int(limit)},
         )
 
     def known_target(self, target_id: str) -> bool:
         """Whether an alert instance or group of that id was ever recorded."""
-        quoted = sql_string(target_id)
         rows = self.reader.rows(
-            f"SELECT count() AS n FROM alert_states WHERE alert_id = {quoted} OR has(group_ids, {quoted})"
+            "SELECT count() AS n FROM alert_states WHERE alert_id = {target:String} "
+            "OR has(group_ids, {target:String})",
+            {"target": target_id},
         )
         return bool(rows and int(rows[0]["n"]))
 
@@ -149,18 +156,20 @@ class AlertingStore:
         return self.reader.rows(
             "SELECT notification_id, receiver, kind, status, attempts, last_error, headline, created_at "
             "FROM notifications FINAL WHERE status != 'delivered' "
-            f"ORDER BY created_at LIMIT {int(limit)}"
+            "ORDER BY created_at LIMIT {limit:UInt32}",
+            {"limit": int(limit)},
         )
 
     def has_silence(self, silence_id: str) -> bool:
         rows = self.reader.rows(
-            f"SELECT count() AS n FROM silences WHERE silence_id = {sql_string(silence_id)}"
+            "SELECT count() AS n FROM silences WHERE silence_id = {silence:String}", {"silence": silence_id}
         )
         return bool(rows and int(rows[0]["n"]))
 
     def has_ack(self, target_id: str, acked_at: datetime) -> bool:
         rows = self.reader.rows(
-            f"SELECT count() AS n FROM alert_acks WHERE target_id = {sql_string(target_id)} "
-            f"AND acked_at >= {sql_time(acked_at)}"
+            "SELECT count() AS n FROM alert_acks WHERE target_id = {target:String} "
+            "AND acked_at >= {at:DateTime64(6, 'UTC')}",
+            {"target": target_id, "at": time_parameter(acked_at)},
         )
         return bool(rows and int(rows[0]["n"]))

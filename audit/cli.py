@@ -26,7 +26,7 @@ from audit.keys import AuditKeyError, TrustedKeys, load_public_keys
 from audit.proof import ProofError, build_proof, check_proof
 from audit.source import ClickHouseSource, LedgerSource, RemoteSource
 from audit.tables_check import check_tables
-from audit.verify import ExternalCheckpoint, Report, Verifier
+from audit.verify import Expected, ExternalCheckpoint, Report, Verifier
 from sinks.clickhouse import StoreLockedError, connect, redact
 from sinks.query_server import QueryError
 from vigil.settings import Settings
@@ -146,6 +146,17 @@ def audit_group() -> None:
     show_default=True,
     help="Also check the decisions, findings and alerts tables against the ledger (whole store only).",
 )
+@click.option(
+    "--expect-streams", type=click.IntRange(min=0), default=0, help="Fail unless at least this many streams."
+)
+@click.option(
+    "--expect-seq",
+    "expect_seqs",
+    multiple=True,
+    metavar="STREAM=SEQ",
+    help="Fail unless STREAM's ledger reaches SEQ (from an independent copy); repeatable.",
+)
+@click.option("--allow-empty", is_flag=True, help="An empty trail (a store that decided nothing) passes.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def verify(
     since: datetime | None,
@@ -155,9 +166,17 @@ def verify(
     checkpoint_dir: Path | None,
     kafka: bool,
     tables: bool,
+    expect_streams: int,
+    expect_seqs: tuple[str, ...],
+    allow_empty: bool,
     fmt: str,
 ) -> None:
-    """Recompute every hash, link and signature; exit 1 on any sign of tampering."""
+    """Recompute every hash, link and signature; exit 1 on any sign of tampering.
+
+    An empty trail fails too (unless --allow-empty): deleting the ledger, its
+    checkpoints and exports together leaves nothing inconsistent to find.
+    """
+    expected = Expected(expect_streams, _expected_sequences(expect_seqs), allow_empty)
     settings = _settings()
     keys = _keys(settings, public_keys)
     copies = _copies(settings, checkpoint_dir, kafka)
@@ -170,12 +189,24 @@ def verify(
             )
         if tables and not scoped:
             report.extra.extend(_guarded(lambda: check_tables(source)))
+        if stream is None:
+            report.extra.extend(expected.problems(report))
     if fmt == "json":
         click.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         _print(report, tables_checked=tables and not scoped)
     if not report.ok:
         sys.exit(1)
+
+
+def _expected_sequences(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    parsed = []
+    for value in values:
+        stream, _, seq = value.rpartition("=")
+        if not stream or not seq.isdigit():
+            raise click.BadParameter(f"{value!r}: expected STREAM=SEQ, e.g. ai.inference:0=1200")
+        parsed.append((stream, int(seq)))
+    return tuple(parsed)
 
 
 def _print(report: Report, tables_checked: bool) -> None:

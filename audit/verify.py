@@ -39,6 +39,60 @@ TRUNCATED = "truncated"
 REWRITTEN = "rewritten"
 FORGED_CHECKPOINT = "forged-checkpoint"
 CHECKPOINT_DELETED = "checkpoint-deleted"
+MISSING_TRAIL = "missing-trail"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What an independent record says the trail holds, so a wiped trail cannot verify.
+
+    A ledger, its checkpoints and its exports deleted together leave nothing that
+    contradicts itself: an empty trail is consistent. Only a number kept elsewhere
+    (a monitoring system's count of streams, the last checkpoint seq read from the
+    ``ai.audit`` topic or a copy of the exports) tells that it was not always empty.
+    """
+
+    streams: int = 0
+    """At least this many streams."""
+    sequences: tuple[tuple[str, int], ...] = ()
+    """(stream, seq): the stream's ledger reaches at least that seq."""
+    allow_empty: bool = False
+    """A store that has decided nothing yet: zero streams is then not a failure."""
+
+    def problems(self, report: Report) -> list[Problem]:
+        found: list[Problem] = []
+        if not report.streams and not self.allow_empty and not self.streams and not self.sequences:
+            found.append(
+                Problem(
+                    MISSING_TRAIL,
+                    "ledger",
+                    None,
+                    "no stream, no entry and no checkpoint: nothing was verified. A wiped trail looks "
+                    "like this; pass --allow-empty for a store that has decided nothing yet, or "
+                    "--expect-streams / --expect-seq from an independent copy",
+                )
+            )
+        if len(report.streams) < self.streams:
+            found.append(
+                Problem(
+                    MISSING_TRAIL,
+                    "ledger",
+                    None,
+                    f"{len(report.streams)} stream(s) found, at least {self.streams} expected",
+                )
+            )
+        reached = {s.stream: s.last_seq for s in report.streams}
+        for stream, seq in self.sequences:
+            if reached.get(stream, 0) < seq:
+                found.append(
+                    Problem(
+                        MISSING_TRAIL,
+                        stream,
+                        None,
+                        f"the ledger reaches seq {reached.get(stream, 0)}, at least {seq} expected",
+                    )
+                )
+        return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,10 +116,10 @@ def replay_command(candidate: Path, since: str, maturity: str, examples: int, fa
     start = datetime.now(UTC) - window
     query = (
         f"SELECT {REPLAY_COLUMNS} FROM decisions_unique "
-        f"WHERE (topic, partition, offset) IN ({_arrived(_POSITION, start)}) ORDER BY ts"
+        f"WHERE (topic, partition, offset) IN ({_arrived(_POSITION, bounded=False)}) ORDER BY ts"
     )
     try:
-        diff = replay(read_rows(settings.store_url, query), PolicyEngine(bundle), examples)
+        diff = replay(read_rows(settings.store_url, query, _range(start)), PolicyEngine(bundle), examples)
     except QueryError as error:
         raise click.ClickException(str(error)) from error
     share = 100 * diff.changed / diff.replayed if diff.replayed else 0.0
@@ -145,19 +145,21 @@ def replay_command(candidate: Path, since: str, maturity: str, examples: int, fa
 _POSITION = "topic, partition, offset"
 
 
-def _arrived(columns: str, start: datetime, end: datetime | None = None) -> str:
-    """Events the monitor received in [start, end), as a subquery of ``columns``.
+def _arrived(columns: str, bounded: bool = True) -> str:
+    """Events the monitor received in [since, until), as a subquery of ``columns``.
 
     Time ranges select by arrival (``received_at``, the monitor's clock), never by the
     producers' ``ts``: a producer clock running behind, or a backfill, must not move
     evidence out of the range it was collected in.
     """
-    until = f" AND received_at < {_sql_time(end)}" if end is not None else ""
-    return f"SELECT {columns} FROM events_unique WHERE received_at >= {_sql_time(start)}{until}"
+    until = " AND received_at < {until:DateTime64(6, 'UTC')}" if bounded else ""
+    return f"SELECT {columns} FROM events_unique WHERE received_at >= {{since:DateTime64(6, 'UTC')}}{until}"
 
 
-def _sql_time(moment: datetime) -> str:
-    return f"toDateTime64('{moment:%Y-%m-%d %H:%M:%S.%f}', 6, 'UTC')"
+def _range(start: datetime, end: datetime | None = None) -> dict[str, str | int]:
+    """The bound values of :func:`_arrived`'s placeholders."""
+    bounds = {"since": start} if end is None else {"since": start, "until": end}
+    return {name: f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}" for name, moment in bounds.items()}
 
 
 def _implementing_checks() -> dict[str, set[str]]:
@@ -198,7 +200,8 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
                 settings.store_url,
                 "SELECT arrayJoin(controls) AS control, count() AS decided, countIf(decision = 'deny') "
                 f"AS denied FROM decisions_unique WHERE (topic, partition, offset) "
-                f"IN ({_arrived(_POSITION, start, end)}) GROUP BY control",
+                f"IN ({_arrived(_POSITION)}) GROUP BY control",
+                _range(start, end),
             )
         }
         findings: dict[str, int] = {}
@@ -207,7 +210,8 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
             settings.store_url,
             "SELECT arrayJoin(JSONExtract(details, 'controls', 'Array(String)')) AS control, stage, "
             f"detector_or_rule AS rule, count() AS n FROM findings_unique "
-            f"WHERE event_id IN ({_arrived('event_id', start, end)}) GROUP BY ALL",
+            f"WHERE event_id IN ({_arrived('event_id')}) GROUP BY ALL",
+            _range(start, end),
         ):
             findings[r["control"]] = findings.get(r["control"], 0) + int(r["n"])
             if r["stage"] == "detector":

@@ -4,6 +4,8 @@ Every request carries every fact, with the defaults below when one does not appl
 so the Cedar schema can declare one context shape, a policy can never read a
 missing attribute, and decisions cache well (few distinct fact combinations).
 Keep ``FACT_DEFAULTS`` and ``policies/schema.cedarschema`` in step: a test checks.
+``identifiers_canonical`` defaults to true so that replaying decisions recorded
+before the fact existed re-decides them as they were decided then.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from identity.verify import Verdict
 from policies.inventory import Inventory
 from schemas.events import AccessEvent, Event, InferenceEvent, TrainingEvent
+from schemas.identifiers import identifier_problem
 
 FactValue = bool | str
 Facts = tuple[tuple[str, FactValue], ...]
@@ -28,6 +31,7 @@ FACT_DEFAULTS: dict[str, FactValue] = {
     "dataset_classification": "none",
     "dataset_digest_known": False,
     "outcome": "none",
+    "identifiers_canonical": True,
 }
 FACT_NAMES = tuple(FACT_DEFAULTS)
 
@@ -73,7 +77,16 @@ def derive(event: Event, verdict: Verdict, inventory: Inventory) -> Facts:
         ("dataset_classification", classification),
         ("dataset_digest_known", digest_known),
         ("outcome", event.outcome if isinstance(event, AccessEvent) else "none"),
+        ("identifiers_canonical", _canonical_ids(event, dataset_id)),
     )
+
+
+def _canonical_ids(event: Event, dataset_id: str | None) -> bool:
+    """Whether every identifier the policies decide on is canonical (``schemas.identifiers``)."""
+    if identifier_problem(event.principal.id, resource=False):
+        return False
+    resources = (event.resource.id, dataset_id) if dataset_id is not None else (event.resource.id,)
+    return not any(identifier_problem(r, resource=True) for r in resources)
 
 
 def _claimed_mfa(event: Event) -> bool:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from schemas.identifiers import identifier_problem, resembles
 from schemas.problems import describe
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -33,10 +34,23 @@ class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _canonical(identifier: str, resource: bool) -> str:
+    problem = identifier_problem(identifier, resource)
+    if problem:
+        hint = f" (did you mean {resembles(identifier)!r}?)" if resource else ""
+        raise ValueError(f"id {identifier!r} is not canonical: {problem}{hint}")
+    return identifier
+
+
 class PrincipalEntry(_Entry):
     id: str = Field(min_length=1)
     kind: Literal["user", "service"]
     roles: tuple[str, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _canonical_id(cls, value: str) -> str:
+        return _canonical(value, resource=False)
 
     @field_validator("roles")
     @classmethod
@@ -51,6 +65,11 @@ class ModelEntry(_Entry):
     status: Literal["approved", "pending", "quarantined", "retired"] = "pending"
     artifact_digest: str | None = None
 
+    @field_validator("id")
+    @classmethod
+    def _canonical_id(cls, value: str) -> str:
+        return _canonical(value, resource=True)
+
 
 class DatasetEntry(_Entry):
     id: str = Field(min_length=1)
@@ -58,6 +77,11 @@ class DatasetEntry(_Entry):
     approved: bool = False
     approval_ticket: str | None = None
     digests: tuple[str, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _canonical_id(cls, value: str) -> str:
+        return _canonical(value, resource=True)
 
 
 class Calendar(_Entry):

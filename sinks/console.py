@@ -13,6 +13,7 @@ from typing import TextIO
 
 from alerting.dispatcher import Ack
 from alerting.notifications import AlertSnapshot, Notification
+from sinks.text import printable
 
 _COLOURS = {"critical": "\033[1;31m", "high": "\033[31m", "medium": "\033[33m"}
 
@@ -35,14 +36,13 @@ class ConsoleReceiver:
             return []
         lines = []
         for alert in notification.alerts:
+            summary = printable(alert.summary)  # publisher text: no escape sequence reaches the terminal
             if alert.state == "resolved":
-                lines.append(f"RESOLVED {self._label(alert)} {alert.summary} ({alert.occurrences} in all)")
+                lines.append(f"RESOLVED {self._label(alert)} {summary} ({alert.occurrences} in all)")
             elif kind == "firing" or alert.joined:
-                lines.append(f"ALERT {self._label(alert)} {alert.summary}{_folded(alert.occurrences)}")
+                lines.append(f"ALERT {self._label(alert)} {summary}{_folded(alert.occurrences)}")
             elif kind == "repeat" and alert.state == "firing":
-                lines.append(
-                    f"STILL FIRING {self._label(alert)} {alert.summary} ({alert.occurrences} so far)"
-                )
+                lines.append(f"STILL FIRING {self._label(alert)} {summary} ({alert.occurrences} so far)")
         return lines
 
     def _label(self, alert: AlertSnapshot) -> str:

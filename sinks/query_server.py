@@ -4,7 +4,9 @@ chDB lets one process open a directory. The owner (a worker, ``vigil demo``)
 serves read-only queries on loopback and writes the address and a random token to
 ``<store>/query-endpoint.json`` (mode 0600); ``vigil sql`` uses it when it finds
 the store locked. Queries run on a separate client with ``readonly=2``, so they
-cannot change data or the owner's session.
+cannot change data or the owner's session, and only after
+:func:`sinks.read_only.check_read_only` found that they cannot reach the file
+system, the network, other queries or settings either.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import secrets
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from sinks.read_only import ReadOnlyError, check_read_only
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +78,10 @@ class QueryServer:
                 query = self.rfile.read(length).decode("utf-8", "replace")
                 fmt = self.headers.get("X-Vigil-Format", "PrettyCompact") or None
                 try:
-                    body = client.raw_query(query, fmt=fmt, settings={"readonly": 2})
-                except ClickHouseError as error:
+                    parameters = _parameters(self.headers.get("X-Vigil-Parameters", ""))
+                    check_read_only(client, query, parameters)
+                    body = client.raw_query(query, parameters=parameters, fmt=fmt, settings={"readonly": 2})
+                except (ClickHouseError, ReadOnlyError) as error:
                     self._reply(400, str(error).encode())
                     return
                 self._reply(200, body)
@@ -91,8 +98,29 @@ class QueryServer:
         return Handler
 
 
-def query_remote(store_dir: Path, query: str, fmt: str, timeout: float = 120.0) -> bytes:
-    """Run ``query`` through the owning process's server."""
+def _parameters(header: str) -> dict[str, str | int]:
+    """Bound values from the ``X-Vigil-Parameters`` header (a JSON object of strings and ints)."""
+    if not header:
+        return {}
+    try:
+        decoded = json.loads(header)
+    except ValueError as error:
+        raise ReadOnlyError("X-Vigil-Parameters is not JSON") from error
+    if not isinstance(decoded, dict) or not all(
+        isinstance(v, str | int) and not isinstance(v, bool) for v in decoded.values()
+    ):
+        raise ReadOnlyError("X-Vigil-Parameters must map names to strings or integers")
+    return {str(k): v for k, v in decoded.items()}
+
+
+def query_remote(
+    store_dir: Path,
+    query: str,
+    fmt: str,
+    parameters: Mapping[str, str | int] | None = None,
+    timeout: float = 120.0,
+) -> bytes:
+    """Run ``query`` through the owning process's server, ``parameters`` bound to its placeholders."""
     try:
         endpoint = json.loads((store_dir / ENDPOINT_FILE).read_text())
     except (OSError, ValueError) as error:
@@ -100,7 +128,11 @@ def query_remote(store_dir: Path, query: str, fmt: str, timeout: float = 120.0) 
     request = urllib.request.Request(
         endpoint["url"],
         data=query.encode(),
-        headers={"X-Vigil-Token": endpoint["token"], "X-Vigil-Format": fmt},
+        headers={
+            "X-Vigil-Token": endpoint["token"],
+            "X-Vigil-Format": fmt,
+            "X-Vigil-Parameters": json.dumps(dict(parameters or {}), ensure_ascii=True),
+        },
         method="POST",
     )
     try:

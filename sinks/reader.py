@@ -7,25 +7,33 @@ demo owns the embedded store, they go through its read-only query server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from sinks.clickhouse import StoreLockedError, connect
-from sinks.query_server import query_remote
+from sinks.query_server import QueryError, query_remote
+from sinks.read_only import ReadOnlyError, check_read_only
 
 
-def read_rows(store_url: str, query: str) -> Iterator[dict[str, Any]]:
-    """Rows of a SELECT as dicts, read-only."""
+def read_rows(
+    store_url: str, query: str, parameters: Mapping[str, str | int] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Rows of a SELECT as dicts; a query that could do more than read raises ``QueryError``."""
     try:
         client = connect(store_url)
     except StoreLockedError:
-        output = query_remote(Path(store_url.removeprefix("chdb://")), query, "JSONEachRow")
+        output = query_remote(Path(store_url.removeprefix("chdb://")), query, "JSONEachRow", parameters)
     else:
         try:
-            output = client.raw_query(query, fmt="JSONEachRow", settings={"readonly": 2})
+            check_read_only(client, query, parameters)
+            output = client.raw_query(
+                query, parameters=dict(parameters or {}), fmt="JSONEachRow", settings={"readonly": 2}
+            )
+        except ReadOnlyError as error:
+            raise QueryError(str(error)) from error
         finally:
             client.close()
     for line in output.splitlines():

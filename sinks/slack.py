@@ -43,6 +43,7 @@ from slack_sdk.webhook import WebhookClient
 from alerting.delivery import DeliveryError
 from alerting.dispatcher import Ack
 from alerting.notifications import AlertSnapshot, Notification, human_duration
+from sinks.text import code, code_block, link, mrkdwn, printable, shell_command
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ _STATE_TEXT = {
     "resolved": ":white_check_mark: Resolved",
 }
 _RETRYABLE_CODES = {"ratelimited", "service_unavailable", "internal_error", "fatal_error", "request_timeout"}
+_SLACK_USER = re.compile(r"U[A-Z0-9]{2,20}")
 _ACK_REPLY = re.compile(r"^\s*(ack|acked|acknowledged?)\b", re.IGNORECASE)
 MAX_ALERTS_SHOWN = 8
 
@@ -81,30 +83,35 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _alert_blocks(alert: AlertSnapshot) -> list[dict[str, Any]]:
+    """Every value from the alert is escaped here: it may hold what a publisher chose."""
     emoji = _EMOJI.get(alert.severity, ":information_source:")
     labels = alert.labels
     state = _STATE_TEXT.get(alert.state, alert.state)
     if alert.acked_by:
-        state += f" by <@{alert.acked_by}>" if alert.acked_by.startswith("U") else f" by {alert.acked_by}"
+        user = alert.acked_by
+        state += f" by <@{user}>" if _SLACK_USER.fullmatch(user) else f" by {mrkdwn(user)}"
     fields = [
-        f"*Severity*\n{alert.severity}",
+        f"*Severity*\n{mrkdwn(alert.severity)}",
         f"*State*\n{state}",
-        f"*Model*\n{labels.get('model') or '-'}",
-        f"*Principal*\n{labels.get('principal') or '-'}",
-        f"*{_rule_caption(alert)}*\n`{labels.get('rule') or 'default-deny'}`",
+        f"*Model*\n{mrkdwn(labels.get('model') or '-')}",
+        f"*Principal*\n{mrkdwn(labels.get('principal') or '-')}",
+        f"*{_rule_caption(alert)}*\n{code(labels.get('rule') or 'default-deny')}",
         f"*Occurrences*\n{alert.occurrences}\nfirst {_when(alert.first_seen)}\nlast {_when(alert.last_seen)}",
     ]
     if alert.controls:
-        fields.append("*Controls affected*\n" + ", ".join(f"`{c}`" for c in alert.controls))
+        fields.append("*Controls affected*\n" + ", ".join(code(c) for c in alert.controls))
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"{emoji} {alert.summary}", 3000)}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _clip(f"{emoji} {mrkdwn(alert.summary)}", 3000)},
+        },
         {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f, 2000)} for f in fields]},
     ]
     links = []
     if alert.runbook_url:
-        links.append(f"*Runbook*: <{alert.runbook_url}|{alert.runbook_url}>")
+        links.append(f"*Runbook*: {link(alert.runbook_url)}")
     if alert.evidence_query:
-        links.append(f'*Evidence*: ```vigil sql "{alert.evidence_query}"```')
+        links.append(f"*Evidence*: {code_block(shell_command(alert.evidence_query))}")
     if links:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(links), 3000)}})
     return blocks
@@ -115,7 +122,10 @@ def render(notification: Notification) -> tuple[str, list[dict[str, Any]]]:
     headline = notification.headline()
     emoji = _EMOJI.get(notification.severity, ":information_source:")
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _clip(headline, 150), "emoji": True}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _clip(printable(headline), 150), "emoji": True},
+        },
     ]
     shown = notification.alerts[:MAX_ALERTS_SHOWN]
     for index, alert in enumerate(shown):
@@ -123,7 +133,7 @@ def render(notification: Notification) -> tuple[str, list[dict[str, Any]]]:
             blocks.append({"type": "divider"})
         blocks.extend(_alert_blocks(alert))
     hidden = len(notification.alerts) - len(shown)
-    notes = notification.folded()
+    notes = [mrkdwn(n) for n in notification.folded()]
     if hidden:
         notes.append(f"and {hidden} more alert(s) in this group (`vigil alerts list`)")
     if notes:
@@ -137,7 +147,7 @@ def render(notification: Notification) -> tuple[str, list[dict[str, Any]]]:
         footer += f" · reply `ack` in the thread or run `vigil alerts ack {notification.group_id}`"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
     first = notification.alerts[0].summary if notification.alerts else ""
-    return f"{emoji} {headline}: {first}", blocks
+    return f"{emoji} {mrkdwn(headline)}: {mrkdwn(first)}", blocks
 
 
 def render_reply(notification: Notification) -> tuple[str, list[dict[str, Any]]]:
@@ -155,11 +165,12 @@ def render_reply(notification: Notification) -> tuple[str, list[dict[str, Any]]]
         )
     for alert in notification.alerts:
         if alert.joined and alert.state in ("firing", "acknowledged"):
-            lines.append(f"{_EMOJI.get(alert.severity, '')} *New*: {alert.title}: {alert.summary}")
+            emoji = _EMOJI.get(alert.severity, "")
+            lines.append(f"{emoji} *New*: {mrkdwn(alert.title)}: {mrkdwn(alert.summary)}")
         elif alert.state == "resolved" and notification.kind != "resolved":
-            lines.append(f":white_check_mark: *Resolved*: {alert.title}")
-    lines.extend(notification.folded())
-    text = _clip("\n".join(lines) or notification.headline(), 3000)
+            lines.append(f":white_check_mark: *Resolved*: {mrkdwn(alert.title)}")
+    lines.extend(mrkdwn(n) for n in notification.folded())
+    text = _clip("\n".join(lines) or mrkdwn(notification.headline()), 3000)
     return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 
 

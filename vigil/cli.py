@@ -20,6 +20,7 @@ from policies.inventory import InventoryError
 from schemas.json_schema import EVENT_MODELS, render
 from sinks.clickhouse import StoreLockedError, connect, redact
 from sinks.query_server import QueryError, query_remote
+from sinks.read_only import check_read_only
 from streams import local
 from vigil.cli_support import load_settings
 from vigil.runtime import build_notifiers, build_pipeline, open_store, settle_memory
@@ -145,6 +146,8 @@ def sql(query: str, fmt: str, write: bool) -> None:
             raise click.ClickException(str(error)) from error
     else:
         try:
+            if not write:
+                check_read_only(client, query)
             output = client.raw_query(
                 query, fmt=None if _names_format(query) else fmt, settings=None if write else {"readonly": 2}
             )

@@ -241,3 +241,37 @@ def test_an_unknown_stream_is_an_error_not_a_clean_bill(data_dir: Path, sql: Any
     result = verify(data_dir, sql, "--stream", "stdin:7")
     assert result.exit_code == 2
     assert "no stream 'stdin:7'" in result.output
+
+
+def test_a_wiped_trail_does_not_verify(data_dir: Path, sql: Any) -> None:
+    last = sql.query(f"SELECT max(seq) FROM audit_ledger WHERE stream = '{STREAM}'").result_rows[0][0]
+    for table in ("audit_ledger", "audit_checkpoints"):
+        sql.command(f"TRUNCATE TABLE {table}")
+    shutil.rmtree(data_dir / "audit-checkpoints")
+    bare = verify(data_dir, sql, "--no-tables")
+    assert bare.exit_code == 1
+    assert "FAILED ledger: missing-trail: no stream, no entry and no checkpoint" in bare.output
+    expecting = vigil(data_dir, "audit", "verify", "--no-tables", "--expect-seq", f"{STREAM}={last}")
+    assert expecting.exit_code == 1
+    assert f"FAILED {STREAM}: missing-trail: the ledger reaches seq 0, at least {last} expected" in (
+        expecting.output
+    )
+    counted = vigil(data_dir, "audit", "verify", "--no-tables", "--expect-streams", "2")
+    assert counted.exit_code == 1
+    assert "0 stream(s) found, at least 2 expected" in counted.output
+
+
+def test_expectations_from_an_independent_copy_pass_on_an_intact_trail(data_dir: Path, sql: Any) -> None:
+    last = sql.query(f"SELECT max(seq) FROM audit_ledger WHERE stream = '{STREAM}'").result_rows[0][0]
+    result = verify(data_dir, sql, "--expect-streams", "2", "--expect-seq", f"{STREAM}={last}")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_store_that_decided_nothing_verifies_only_when_allowed(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_demo_keys(empty / "keys.yaml")
+    assert vigil(empty, "run", "--input", "-", stdin=b"").exit_code == 0  # a store and its key, no events
+    assert vigil(empty, "audit", "verify").exit_code == 1
+    allowed = vigil(empty, "audit", "verify", "--allow-empty")
+    assert allowed.exit_code == 0, allowed.output

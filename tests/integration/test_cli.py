@@ -86,7 +86,7 @@ def test_sql_is_read_only_unless_asked(tmp_path: Path) -> None:
     open_store(Settings(data_dir=tmp_path)).close()
     refused = vigil(tmp_path, "sql", "DROP TABLE decisions")
     assert refused.returncode == 1
-    assert "readonly" in refused.stderr.lower()
+    assert "not allowed in a read-only query: drop statements" in refused.stderr.lower()
 
 
 def test_missing_key_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -257,7 +257,7 @@ def test_each_threat_is_denied_by_the_right_policy_with_its_controls(worker_env:
     } <= findings
     replayed = worker_env.sql(
         "SELECT decision, verify_reason FROM decisions_unique d JOIN events_unique e "
-        "USING (event_id, topic, partition, offset) WHERE event_id = 'ok-infer' ORDER BY offset"
+        "USING (event_id, topic, partition, offset) WHERE event_id = 'ok-infer' ORDER BY verify_reason"
     )
     assert replayed == [["allow", "ok"], ["deny", "replay"]], "a replay is kept beside the original"
     roles = worker_env.sql(

@@ -25,7 +25,7 @@ from policies.bundle import PACK_DIR, SCHEMA_FILE, validate_bundle
 from policies.controls import load_catalog
 from policies.engine import DEFAULT_DENY, EVALUATION_ERROR
 from policies.facts import FACT_NAMES, complete
-from policies.inventory import Inventory
+from policies.inventory import Inventory, InventoryError
 from tests.factories import (
     PII_DATASET,
     PII_DATASET_DIGEST,
@@ -122,12 +122,63 @@ FINE_TUNE = "fine-tune-by-ml-engineers"
 FINE_TUNE_APPROVAL = "fine-tune-requires-approval"
 DEPLOY = "deploy-by-release-managers"
 DEPLOY_APPROVAL = "deploy-requires-approval"
+CANONICAL = "zt-identifiers-canonical"
+UNKNOWN_DATASET = "dataset-must-be-registered"
+UNKNOWN_MODEL = "model-must-be-registered"
+LOOKALIKE = "\u0441ustomers-pii"  # Cyrillic es: looks like customers-pii
 
 CASES: list[Case] = [
     # stable/zero-trust
     allowed("verified-read", ZT, at_work(access_doc), "read-by-analysts"),
     denied("forged-read", ZT, at_work(access_doc), verdict=FORGED),
     denied("replayed-inference", ZT, at_work(inference_doc), verdict=REPLAYED),
+    allowed("canonical-ids", CANONICAL, at_work(access_doc), "read-by-analysts"),
+    *[
+        denied(
+            f"ingest-{label}",
+            CANONICAL,
+            at_work(training_doc, action="ingest", principal="carol", dataset_id=variant),
+            CANONICAL,
+            UNKNOWN_DATASET,
+        )
+        for label, variant in (
+            ("case-variant", "Customers-PII"),
+            ("trailing-space", "customers-pii "),
+            ("look-alike", LOOKALIKE),
+        )
+    ],
+    denied(
+        "non-canonical-principal",
+        CANONICAL,
+        at_work(access_doc, principal="bob\u200b"),
+    ),
+    # stable/registry
+    allowed(
+        "ingest-registered-dataset",
+        UNKNOWN_DATASET,
+        at_work(training_doc, action="ingest", principal="carol"),
+        "ingest-by-data-roles",
+    ),
+    denied(
+        "ingest-unknown-dataset",
+        UNKNOWN_DATASET,
+        at_work(training_doc, action="ingest", principal="carol", dataset_id="customers-pii-2"),
+    ),
+    denied(
+        "read-unknown-dataset",
+        UNKNOWN_DATASET,
+        at_work(access_doc, resource={"kind": "dataset", "id": "scratch"}),
+    ),
+    allowed(
+        "deploy-registered-model", UNKNOWN_MODEL, at_work(training_doc, action="deploy", **RELEASE), DEPLOY
+    ),
+    denied(
+        "deploy-unknown-model",
+        UNKNOWN_MODEL,
+        at_work(training_doc, action="deploy", model_id="shadow-v1", **RELEASE),
+        UNKNOWN_MODEL,
+        DEPLOY_ARTIFACT,
+    ),
     # stable/access
     allowed("analyst-read", "read-by-analysts", at_work(access_doc, action="read")),
     allowed("analyst-login", "read-by-analysts", at_work(access_doc, action="login")),
@@ -195,6 +246,7 @@ CASES: list[Case] = [
         at_work(inference_doc, model_id="ghost-v9"),
         APPROVED_MODEL,
         ARTIFACT,
+        UNKNOWN_MODEL,
     ),
     allowed("registered-artifact", ARTIFACT, at_work(inference_doc), "inference-by-serving-roles"),
     denied("rogue-artifact", ARTIFACT, at_work(inference_doc, artifact_digest="sha256:fraud-v3-rebuilt")),
@@ -259,6 +311,8 @@ CASES: list[Case] = [
         "fine-tune-on-unregistered-dataset",
         DATASET,
         at_work(training_doc, action="fine_tune", dataset_id="scraped-forum"),
+        DATASET,
+        UNKNOWN_DATASET,
     ),
     allowed(
         "pii-train-with-approval",
@@ -444,33 +498,51 @@ def test_requests_for_identical_events_are_equal_and_hashable(inventory: Invento
     )
 
 
-ODD_IDS = ['quote"d', "back\\slash", "o'neil", "tab\there", "line\nbreak", "nbsp\u00a0id", "zoë", "j d"]
+ODD_IDS = ['quote"d', "back\\slash", "o'neil", "zoë", "Dana@Example.COM", "00u1AbCd"]
+"""Canonical principal ids with characters naive quoting would trip on (any case and script)."""
+
+NON_CANONICAL_IDS = ["tab\there", "line\nbreak", "nbsp\u00a0id", "j d", " bob", "bob\u202e"]
 
 
 @pytest.fixture(scope="module")
 def odd_engine(bundle: PolicyBundle) -> PolicyEngine:
     principals = [{"id": p, "kind": "user", "roles": ["analyst"]} for p in ODD_IDS]
-    principals.append({"id": 'x", Role::"analyst', "kind": "user", "roles": ["contractor"]})
     return PolicyEngine(bundle, build_inventory(with_principals(*principals)))
 
 
 @pytest.mark.parametrize("principal", ODD_IDS)
 def test_principal_ids_are_matched_literally(odd_engine: PolicyEngine, principal: str) -> None:
-    """An analyst is an analyst whatever characters their id contains."""
+    """An analyst is an analyst whatever characters their (canonical) id contains."""
     decision = decide(odd_engine, access_doc(principal=principal, ts=BUSINESS_TS))
     assert decision == Decision(True, ("read-by-analysts",)), decision.errors
 
 
-def test_resource_ids_are_matched_literally(engine: PolicyEngine) -> None:
+@pytest.mark.parametrize("principal", NON_CANONICAL_IDS)
+def test_non_canonical_principal_ids_are_denied_as_such(engine: PolicyEngine, principal: str) -> None:
+    decision = decide(engine, access_doc(principal=principal, ts=BUSINESS_TS))
+    assert not decision.allowed
+    assert CANONICAL in decision.policy_ids
+
+
+@pytest.mark.parametrize("principal", NON_CANONICAL_IDS)
+def test_the_inventory_refuses_non_canonical_ids(principal: str) -> None:
+    with pytest.raises(InventoryError, match="not canonical"):
+        build_inventory(with_principals({"id": principal, "kind": "user", "roles": ["analyst"]}))
+
+
+def test_resource_ids_are_matched_literally(bundle: PolicyBundle) -> None:
+    data = inventory_data()
+    data["datasets"].append({"id": "o'reilly-orders", "classification": "internal", "approved": True})
+    engine = PolicyEngine(bundle, build_inventory(data))
     resource = {"kind": "dataset", "id": "o'reilly-orders"}
     decision = decide(engine, access_doc(resource=resource, ts=BUSINESS_TS))
     assert decision == Decision(True, ("read-by-analysts",)), decision.errors
 
 
-def test_principal_id_cannot_inject_another_entity(odd_engine: PolicyEngine) -> None:
+def test_principal_id_cannot_inject_another_entity(engine: PolicyEngine) -> None:
     # a crafted id that would read as a different uid if quoting were naive
-    principal = 'x", Role::"analyst'
-    decision = decide(odd_engine, access_doc(principal=principal, roles=("analyst",), ts=BUSINESS_TS))
+    principal = 'x",Role::"analyst'
+    decision = decide(engine, access_doc(principal=principal, roles=("analyst",), ts=BUSINESS_TS))
     assert not decision.allowed
 
 
@@ -904,7 +976,7 @@ def test_engine_is_its_own_current_engine(engine: PolicyEngine) -> None:
 
 def test_engine_without_inventory_grants_nothing(bundle: PolicyBundle) -> None:
     engine = PolicyEngine(bundle)
-    assert deciding(decide(engine, access_doc(ts=BUSINESS_TS))) == (False, [DEFAULT_DENY])
+    assert deciding(decide(engine, access_doc(ts=BUSINESS_TS))) == (False, [UNKNOWN_DATASET])
 
 
 def test_controls_of_a_decision(engine: PolicyEngine, bundle: PolicyBundle) -> None:
