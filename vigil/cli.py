@@ -18,6 +18,7 @@ from identity.tokens import TokenConfigError
 from policies.bundle import BundleError
 from policies.cli import controls_group, policy_group
 from policies.inventory import InventoryError
+from schemas.json_schema import EVENT_MODELS, render
 from sinks.clickhouse import StoreLockedError, connect, redact
 from sinks.query_server import QueryError, query_remote
 from sinks.read_only import check_read_only
@@ -220,6 +221,19 @@ def publish(source: BinaryIO, key_id: str | None, raw_topic: str | None, private
     click.echo(f"sent {report.sent} messages to {settings.kafka_brokers}")
     if report.errors:
         raise SystemExit(1)
+
+
+@main.command()
+@click.option(
+    "--type",
+    "event_type",
+    type=click.Choice(list(EVENT_MODELS)),
+    default=None,
+    help="Only this event type (default: every type, chosen by `type`).",
+)
+def schema(event_type: str | None) -> None:
+    """Print the JSON Schema of the events producers send."""
+    click.echo(render(event_type), nl=False)
 
 
 def _ed25519_signer(key_id: str, path: Path) -> Ed25519Signer:

@@ -1,0 +1,3 @@
+module vigilsign
+
+go 1.22

@@ -1,0 +1,29 @@
+"""Sign events in Vigil's canonical form and publish them to Kafka.
+
+Signing needs the standard library only (HMAC-SHA256); Ed25519 needs the ``ed25519``
+extra (``cryptography``) and publishing the ``kafka`` extra (``confluent-kafka``).
+"""
+
+from vigil_client.canonical import CanonicalFormError, canonical_bytes, encode, format_float, parse
+from vigil_client.publisher import Delivered, DeliveryReport, Failed, Publisher
+from vigil_client.routing import message_key, topic_for
+from vigil_client.signing import Ed25519Signer, HmacSigner, Signer, decode_secret, sign
+
+__all__ = [
+    "CanonicalFormError",
+    "Delivered",
+    "DeliveryReport",
+    "Ed25519Signer",
+    "Failed",
+    "HmacSigner",
+    "Publisher",
+    "Signer",
+    "canonical_bytes",
+    "decode_secret",
+    "encode",
+    "format_float",
+    "message_key",
+    "parse",
+    "sign",
+    "topic_for",
+]
