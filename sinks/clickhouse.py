@@ -16,7 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -118,7 +118,7 @@ class ClickHouseStore:
         self.client = client
         self._writers: dict[str, ColumnWriter] = {}
 
-    def write(self, tables: dict[str, Sequence[Any]]) -> None:
+    def write(self, tables: Mapping[str, Sequence[Any]]) -> None:
         for table, rows in tables.items():
             if rows:
                 self._writer(table).insert(rows)
