@@ -10,6 +10,7 @@ rejects that message (code ``internal_error``) instead of failing the batch.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -113,6 +114,25 @@ class Pipeline:
         """Facts as stored on decision rows: few distinct combinations, each serialised once."""
 
     def process(self, batch: Sequence[RawMessage]) -> BatchResult:
+        """All rows of the batch, with the cyclic garbage collector paused meanwhile.
+
+        A batch allocates tens of thousands of container objects (models, rows, dicts),
+        nearly all freed by reference counting when it ends. A collection in the middle
+        of a batch traverses every one still alive and promotes them to older
+        generations that are traversed again later: measured at 12-36 µs per event of
+        fleet traffic, about three times what collecting after the batch costs. Cycles
+        made during the batch are collected as usual afterwards.
+        """
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self._process(batch)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _process(self, batch: Sequence[RawMessage]) -> BatchResult:
         received_at = datetime.now(UTC)
         engine = self.policies.current()
         if engine is not self.engine:
