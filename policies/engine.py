@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import cedarpy
 
-from policies.bundle import PolicyBundle
+from policies.bundle import PolicyBundle, PolicyInfo
 from policies.inventory import Inventory
 from policies.requests import AuthzRequest
 
@@ -70,6 +70,7 @@ class PolicyEngine:
         self._controls = {info.id: info.controls for info in bundle.policies}
         self._controls[DEFAULT_DENY] = self._controls[EVALUATION_ERROR] = DEFAULT_DENY_CONTROLS
         self._controls_by_ids: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._info_by_id = {info.id: info for info in bundle.policies}
         self.evaluated = 0
         self.cache_hits = 0
 
@@ -88,6 +89,10 @@ class PolicyEngine:
             controls = tuple(dict.fromkeys(c for p in ids for c in self._controls.get(p, ())))
             self._controls_by_ids[ids] = controls
         return list(controls)
+
+    def deciding_policies(self, decision: Decision) -> list[PolicyInfo]:
+        """The bundle's description of each policy that decided (pseudo ids have none)."""
+        return [info for p in decision.policy_ids if (info := self._info_by_id.get(p)) is not None]
 
     @property
     def cached(self) -> int:

@@ -271,8 +271,7 @@ class Pipeline:
         return text
 
     def _policy_finding(self, event: Event, model_id: str, decision: Decision, origin: str) -> FindingRow:
-        bundle = self.engine.bundle
-        deciding = [info for p in decision.policy_ids if (info := bundle.info(p)) is not None]
+        deciding = self.engine.deciding_policies(decision)
         severity = max((i.severity for i in deciding), key=_rank, default="medium")
         why = "; ".join(i.title for i in deciding) or "no policy permits it (default deny)"
         rule = ",".join(decision.policy_ids)
