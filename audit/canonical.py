@@ -55,11 +55,16 @@ def _datetime_text(value: Any) -> str:
 
 def canonical_record(row: NamedTuple) -> str:
     """A stored row as sorted-key JSON; equal for the row written and the row read back."""
+    return canonical_record_bytes(row).decode()
+
+
+def canonical_record_bytes(row: NamedTuple) -> bytes:
+    """``canonical_record`` as the UTF-8 bytes its hash covers (hashed without re-encoding)."""
     return orjson.dumps(
-        row._asdict(),
+        dict(zip(row._fields, row, strict=True)),
         default=_datetime_text,
         option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS,
-    ).decode()
+    )
 
 
 def sha256_hex(data: bytes) -> str:

@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 from audit.canonical import (
-    canonical_record,
+    canonical_record_bytes,
     chain_hash,
     genesis,
     parse_timestamp,
-    record_hash,
+    sha256_hex,
     timestamp,
 )
 from audit.checkpoint import Checkpoint
@@ -183,8 +183,8 @@ class Ledger:
             seen_set: set[str] = set()
             seq, prev, revision = state.seq, state.chain_hash, state.bundle_revision
             for table, kind, record_id, row, offset in records:
-                record = canonical_record(row)
-                digest = record_hash(record)
+                encoded = canonical_record_bytes(row)
+                digest = sha256_hex(encoded)
                 key = record_key(kind, record_id, digest)
                 if key in recent or key in seen_set:
                     prepared.replayed += 1
@@ -192,6 +192,7 @@ class Ledger:
                 seen.append(key)
                 seen_set.add(key)
                 kept[table].append(row)
+                record = encoded.decode()
                 event_id = str(row.event_id)
                 chain = chain_hash(prev, stream, kind, record_id, event_id, offset, digest, appended)
                 seq += 1

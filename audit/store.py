@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -78,7 +78,7 @@ class AuditedStore(ClickHouseStore):
         self._timer.start()
         return self
 
-    def write(self, tables: dict[str, Sequence[Any]]) -> None:
+    def write(self, tables: Mapping[str, Sequence[Any]]) -> None:
         with self._lock:
             self._store(self.ledger.prepare(tables))
 

@@ -4,32 +4,30 @@ Why this exists: the pipeline promises governance (schema validation, signature 
 replay checks, Cedar decisions, detectors, an audit ledger, alerting) on every event. This benchmark answers
 what that costs, in one run on one machine so the numbers are comparable:
 
-1. ``vigil run --input FILE`` as a subprocess on a fresh embedded store: events/s
-   from the wall clock around the process (start-up included) and from the command's
-   own summary line (its loop only), plus the child's CPU time and peak RSS.
-2. ``bench/baseline_ingest.py`` the same way: orjson.loads per line and the raw line
-   inserted into chDB in batches of 2000 through the same clickhouse-connect client.
-3. In-process stage costs over the same events in batches of 2000, without storage:
-   decode, decode+verify, ``Pipeline.process`` (as shipped and with two garbage
-   collector settings), building policy requests, the policy stage cached and
-   uncached, and the detectors.
+1. ``vigil run --input FILE`` and ``bench/baseline_ingest.py`` (orjson.loads per line,
+   the raw line inserted into chDB in batches of 2000 through the same clickhouse-connect
+   client) as subprocesses on fresh stores, alternating, ``--runs`` times each (default
+   3): events/s from each command's own loop timer and from the wall clock around it,
+   CPU time and peak RSS, as min/median/max, and the ratio of each pair of runs.
+2. In-process stage costs over the same events in batches of 2000: decode, identity,
+   ``Pipeline.process`` (garbage collector as the drivers tune it, and as Python ships
+   it), policy requests and decisions, detectors, the audit ledger and the store write
+   (Arrow columns as shipped, next to clickhouse-connect's row insert).
+3. Footprint: bytes per cached policy decision and per replay-memory entry.
+4. ``--memory``: peak RSS of ``vigil run`` at two stream lengths (default 200k and 1M
+   events), which should agree within 10% once the bounded state is full.
 
-Each subprocess runs under a tiny wrapper interpreter that starts it, waits and
-reports ``getrusage(RUSAGE_CHILDREN)``: ``ru_maxrss`` of a process's children is the
-maximum over all of them, so measuring from this process would mix the two runs.
-
-In-process inputs are kept as a list of ``bytes`` (not tracked by the cyclic garbage
-collector) and turned into messages batch by batch, as ``vigil run`` does, so this
-process's heap does not inflate the pipeline's GC cost beyond what ``vigil run`` pays.
-
-Events come from ``vigil.demo.DemoTraffic`` (fixed seed: the same mix, incidents and
-malformed lines every time; only timestamps and the random demo keys differ).
-``VIGIL_*`` variables are ignored: the benchmark measures the default settings.
+Events come from ``vigil.fleet.FleetTraffic``: 200 models, 5,000 principals and 2,000
+datasets, deterministic for the seed (only timestamps and the random keys differ).
+Each subprocess runs under a tiny wrapper interpreter that reports
+``getrusage(RUSAGE_CHILDREN)``, so peak RSS is that process's alone. ``VIGIL_*``
+variables are ignored: the benchmark measures the default settings.
 
 Usage::
 
-    .venv/bin/python bench/pipeline.py                      # 100k events, ~4 minutes
+    .venv/bin/python bench/pipeline.py                      # 100k events, 3 runs each
     .venv/bin/python bench/pipeline.py --events 5000        # smoke run
+    .venv/bin/python bench/pipeline.py --memory             # RSS at 200k and 1M events
     .venv/bin/python bench/pipeline.py --json results.json  # also write the results
 """
 
@@ -41,17 +39,21 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # Run as a script, bench/ is sys.path[0], and a module there (such as bench/audit_overhead.py)
 # would shadow a product package of the same name: import the product, not the bench.
@@ -59,14 +61,19 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 import vigil
+from audit.keys import Signer
+from audit.ledger import Head, Ledger
+from identity.freshness import ReplayGuard
 from identity.verify import Verdict
 from policies.engine import PolicyEngine
+from policies.facts import Facts
 from policies.requests import AuthzRequest, request_for
 from schemas.decode import Decoded, decode
 from schemas.events import Event
+from sinks.clickhouse import TABLES, ClickHouseStore, connect, migrate
 from streams.local import batches, messages_from_lines
-from vigil.demo import DemoTraffic, write_demo_inventory, write_demo_keys
-from vigil.pipeline import Pipeline, RawMessage
+from vigil.fleet import Fleet, FleetTraffic, write_inventory, write_keys
+from vigil.pipeline import BatchResult, Pipeline, RawMessage
 from vigil.runtime import build_pipeline
 from vigil.settings import Settings
 
@@ -78,12 +85,13 @@ UNCACHED_SAMPLE = 2000
 """Requests decided one by one without cache: ~0.15-0.3 ms each, so a sample, not the stream."""
 PACKAGES = (
     *("chdb", "chdb-core", "clickhouse-connect", "pydantic", "pydantic-core"),
-    *("cedarpy", "orjson", "river"),
+    *("cedarpy", "orjson", "pyarrow", "numpy", "river"),
 )
-GC_THRESHOLD = (50_000, 20, 100)
-"""Fewer, later collections (the default is 700, 10, 10): a run keeps growing long-lived
-state (replay memory, detector state, and in ``vigil run`` the ledger's dedupe window)
-that every full collection traverses again."""
+SHIPPED_GC = (50_000, 20, 100)
+"""``vigil.runtime.settle_memory``: freeze what start-up built, collect the young generation less often."""
+MEMORY_WINDOW_HOURS = 1.0
+"""Replay window in ``--memory`` runs: 72,000 ids at the fleet's 50 ms spacing, full well
+before 200k events, so the two sizes compare bounded state, not a filling window."""
 SUMMARY = re.compile(r"(\d+) messages in ([\d.]+)s")
 
 # Runs in a separate interpreter so RUSAGE_CHILDREN covers exactly one child.
@@ -102,13 +110,12 @@ print(json.dumps({"code": code, "wall": wall, "maxrss": usage.ru_maxrss,
 
 @dataclass
 class Row:
-    """One line of the results table; rates are per item, ``unit`` says what an item is."""
+    """One line of the stage table; rates are per item, ``unit`` says what an item is."""
 
     name: str
     items: int
     seconds: float
     unit: str = "event"
-    peak_rss_mib: float | None = None
     cpu_seconds: float | None = None
     note: str = ""
     all_seconds: list[float] = field(default_factory=list)
@@ -118,17 +125,12 @@ class Row:
         return self.seconds / self.items * 1e6 if self.items else float("nan")
 
     @property
-    def per_second(self) -> float:
-        return self.items / self.seconds if self.seconds else float("nan")
-
-    @property
     def cpu_us_per_item(self) -> float | None:
         """CPU time per item: steadier than wall time when other processes share the CPUs."""
         return self.cpu_seconds / self.items * 1e6 if self.cpu_seconds is not None and self.items else None
 
     def as_json(self) -> dict[str, Any]:
-        derived = {"us_per_item": self.us_per_item, "per_second": self.per_second}
-        return {**asdict(self), **derived, "cpu_us_per_item": self.cpu_us_per_item}
+        return {**asdict(self), "us_per_item": self.us_per_item, "cpu_us_per_item": self.cpu_us_per_item}
 
 
 @dataclass
@@ -148,14 +150,17 @@ class Workload:
         return batches(self.messages(), BATCH_SIZE)
 
 
+def write_events(path: Path, secrets_by_source: dict[str, bytes], events: int, seed: int) -> None:
+    with path.open("wb") as handle:
+        for line in FleetTraffic(secrets_by_source, events=events, seed=seed).lines():
+            handle.write(line + b"\n")
+
+
 def generate(directory: Path, events: int, seed: int) -> Workload:
-    """Write demo keys and ``events`` ordinary events (plus the demo's incidents) as JSON lines."""
+    """Fleet keys, ``events`` signed events as JSON lines, and their bytes in memory."""
     keys_file = directory / "keys.yaml"
     events_file = directory / "events.jsonl"
-    secrets_by_source = write_demo_keys(keys_file)
-    with events_file.open("wb") as handle:
-        for line in DemoTraffic(secrets_by_source, events=events, seed=seed).lines():
-            handle.write(line + b"\n")
+    write_events(events_file, write_keys(keys_file), events, seed)
     with events_file.open("rb") as handle:
         values = [m.value for m in messages_from_lines(handle, TOPIC)]
     settings = Settings(data_dir=data_dir(directory, "in-process"), keys_file=keys_file)
@@ -163,9 +168,9 @@ def generate(directory: Path, events: int, seed: int) -> Workload:
 
 
 def data_dir(directory: Path, name: str) -> Path:
-    """A fresh ``VIGIL_DATA_DIR`` holding the demo inventory, as ``vigil demo`` sets it up."""
+    """A fresh ``VIGIL_DATA_DIR`` holding the fleet's inventory."""
     path = directory / name
-    write_demo_inventory(path / "inventory.yaml")
+    write_inventory(path / "inventory.yaml", Fleet())
     return path
 
 
@@ -180,6 +185,10 @@ class ChildRun:
     loop_seconds: float
     messages: int
     summary: str
+
+    @property
+    def loop_rate(self) -> float:
+        return self.messages / self.loop_seconds if self.loop_seconds else float("nan")
 
 
 def run_child(name: str, argv: Sequence[str], env: dict[str, str], workdir: Path) -> ChildRun:
@@ -209,61 +218,88 @@ def run_child(name: str, argv: Sequence[str], env: dict[str, str], workdir: Path
     )
 
 
-def child_env(work: Workload, name: str) -> dict[str, str]:
-    """This environment (already without VIGIL_*), pointed at a fresh store and the demo keys."""
+def child_env(directory: Path, keys_file: Path, name: str, **extra: str) -> dict[str, str]:
+    """This environment (already without VIGIL_*), pointed at a fresh store and the fleet keys."""
     return {
         **os.environ,
-        "VIGIL_DATA_DIR": str(data_dir(work.directory, name)),
-        "VIGIL_KEYS_FILE": str(work.keys_file),
+        "VIGIL_DATA_DIR": str(data_dir(directory, name)),
+        "VIGIL_KEYS_FILE": str(keys_file),
+        **extra,
     }
 
 
-def subprocess_rows(work: Workload, runs: int) -> tuple[list[Row], dict[str, ChildRun]]:
-    """Baseline and ``vigil run`` alternately, each on a fresh store, ``runs`` times; keep the fastest."""
-    vigil_command = Path(sys.executable).parent / "vigil"
-    if not vigil_command.exists():
-        raise SystemExit(f"{vigil_command} not found: run with the project's venv (.venv/bin/python)")
-    best: dict[str, ChildRun] = {}
+def vigil_command() -> Path:
+    command = Path(sys.executable).parent / "vigil"
+    if not command.exists():
+        raise SystemExit(f"{command} not found: run with the project's venv (.venv/bin/python)")
+    return command
+
+
+def run_vigil(directory: Path, keys_file: Path, events_file: Path, name: str, **extra: str) -> ChildRun:
+    argv = [str(vigil_command()), "run", "--input", str(events_file)]
+    return run_child(name, argv, child_env(directory, keys_file, name, **extra), directory)
+
+
+def run_baseline(directory: Path, events_file: Path, name: str) -> ChildRun:
+    argv = [
+        sys.executable,
+        str(BENCH_DIR / "baseline_ingest.py"),
+        *("--input", str(events_file)),
+        *("--store", str(directory / f"{name}-store")),
+        *("--batch-size", str(BATCH_SIZE)),
+    ]
+    return run_child(name, argv, {**os.environ}, directory)
+
+
+def side_by_side(work: Workload, runs: int) -> dict[str, list[ChildRun]]:
+    """Baseline and ``vigil run`` alternately, each on a fresh store, ``runs`` times."""
+    children: dict[str, list[ChildRun]] = {"vigil": [], "baseline": []}
     for attempt in range(runs):
-        cases = {
-            "baseline": [
-                sys.executable,
-                str(BENCH_DIR / "baseline_ingest.py"),
-                *("--input", str(work.events_file)),
-                *("--store", str(work.directory / f"baseline-store-{attempt}")),
-                *("--batch-size", str(BATCH_SIZE)),
-            ],
-            "vigil": [str(vigil_command), "run", "--input", str(work.events_file)],
-        }
-        for name, argv in cases.items():
-            env = child_env(work, f"vigil-data-{name}-{attempt}")
-            print(f"  running {name} ({attempt + 1}/{runs})...", file=sys.stderr, flush=True)
-            result = run_child(f"{name}-{attempt}", argv, env, work.directory)
-            if name not in best or result.wall < best[name].wall:
-                best[name] = result
-    rows = []
-    labels = {"vigil": "vigil run", "baseline": "baseline: orjson.loads + raw insert"}
-    for name in ("vigil", "baseline"):
-        result = best[name]
-        rows.append(
-            Row(
-                f"{labels[name]} (wall, start-up incl.)",
-                len(work.values),
-                result.wall,
-                peak_rss_mib=result.peak_rss_mib,
-                cpu_seconds=result.cpu,
-                note="subprocess",
-            )
+        print(f"  run {attempt + 1}/{runs}: baseline, then vigil run...", file=sys.stderr, flush=True)
+        children["baseline"].append(run_baseline(work.directory, work.events_file, f"baseline-{attempt}"))
+        children["vigil"].append(
+            run_vigil(work.directory, work.keys_file, work.events_file, f"vigil-{attempt}")
         )
-        rows.append(
-            Row(
-                f"{labels[name]} (its own loop rate)",
-                result.messages,
-                result.loop_seconds,
-                note="summary line",
-            )
-        )
-    return rows, best
+    return children
+
+
+def spread(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
+    """min / median / max."""
+    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def render_children(children: dict[str, list[ChildRun]]) -> str:
+    vigil_runs, baseline_runs = children["vigil"], children["baseline"]
+    lines = [
+        ("", "vigil run", "baseline (just store it)", "vigil / baseline"),
+        (
+            "events/s, own loop",
+            spread([r.loop_rate for r in vigil_runs]),
+            spread([r.loop_rate for r in baseline_runs]),
+            spread(
+                [v.loop_rate / b.loop_rate for v, b in zip(vigil_runs, baseline_runs, strict=True)], "{:.1%}"
+            ),
+        ),
+        (
+            "events/s, wall (start-up incl.)",
+            spread([r.messages / r.wall for r in vigil_runs]),
+            spread([r.messages / r.wall for r in baseline_runs]),
+            spread([b.wall / v.wall for v, b in zip(vigil_runs, baseline_runs, strict=True)], "{:.1%}"),
+        ),
+        (
+            "CPU µs/event (start-up incl.)",
+            spread([r.cpu / r.messages * 1e6 for r in vigil_runs], "{:,.1f}"),
+            spread([r.cpu / r.messages * 1e6 for r in baseline_runs], "{:,.1f}"),
+            "",
+        ),
+        (
+            "peak RSS MiB",
+            spread([r.peak_rss_mib for r in vigil_runs]),
+            spread([r.peak_rss_mib for r in baseline_runs]),
+            "",
+        ),
+    ]
+    return table(lines)
 
 
 # --- in-process stages -----------------------------------------------------------------
@@ -275,8 +311,8 @@ class Stages:
     ``prepare`` runs untimed before each repetition and returns the timed callable, so
     per-run state (a fresh pipeline, a fresh cache) is never part of the measurement.
     ``frozen`` moves everything alive (imports, prebuilt inputs) out of the collector's
-    reach for the timed run, as ``gc.freeze()`` after start-up would in a driver;
-    ``threshold`` sets ``gc.set_threshold`` for the timed run.
+    reach for the timed run and ``threshold`` sets ``gc.set_threshold``, as
+    ``vigil.runtime.settle_memory`` does in the drivers after start-up.
     """
 
     def __init__(self, repeats: int) -> None:
@@ -290,8 +326,8 @@ class Stages:
         prepare: Callable[[], Callable[[], object]],
         unit: str = "event",
         note: str = "",
-        frozen: bool = False,
-        threshold: tuple[int, int, int] | None = None,
+        frozen: bool = True,
+        threshold: tuple[int, int, int] | None = SHIPPED_GC,
     ) -> Row:
         walls, cpus = [], []
         default_threshold = gc.get_threshold()
@@ -324,12 +360,8 @@ class Accepted:
     offset: int
 
 
-def stage_rows(work: Workload, repeats: int) -> tuple[list[Row], str]:
-    """Per-stage costs on the same messages, no storage; returns rows and the cache_size=0 finding.
-
-    Every stage object comes from ``vigil.runtime.build_pipeline`` with the same settings
-    ``vigil run`` uses, so the stages measured are the ones it runs.
-    """
+def stage_rows(work: Workload, repeats: int) -> list[Row]:
+    """Per-stage costs on the same messages; every stage built as ``vigil run`` builds it."""
     stages = Stages(repeats)
     values, n = work.values, len(work.values)
     max_bytes = build_pipeline(work.settings).max_bytes
@@ -349,21 +381,27 @@ def stage_rows(work: Workload, repeats: int) -> tuple[list[Row], str]:
         identity = build_pipeline(work.settings).identity  # fresh replay memory
 
         def body() -> None:
-            for offset, value in enumerate(values, start=1):
-                decoded = decode(value, max_bytes)
-                if isinstance(decoded, Decoded):
-                    identity.verify(decoded.event, decoded.canonical, (TOPIC, 0, offset), None)
+            for batch in work.batches():
+                items = []
+                for message in batch:
+                    decoded = decode(message.value, max_bytes)
+                    if isinstance(decoded, Decoded):
+                        position = (message.topic, message.partition, message.offset)
+                        items.append((decoded.event, decoded.canonical, position, None))
+                identity.verify_many(items)
 
         return body
 
     stages.add("orjson.loads only (the baseline's parse)", n, lambda: parse_only)
     stages.add("decode (schemas.decode.decode)", n, lambda: decode_only)
-    stages.add("decode + verify (HMAC, replay)", n, decode_verify)
+    stages.add("decode + verify (HMAC, replay memory)", n, decode_verify)
 
     outcome: dict[str, int] = {}
+    results: list[BatchResult] = []
 
     def whole_pipeline() -> Callable[[], object]:
         pipeline = build_pipeline(work.settings)
+        results.clear()
 
         def body() -> None:
             events = rejected = 0
@@ -371,43 +409,42 @@ def stage_rows(work: Workload, repeats: int) -> tuple[list[Row], str]:
                 result = pipeline.process(batch)
                 events += len(result.events)
                 rejected += len(result.rejected)
+                results.append(result)
             outcome.update(events=events, rejected=rejected)
 
         return body
 
     stages.add("Pipeline.process (all stages, no store)", n, whole_pipeline)
-    stages.rows[-1].note = f"{outcome['events']:,} events, {outcome['rejected']:,} rejected"
-    stages.add("Pipeline.process, gc.freeze() first", n, whole_pipeline, note="GC experiment", frozen=True)
+    stages.rows[-1].note = f"{outcome['events']:,} events, {outcome['rejected']:,} rejected; GC as shipped"
     stages.add(
-        f"Pipeline.process, gc.set_threshold{GC_THRESHOLD}",
+        "Pipeline.process, Python's default GC",
         n,
         whole_pipeline,
-        note="GC experiment",
-        threshold=GC_THRESHOLD,
+        note="GC comparison",
+        frozen=False,
+        threshold=None,
     )
 
-    # Inputs for the remaining stages, built once and frozen while each is timed, so
-    # these rows measure each stage's own work (the rows above include GC).
+    # Inputs for the remaining stages, built once and frozen while each is timed.
     pipeline = build_pipeline(work.settings)
     engine = pipeline.engine
     bundle, inventory = engine.bundle, engine.inventory
     accepted = _accepted_batches(work, pipeline)
-    interned: dict[AuthzRequest, AuthzRequest] = {}
-    requests = [
-        [interned.setdefault(r, r) for r in (request_for(a.event, a.verdict, inventory) for a in batch)]
-        for batch in accepted
-    ]
+    requests = [[request_for(a.event, a.verdict, inventory) for a in batch] for batch in accepted]
     n_requests = sum(map(len, requests))
     verified = [a for batch in accepted for a in batch if a.verdict.verified]
 
-    def build_requests() -> None:
-        for batch in accepted:
-            for item in batch:
-                request_for(item.event, item.verdict, inventory)
+    def build_requests() -> Callable[[], object]:
+        inventory.request_memo.clear()
 
-    stages.add(
-        "request_for (Cedar request + facts)", n_requests, lambda: build_requests, "request", frozen=True
-    )
+        def body() -> None:
+            for batch in accepted:
+                for item in batch:
+                    request_for(item.event, item.verdict, inventory)
+
+        return body
+
+    stages.add("request_for (Cedar request + facts)", n_requests, build_requests, "request")
 
     def policy_cached() -> Callable[[], object]:
         engine = PolicyEngine(bundle, inventory)
@@ -423,13 +460,16 @@ def stage_rows(work: Workload, repeats: int) -> tuple[list[Row], str]:
         for request in sample:
             PolicyEngine(bundle, inventory).decide_many([request])
 
+    probe = PolicyEngine(bundle, inventory)
+    for batch in requests:
+        probe.decide_many(batch)
+    distinct = len({r for batch in requests for r in batch})
     stages.add(
         "policy: decide_many, cache on (as shipped)",
         n_requests,
         policy_cached,
         "request",
-        note=f"{len(interned)} distinct requests in the stream",
-        frozen=True,
+        note=f"{distinct:,} distinct requests, {probe.evaluated:,} Cedar evaluations",
     )
     stages.add(
         "policy: fresh PolicyEngine per batch",
@@ -437,7 +477,6 @@ def stage_rows(work: Workload, repeats: int) -> tuple[list[Row], str]:
         lambda: policy_fresh_engine_per_batch,
         "request",
         note="no cache across batches; a batch is still deduped",
-        frozen=True,
     )
     stages.add(
         "policy: fresh PolicyEngine per request",
@@ -445,9 +484,7 @@ def stage_rows(work: Workload, repeats: int) -> tuple[list[Row], str]:
         lambda: policy_per_request,
         "request",
         note=f"first {len(sample)}: no cache, no dedup (incl. engine set-up)",
-        frozen=True,
     )
-    cache_zero = probe_cache_size_zero(bundle, inventory, requests)
 
     def detect() -> Callable[[], object]:
         stage = build_pipeline(work.settings).detect
@@ -458,42 +495,152 @@ def stage_rows(work: Workload, repeats: int) -> tuple[list[Row], str]:
 
         return body
 
-    stages.add("detect: DetectStage.observe", len(verified), detect, note="verified events", frozen=True)
-    return stages.rows, cache_zero
+    stages.add("detect: DetectStage.observe", len(verified), detect, note="verified events")
+
+    tables = [result.tables() for result in results]
+
+    def ledger() -> Callable[[], object]:
+        ledger = Ledger(_EmptyLedgerStore(), Signer(Ed25519PrivateKey.generate()))
+
+        def body() -> None:
+            for batch_tables in tables:
+                ledger.commit(ledger.prepare(batch_tables))
+
+        return body
+
+    stages.add("audit: Ledger.prepare (records, hashes, chain)", n, ledger)
+    client = connect("chdb://memory")
+    migrate(client)
+    store = ClickHouseStore(client)
+
+    def arrow_write() -> None:
+        for batch_tables in tables:
+            store.write(batch_tables)
+
+    def row_insert() -> None:
+        for batch_tables in tables:
+            for name, rows in batch_tables.items():
+                if rows:
+                    client.insert(name, rows, column_names=list(TABLES[name]._fields))
+
+    store_note = "events, decisions, findings, alerts, rejected into chdb://memory"
+    for _ in range(max(repeats, 1)):  # alternate the two ways of writing
+        stages.add("store: Arrow columns (as shipped)", n, lambda: arrow_write, note=store_note)
+        stages.add("store: clickhouse-connect row insert", n, lambda: row_insert, note="before: same rows")
+    client.close()
+    return stages.rows
+
+
+class _EmptyLedgerStore:
+    """A store with no ledger yet: every stream starts at its genesis."""
+
+    def head(self, stream: str) -> Head | None:
+        return None
+
+    def record_keys(self, stream: str, after_seq: int) -> list[tuple[str, str, str]]:
+        return []
+
+    def latest_checkpoints(self, stream: str, limit: int) -> list[Any]:
+        return []
 
 
 def _accepted_batches(work: Workload, pipeline: Pipeline) -> list[list[Accepted]]:
     """Decoded and verified events per batch, as the policy and detect stages receive them."""
     out = []
     for batch in work.batches():
-        items = []
-        for message in batch:
-            decoded = decode(message.value, pipeline.max_bytes)
-            if isinstance(decoded, Decoded):
-                position = (message.topic, message.partition, message.offset)
-                verdict = pipeline.identity.verify(decoded.event, decoded.canonical, position, None)
-                items.append(Accepted(decoded.event, verdict, message.offset))
-        out.append(items)
+        decoded = [(m, d) for m in batch if isinstance(d := decode(m.value, pipeline.max_bytes), Decoded)]
+        verdicts = pipeline.identity.verify_many(
+            [(d.event, d.canonical, (m.topic, m.partition, m.offset), None) for m, d in decoded]
+        )
+        out.append([Accepted(d.event, v, m.offset) for (m, d), v in zip(decoded, verdicts, strict=True)])
     return out
 
 
-def probe_cache_size_zero(bundle: Any, inventory: Any, requests: list[list[AuthzRequest]]) -> str:
-    """Does ``PolicyEngine(..., cache_size=0)`` disable caching? Report what it actually does."""
-    engine = PolicyEngine(bundle, inventory, cache_size=0)
-    for number, batch in enumerate(requests):
-        try:
-            engine.decide_many(batch)
-        except KeyError:
-            return (
-                f"PolicyEngine(cache_size=0) raised KeyError on batch {number} after "
-                f"{engine.cache_hits} cache hits and {engine.evaluated} evaluations: it is not a "
-                "cache-off switch (entries counted as hits are cleared before being read), so the "
-                "uncached cost is measured with a fresh PolicyEngine per batch instead"
+# --- footprint -------------------------------------------------------------------------
+
+
+def footprint(work: Workload) -> list[tuple[str, str]]:
+    """Bytes per cached decision and per replay-memory entry, measured with tracemalloc."""
+    engine = build_pipeline(work.settings).engine
+    requests = [
+        AuthzRequest("User", f"user-{n}", ("analyst",), "read", "Dataset", f"ds-{n}", facts)
+        for n, facts in enumerate(_distinct_facts(20_000))
+    ]
+    cache = PolicyEngine(engine.bundle, engine.inventory)
+    decisions = cache.decide_many(requests[:1])
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for request in requests:
+        cache._cache.put(cache._key(request), decisions[0])
+    per_decision = (tracemalloc.get_traced_memory()[0] - before) / len(requests)
+    tracemalloc.stop()
+
+    guard = ReplayGuard(window=timedelta(seconds=300), clock=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+    start = datetime(2029, 12, 31, tzinfo=UTC)
+    ids = 400_000
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for first in range(0, ids, BATCH_SIZE):
+        guard.check_many(
+            [
+                (f"fleet-7-{k:09d}", (TOPIC, 0, k), start + timedelta(microseconds=50 * k))
+                for k in range(first, first + BATCH_SIZE)
+            ]
+        )
+    per_id = (tracemalloc.get_traced_memory()[0] - before) / len(guard)
+    tracemalloc.stop()
+    at_target = 20_000 * 300 * per_id / 1e6
+    return [
+        (
+            "policy decision cache",
+            f"{per_decision:,.0f} bytes per cached decision (tracemalloc, 20,000 entries)",
+        ),
+        (
+            "replay memory",
+            f"{per_id:,.1f} bytes per id (tracemalloc, {len(guard):,} ids; guard's own count "
+            f"{guard.nbytes() / len(guard):,.1f}); 20,000 events/s x 300 s window: {at_target:,.0f} MB",
+        ),
+    ]
+
+
+def _distinct_facts(count: int) -> Iterator[Facts]:
+    """Distinct fact tuples, so every request is its own cache entry."""
+    for n in range(count):
+        yield (("verified", True), ("model_status", f"status-{n}"))
+
+
+# --- memory mode -----------------------------------------------------------------------
+
+
+def memory_mode(directory: Path, sizes: Sequence[int], seed: int) -> list[tuple[str, str]]:
+    """Peak RSS of ``vigil run`` at each stream length, on the same fleet and keys."""
+    keys_file = directory / "keys.yaml"
+    secrets_by_source = write_keys(keys_file)
+    lines = []
+    peaks = []
+    for size in sizes:
+        events_file = directory / f"events-{size}.jsonl"
+        print(f"  memory: generating {size:,} events...", file=sys.stderr, flush=True)
+        write_events(events_file, secrets_by_source, size, seed)
+        print(f"  memory: vigil run on {size:,} events...", file=sys.stderr, flush=True)
+        window = {"VIGIL_IDENTITY_REPLAY_WINDOW_HOURS": str(MEMORY_WINDOW_HOURS)}
+        child = run_vigil(directory, keys_file, events_file, f"memory-{size}", **window)
+        events_file.unlink()
+        peaks.append(child.peak_rss_mib)
+        lines.append(
+            (f"vigil run, {size:,} events", f"peak RSS {child.peak_rss_mib:,.0f} MiB; {child.summary}")
+        )
+    if len(peaks) > 1:
+        change = peaks[-1] / peaks[0] - 1
+        lines.append(
+            (
+                "peak RSS change",
+                f"{change:+.1%} from {sizes[0]:,} to {sizes[-1]:,} events (target within ±10%)",
             )
-    return (
-        f"PolicyEngine(cache_size=0) ran: {engine.cache_hits} cache hits, {engine.evaluated} "
-        "evaluations (hits > 0 means it does not disable caching)"
-    )
+        )
+    return lines
 
 
 # --- report ----------------------------------------------------------------------------
@@ -539,39 +686,49 @@ def code_version() -> str:
     return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
-def render(rows: list[Row]) -> str:
-    header = ("measurement", "items", "µs/item", "items/s", "CPU s", "CPU µs/item", "peak RSS MiB", "note")
-    lines = [header]
-    for row in rows:
-        lines.append(
-            (
-                row.name,
-                f"{row.items:,} {row.unit}s",
-                f"{row.us_per_item:,.1f}",
-                f"{row.per_second:,.0f}",
-                f"{row.cpu_seconds:,.2f}" if row.cpu_seconds is not None else "",
-                f"{row.cpu_us_per_item:,.1f}" if row.cpu_us_per_item is not None else "",
-                f"{row.peak_rss_mib:,.0f}" if row.peak_rss_mib is not None else "",
-                row.note,
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+def table(lines: Sequence[Sequence[str]], numeric_from: int = 1) -> str:
+    """A Markdown table; columns from ``numeric_from`` on are right-aligned (except the last)."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for number, line in enumerate(lines):
-        numbers = zip(line[1:-1], widths[1:-1], strict=True)
-        cells = [line[0].ljust(widths[0]), *(c.rjust(w) for c, w in numbers), line[-1].ljust(widths[-1])]
+        cells = [
+            c.rjust(w) if numeric_from <= i < len(line) - 1 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
         out.append("| " + " | ".join(cells) + " |")
         if number == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(out)
 
 
+def render_stages(rows: list[Row]) -> str:
+    lines = [("stage", "items", "µs/item", "CPU µs/item", "note")]
+    for row in rows:
+        cpu = row.cpu_us_per_item
+        lines.append(
+            (
+                row.name,
+                f"{row.items:,} {row.unit}s",
+                f"{row.us_per_item:,.1f}",
+                f"{cpu:,.1f}" if cpu is not None else "",
+                row.note,
+            )
+        )
+    return table(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000, help="ordinary demo events (default 100000)")
+    parser.add_argument("--events", type=int, default=100_000, help="fleet events (default 100000)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=2, help="in-process runs per stage; fastest shown")
-    parser.add_argument("--runs", type=int, default=1, help="subprocess runs per case; fastest shown")
+    parser.add_argument("--runs", type=int, default=3, help="subprocess runs per case, alternating (>= 3)")
+    parser.add_argument("--repeat", type=int, default=1, help="in-process runs per stage; fastest shown")
+    parser.add_argument("--memory", action="store_true", help="only the peak RSS at --memory-sizes")
+    parser.add_argument(
+        "--memory-sizes",
+        default="200000,1000000",
+        help="stream lengths for --memory (default 200000,1000000)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (events, stores, logs)")
     args = parser.parse_args()
@@ -580,7 +737,13 @@ def main() -> None:
 
     info = machine_info()
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-    print(f"Vigil pipeline benchmark: {args.events:,} demo events, seed {args.seed}, batch {BATCH_SIZE}")
+    fleet = Fleet()
+    what = f"memory mode, {args.memory_sizes} events" if args.memory else f"{args.events:,} events"
+    print(f"Vigil pipeline benchmark: {what}, seed {args.seed}, batch {BATCH_SIZE}")
+    print(
+        f"Fleet: {fleet.models} models, {fleet.principals:,} principals, {fleet.datasets:,} datasets, "
+        f"{fleet.features_per_model} numeric features per model"
+    )
     print(f"Code: {info['code']}")
     print(f"Machine: {info['cpus']} CPUs ({info['cpu_model'] or info['platform']}), Python {info['python']}")
     print(f"Load average at start: {', '.join(f'{x:.2f}' for x in info['load_average_at_start'] or ())}")
@@ -588,66 +751,50 @@ def main() -> None:
 
     temp = tempfile.TemporaryDirectory(prefix="vigil-bench-")
     directory = Path(temp.name)
+    document: dict[str, Any] = {"machine": info, "config": vars(args) | {"json": str(args.json)}}
     try:
         # An empty config file: a vigil.toml in the working directory must not apply.
         config = directory / "vigil.toml"
         config.write_text("# defaults only\n")
         os.environ["VIGIL_CONFIG"] = str(config)
-        print("  generating events...", file=sys.stderr, flush=True)
-        work = generate(directory, args.events, args.seed)
-        size_mib = work.events_file.stat().st_size / 2**20
-        print(f"Input: {len(work.values):,} messages ({size_mib:.1f} MiB)\n")
-        child_rows, children = subprocess_rows(work, args.runs)
-        print("  in-process stages...", file=sys.stderr, flush=True)
-        rows, cache_zero = stage_rows(work, args.repeat)
+        if args.memory:
+            sizes = [int(s) for s in args.memory_sizes.split(",")]
+            lines = memory_mode(directory, sizes, args.seed)
+            full_after = MEMORY_WINDOW_HOURS * 3600 / FleetTraffic.step.total_seconds()
+            print(f"Replay window {MEMORY_WINDOW_HOURS} h: full after {full_after:,.0f} events")
+            print(table([("run", "result"), *lines], numeric_from=99))
+            document["memory"] = dict(lines)
+        else:
+            print("  generating events...", file=sys.stderr, flush=True)
+            work = generate(directory, args.events, args.seed)
+            size_mib = work.events_file.stat().st_size / 2**20
+            print(f"Input: {len(work.values):,} messages ({size_mib:.1f} MiB)\n")
+            children = side_by_side(work, args.runs)
+            print(f"Side by side, {args.runs} alternating runs each, min / median / max:\n")
+            print(render_children(children))
+            print()
+            for name in ("vigil", "baseline"):
+                print(f"{name + ':':10s}{children[name][-1].summary}")
+            print("  in-process stages...", file=sys.stderr, flush=True)
+            rows = stage_rows(work, args.repeat)
+            print(f"\nPer stage, in-process (fastest of {args.repeat}; GC tuned as the drivers do):\n")
+            print(render_stages(rows))
+            print("\nFootprint:\n")
+            sizes_lines = footprint(work)
+            print(table([("state", "bytes"), *sizes_lines], numeric_from=99))
+            document |= {
+                "children": {k: [asdict(r) for r in v] for k, v in children.items()},
+                "stages": [row.as_json() for row in rows],
+                "footprint": dict(sizes_lines),
+            }
     finally:
         if args.keep:
             print(f"kept {directory}", file=sys.stderr)
         else:
             temp.cleanup()
-
-    vigil_run, baseline = children["vigil"], children["baseline"]
-    process = next(r for r in rows if r.name.startswith("Pipeline.process ("))
-    storage = Row(
-        "derived: vigil run loop - Pipeline.process",
-        vigil_run.messages,
-        max(vigil_run.loop_seconds - process.us_per_item * vigil_run.messages / 1e6, 0.0),
-        note="≈ storage, audit ledger, driver",
-    )
-    table = [*child_rows, *rows, storage]
-    print(render(table))
-    print()
-    print(f"vigil run:  {vigil_run.summary}")
-    print(f"baseline:   {baseline.summary}")
-    print(
-        "vigil run / baseline: "
-        f"{vigil_run.loop_seconds / baseline.loop_seconds:.1f}x the loop time, "
-        f"{vigil_run.wall / baseline.wall:.1f}x wall, {vigil_run.cpu / baseline.cpu:.1f}x CPU time, "
-        f"{vigil_run.peak_rss_mib / baseline.peak_rss_mib:.1f}x peak RSS"
-    )
-    print(f"Policy cache probe: {cache_zero}")
-    print(
-        f"In-process rows: fastest of {args.repeat} runs (CPU: least of {args.repeat}); "
-        f"subprocess rows: fastest of {args.runs}."
-    )
-    print(f"Load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-
+    print(f"\nLoad average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
-        document = {
-            "machine": info,
-            "config": {
-                "events": args.events,
-                "messages": len(work.values),
-                "seed": args.seed,
-                "batch_size": BATCH_SIZE,
-                "repeat": args.repeat,
-                "runs": args.runs,
-            },
-            "rows": [row.as_json() for row in table],
-            "children": {name: asdict(child) for name, child in children.items()},
-            "policy_cache_size_0": cache_zero,
-        }
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")
 
 

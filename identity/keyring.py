@@ -114,7 +114,10 @@ class KeyEntry(BaseModel):
         return self.not_after is None or when <= self.not_after
 
     def speaks_for(self, principal_id: str) -> bool:
-        return any(fnmatch.fnmatchcase(principal_id, pattern) for pattern in self.principals)
+        # "*" (the default) matches every id: skip pattern matching on the per-event path.
+        return "*" in self.principals or any(
+            fnmatch.fnmatchcase(principal_id, pattern) for pattern in self.principals
+        )
 
     def matches(self, canonical: bytes, value: str) -> bool:
         """Whether ``value`` (hex) is this key's signature over ``canonical``."""

@@ -12,6 +12,7 @@ Checks, in order, the first failure naming the reason:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -80,6 +81,20 @@ class IdentityVerifier:
         self.max_skew = max_skew
 
     def verify(self, event: Event, canonical: bytes, position: Position, arrival: datetime | None) -> Verdict:
+        return self.verify_many([(event, canonical, position, arrival)])[0]
+
+    def verify_many(self, items: Sequence[tuple[Event, bytes, Position, datetime | None]]) -> list[Verdict]:
+        """``verify`` for each item in order; replay memory is searched once for the batch."""
+        verdicts = [self._proven(event, canonical, arrival) for event, canonical, _, arrival in items]
+        fresh = [n for n, verdict in enumerate(verdicts) if verdict.verified]
+        replays = self.replay.check_many([(items[n][0].event_id, items[n][2], items[n][0].ts) for n in fresh])
+        for n, replay in zip(fresh, replays, strict=True):
+            if replay:
+                verdicts[n] = Verdict(False, "replay", verdicts[n].key_id, verdicts[n].token)
+        return verdicts
+
+    def _proven(self, event: Event, canonical: bytes, arrival: datetime | None) -> Verdict:
+        """Steps 1-3; a verified verdict here still has to pass the replay check."""
         verdict = verify(event, canonical, self.keyring)
         if not verdict.verified:
             return verdict
@@ -88,8 +103,6 @@ class IdentityVerifier:
             return Verdict(False, token.reason, verdict.key_id, token)
         if is_stale(event.ts, arrival, self.max_skew):
             return Verdict(False, "stale", verdict.key_id, token)
-        if self.replay.check(event.event_id, position, event.ts):
-            return Verdict(False, "replay", verdict.key_id, token)
         return Verdict(True, "ok", verdict.key_id, token)
 
     def _token(self, event: Event) -> TokenResult:

@@ -14,5 +14,13 @@ import orjson
 
 def canonical_bytes(document: dict[str, Any]) -> bytes:
     """Canonical bytes of an event document, ignoring any ``signature`` member."""
-    unsigned = {k: v for k, v in document.items() if k != "signature"}
-    return orjson.dumps(unsigned, option=orjson.OPT_SORT_KEYS)
+    if "signature" in document:
+        document = {k: v for k, v in document.items() if k != "signature"}
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def canonical_of_parsed(document: dict[str, Any]) -> bytes:
+    """``canonical_bytes`` of a document this process just parsed and owns: its
+    ``signature`` member is removed in place instead of copying the document."""
+    document.pop("signature", None)
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)

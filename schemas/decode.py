@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
-from schemas.canonical import canonical_bytes
+from schemas.canonical import canonical_of_parsed
 from schemas.events import EVENT_ADAPTER, Event
 
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -62,7 +62,7 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Decoded | Rejectio
         # pydantic's parser accepted it but a strict parser does not (e.g. lone
         # surrogates): the signature could never be checked reproducibly.
         return Rejection("invalid_json", f"not canonicalizable JSON: {error}")
-    return Decoded(event=event, canonical=canonical_bytes(document))
+    return Decoded(event=event, canonical=canonical_of_parsed(document))
 
 
 def _rejection_from(error: ValidationError) -> Rejection:

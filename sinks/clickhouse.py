@@ -4,6 +4,11 @@
 or ``http(s)://user:pass@host:port/db``; nothing downstream knows which. Migrations
 are numbered SQL files in ``sinks/ddl`` applied once each, in order, at start-up and
 recorded in ``vigil_migrations``.
+
+Batches are written as Arrow columns (``insert_arrow``): a batch's rows are turned into
+one typed array per column in C, where clickhouse-connect's row insert serialises every
+value in Python and asks the server for the table's column types before each insert.
+Both travel the same client API, so chDB and a server over HTTP take the same path.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from __future__ import annotations
 import fcntl
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import clickhouse_connect
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from alerting.records import AckRow, AlertStateRow, NotificationRow, SilenceRow
@@ -110,11 +116,91 @@ class ClickHouseStore:
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self._writers: dict[str, ColumnWriter] = {}
 
-    def write(self, tables: dict[str, Sequence[Any]]) -> None:
+    def write(self, tables: Mapping[str, Sequence[Any]]) -> None:
         for table, rows in tables.items():
             if rows:
-                self.client.insert(table, rows, column_names=list(TABLES[table]._fields))
+                self._writer(table).insert(rows)
+
+    def _writer(self, table: str) -> ColumnWriter:
+        writer = self._writers.get(table)
+        if writer is None:
+            writer = self._writers[table] = ColumnWriter.for_table(self.client, table, TABLES[table]._fields)
+        return writer
 
     def close(self) -> None:
         self.client.close()
+
+
+_SCALAR_ARROW_TYPES: dict[str, pa.DataType] = {
+    "String": pa.string(),
+    "Bool": pa.bool_(),
+    "Float64": pa.float64(),
+    "Int32": pa.int32(),
+    "Int64": pa.int64(),
+    "UInt32": pa.uint32(),
+    "UInt64": pa.uint64(),
+    "DateTime64(3, 'UTC')": pa.timestamp("ms", tz="UTC"),
+}
+_WRAPPED = re.compile(r"^(\w+)\((.*)\)$")
+
+
+def arrow_type(clickhouse_type: str) -> pa.DataType:
+    """The Arrow type ClickHouse reads into a column of ``clickhouse_type``.
+
+    Only the types the migrations use; anything else is a ``ValueError``, so a new
+    column type fails at the first write instead of being converted by guesswork.
+    """
+    scalar = _SCALAR_ARROW_TYPES.get(clickhouse_type)
+    if scalar is not None:
+        return scalar
+    match = _WRAPPED.match(clickhouse_type)
+    if match is not None:
+        name, inner = match.groups()
+        if name == "LowCardinality":
+            return arrow_type(inner)
+        if name == "Array":
+            return pa.list_(arrow_type(inner))
+        if name == "Map":
+            key, value = _split_pair(inner)
+            return pa.map_(arrow_type(key), arrow_type(value))
+    raise ValueError(f"no Arrow mapping for ClickHouse type {clickhouse_type}")
+
+
+def _split_pair(text: str) -> tuple[str, str]:
+    """``K, V`` of a ``Map(K, V)``, where K and V may themselves contain commas."""
+    depth = 0
+    for position, char in enumerate(text):
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            return text[:position].strip(), text[position + 1 :].strip()
+    raise ValueError(f"not a key, value pair: {text}")
+
+
+class ColumnWriter:
+    """Inserts one table's rows as an Arrow table of the table's own column types.
+
+    The schema comes from ``DESCRIBE TABLE`` once, at the table's first write; the
+    migrations run before any write, so it cannot change under a running process.
+    """
+
+    def __init__(self, client: Client, table: str, schema: pa.Schema) -> None:
+        self.client = client
+        self.table = table
+        self.schema = schema
+
+    @classmethod
+    def for_table(cls, client: Client, table: str, columns: Sequence[str]) -> ColumnWriter:
+        described = client.query(f"DESCRIBE TABLE {table}").named_results()
+        types = {str(row["name"]): str(row["type"]) for row in described}
+        missing = [c for c in columns if c not in types]
+        if missing:
+            raise ValueError(f"table {table} has no column(s) {', '.join(missing)}: a migration is missing")
+        return cls(client, table, pa.schema([(c, arrow_type(types[c])) for c in columns]))
+
+    def insert(self, rows: Sequence[Sequence[Any]]) -> None:
+        columns = zip(*rows, strict=True)
+        arrays = [pa.array(values, type=f.type) for f, values in zip(self.schema, columns, strict=True)]
+        self.client.insert_arrow(self.table, pa.Table.from_arrays(arrays, schema=self.schema))

@@ -10,6 +10,7 @@ rejects that message (code ``internal_error``) instead of failing the batch.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -21,8 +22,10 @@ import orjson
 
 from alerting.gate import AlertGate
 from detectors.stage import DetectStage
+from identity.freshness import Position
 from identity.verify import IDENTITY_CONTROLS, IdentityVerifier, Verdict
 from policies.engine import Decision, PolicyEngine
+from policies.facts import Facts
 from policies.requests import AuthzRequest, request_for
 from policies.runtime import PolicyRuntime
 from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
@@ -110,15 +113,37 @@ class Pipeline:
         self.max_clock_skew = max_clock_skew
         self.wall_clock = wall_clock
         """Processing time: ``received_at`` of every row, and what freshness and skew are judged by."""
+        self._facts_json: dict[Facts, str] = {}
+        """Facts as stored on decision rows: few distinct combinations, each serialised once."""
 
     def process(self, batch: Sequence[RawMessage]) -> BatchResult:
+        """All rows of the batch, with the cyclic garbage collector paused meanwhile.
+
+        A batch allocates tens of thousands of container objects (models, rows, dicts),
+        nearly all freed by reference counting when it ends. A collection in the middle
+        of a batch traverses every one still alive and promotes them to older
+        generations that are traversed again later: measured at 12-36 µs per event of
+        fleet traffic, about three times what collecting after the batch costs. Cycles
+        made during the batch are collected as usual afterwards.
+        """
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self._process(batch)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _process(self, batch: Sequence[RawMessage]) -> BatchResult:
         received_at = self.wall_clock()
-        self.engine = engine = self.policies.current()
+        engine = self.policies.current()
+        if engine is not self.engine:
+            self.engine, self._facts_json = engine, {}
         result = BatchResult()
         accepted: list[_Accepted] = []
         requests: list[AuthzRequest] = []
-        for message in batch:
-            outcome = self._admit(message, received_at)
+        for message, outcome in self._admit(batch, received_at):
             if not isinstance(outcome, Rejection):
                 try:
                     requests.append(request_for(outcome.decoded.event, outcome.verdict, engine.inventory))
@@ -143,7 +168,26 @@ class Pipeline:
         result.alerts = self.gate.admit(result.findings)
         return result
 
-    def _admit(self, message: RawMessage, received_at: datetime) -> _Accepted | Rejection:
+    def _admit(
+        self, batch: Sequence[RawMessage], received_at: datetime
+    ) -> list[tuple[RawMessage, _Accepted | Rejection]]:
+        """Every message with its outcome, in batch order: decoded and verified, or why not."""
+        outcomes: list[tuple[RawMessage, _Accepted | Rejection]] = []
+        decoded: list[tuple[int, Decoded]] = []
+        for message in batch:
+            outcome = self._decode(message, received_at)
+            if isinstance(outcome, Decoded):
+                decoded.append((len(outcomes), outcome))
+            outcomes.append((message, outcome))  # type: ignore[arg-type]
+        for (n, item), verdict in zip(decoded, self._verify(batch, decoded), strict=True):
+            message = outcomes[n][0]
+            outcomes[n] = (
+                message,
+                verdict if isinstance(verdict, Rejection) else _Accepted(message, item, verdict),
+            )
+        return outcomes
+
+    def _decode(self, message: RawMessage, received_at: datetime) -> Decoded | Rejection:
         try:
             decoded = decode(message.value, self.max_bytes)
             if isinstance(decoded, Rejection):
@@ -155,12 +199,32 @@ class Pipeline:
                     f"ts {decoded.event.ts.isoformat()} is {skew.days} days from arrival "
                     f"(limit {self.max_clock_skew.days})",
                 )
-            position = (message.topic, message.partition, message.offset)
-            verdict = self.identity.verify(decoded.event, decoded.canonical, position, message.timestamp)
-            return _Accepted(message, decoded, verdict)
+            return decoded
         except Exception as error:
             log.exception("internal error decoding a message from %s", message.topic)
             return Rejection("internal_error", f"{type(error).__name__}: {error}")
+
+    def _verify(
+        self, batch: Sequence[RawMessage], decoded: list[tuple[int, Decoded]]
+    ) -> list[Verdict | Rejection]:
+        """Verdicts for the batch at once (one search of replay memory), else one by one."""
+
+        def item(n: int, d: Decoded) -> tuple[Event, bytes, Position, datetime | None]:
+            message = batch[n]
+            return d.event, d.canonical, (message.topic, message.partition, message.offset), message.timestamp
+
+        try:
+            return list(self.identity.verify_many([item(n, d) for n, d in decoded]))
+        except Exception:
+            log.exception("internal error verifying a batch; verifying its events one by one")
+        verdicts: list[Verdict | Rejection] = []
+        for n, d in decoded:
+            try:
+                verdicts.append(self.identity.verify(*item(n, d)))
+            except Exception as error:
+                log.exception("internal error verifying a message from %s", batch[n].topic)
+                verdicts.append(Rejection("internal_error", f"{type(error).__name__}: {error}"))
+        return verdicts
 
     def _record(
         self, item: _Accepted, request: AuthzRequest, decision: Decision, received_at: datetime
@@ -184,7 +248,7 @@ class Pipeline:
             principal_type=request.principal_type,
             roles=list(request.roles),
             resource_type=request.resource_type,
-            facts=orjson.dumps(dict(request.facts)).decode(),
+            facts=self._facts_text(request.facts),
             errors=list(decision.errors),
             topic=item.message.topic,
             partition=item.message.partition,
@@ -203,9 +267,14 @@ class Pipeline:
             )
         return _event_row(item, model_id, received_at), decision_row, findings
 
+    def _facts_text(self, facts: Facts) -> str:
+        text = self._facts_json.get(facts)
+        if text is None:
+            text = self._facts_json[facts] = orjson.dumps(dict(facts)).decode()
+        return text
+
     def _policy_finding(self, event: Event, model_id: str, decision: Decision, origin: str) -> FindingRow:
-        bundle = self.engine.bundle
-        deciding = [info for p in decision.policy_ids if (info := bundle.info(p)) is not None]
+        deciding = self.engine.deciding_policies(decision)
         severity = max((i.severity for i in deciding), key=_rank, default="medium")
         why = "; ".join(i.title for i in deciding) or "no policy permits it (default deny)"
         rule = ",".join(decision.policy_ids)

@@ -64,7 +64,7 @@ def build_identity(settings: Settings) -> IdentityVerifier:
         load_keyring(settings.keys_path),
         tokens=tokens,
         replay=ReplayGuard(
-            window=timedelta(hours=config.replay_window_hours), max_entries=config.replay_max_entries
+            window=timedelta(hours=config.replay_window_hours), max_bytes=config.replay_max_mib * 2**20
         ),
         max_skew=timedelta(seconds=config.max_skew_seconds),
     )

@@ -8,14 +8,15 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from schemas.records import RejectedRow
+from schemas.records import DecisionRow, EventRow, RejectedRow
 from sinks.clickhouse import connect, migrate
 from sinks.query_server import ENDPOINT_FILE, QueryError, query_remote
+from tests.unit.audit.memory import make
 from vigil.runtime import OpenStore, open_store
 from vigil.settings import Settings
 
@@ -50,6 +51,33 @@ def test_replayed_rows_count_once_in_the_unique_views(store: OpenStore) -> None:
     client = store.store.client
     assert client.query("SELECT count() FROM rejected").result_rows[0][0] == 8
     assert client.query("SELECT count() FROM rejected_unique").result_rows[0][0] == 5
+
+
+def test_rows_read_back_as_written(store: OpenStore) -> None:
+    """Batches travel as Arrow columns: every column type must come back unchanged."""
+    berlin = timezone(timedelta(hours=1))
+    event = make(
+        EventRow,
+        event_id="e1",
+        ts=datetime(2026, 3, 4, 11, 0, 0, 250_000, tzinfo=berlin),
+        received_at=datetime(2026, 3, 4, 10, 0, 1, tzinfo=UTC),
+        type="inference",
+        roles=["analyst", "labeler"],
+        verified=True,
+        features={"amount": 12.5, "risk": -0.25},
+        payload='{"ü":"ß"}',
+        partition=3,
+        offset=2**40,
+    )
+    decision = make(DecisionRow, event_id="e1", ts=event.ts, policy_ids=[], controls=["a:1"], verified=False)
+    store.store.write({"events": [event], "decisions": [decision]})
+    client = store.store.client
+    for table, row in (("events", event), ("decisions", decision)):
+        [stored] = client.query(f"SELECT {', '.join(row._fields)} FROM {table}").result_rows
+        stored = [
+            v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v for v in stored
+        ]
+        assert dict(zip(row._fields, stored, strict=True)) == row._asdict()
 
 
 def test_query_server_answers_reads_and_refuses_writes(store: OpenStore, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from identity.freshness import ReplayGuard, is_stale
+from identity.freshness import BUCKETS, SEAL_AT, SEALED_BYTES_PER_ID, ReplayGuard, is_stale
 
 T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 HERE = ("ai.inference", 0, 100)
@@ -46,32 +46,58 @@ def test_a_replay_does_not_displace_the_original() -> None:
 
 
 def test_replay_is_remembered_for_the_window_then_forgotten() -> None:
-    guard = ReplayGuard(window=timedelta(hours=1))
+    window = timedelta(hours=1)
+    guard = ReplayGuard(window=window)
     guard.check("e1", HERE, T0)
     # another event an hour later (event time) keeps e1 exactly at the horizon
-    guard.check("e2", ("ai.inference", 0, 101), T0 + timedelta(hours=1))
+    guard.check("e2", ("ai.inference", 0, 101), T0 + window)
     assert guard.check("e1", ("ai.inference", 0, 900), T0) is True
-    # once event time moves past the window, e1 is forgotten
-    guard.check("e3", ("ai.inference", 0, 102), T0 + timedelta(hours=1, seconds=1))
+    # once event time is a window and one bucket (1/64 of it) past e1, e1 is forgotten
+    guard.check("e3", ("ai.inference", 0, 102), T0 + window + window / BUCKETS)
     assert guard.check("e1", ("ai.inference", 0, 901), T0) is False
 
 
-def test_max_entries_bounds_memory_oldest_forgotten_first() -> None:
-    guard = ReplayGuard(max_entries=3)
-    for n, event_id in enumerate(("a", "b", "c", "d")):
-        guard.check(event_id, ("t", 0, n), T0)
-    assert guard.check("a", ("t", 0, 99), T0) is False  # forgotten
-    assert guard.check("d", ("t", 0, 98), T0) is True  # remembered
-    assert guard.check("c", ("t", 0, 97), T0) is True
+def test_the_whole_window_is_covered_at_any_rate() -> None:
+    """No count limit: 300 s of 1,000 events/s are all remembered (the old cap forgot them)."""
+    guard = ReplayGuard(window=timedelta(seconds=300))
+    batch = 2000
+    for start in range(0, 300_000, batch):
+        guard.check_many(
+            [(f"e{n}", ("t", 0, n), T0 + timedelta(milliseconds=n)) for n in range(start, start + batch)]
+        )
+    assert len(guard) == 300_000
+    at_the_end = T0 + timedelta(seconds=300)
+    assert guard.check_many([("e0", ("t", 1, 0), at_the_end), ("e299999", ("t", 1, 1), at_the_end)]) == [
+        True,
+        True,
+    ]
+    assert guard.nbytes() < 300_000 * SEALED_BYTES_PER_ID + 4 * 2**20  # sealed ids + one open dict
 
 
-def test_many_distinct_events_stay_within_the_bound() -> None:
-    guard = ReplayGuard(max_entries=1_000)
-    for n in range(5_000):
-        guard.check(f"e{n}", ("t", 0, n), T0 + timedelta(milliseconds=n))
-    assert len(guard._seen) == 1_000
-    assert guard.check("e4999", ("t", 1, 0), T0 + timedelta(seconds=5)) is True
-    assert guard.check("e0", ("t", 1, 1), T0 + timedelta(seconds=5)) is False
+def test_a_batch_sees_its_own_earlier_events() -> None:
+    guard = ReplayGuard()
+    events = [("a", ("t", 0, 1), T0), ("a", ("t", 0, 1), T0), ("a", ("t", 0, 2), T0), ("b", ("t", 0, 3), T0)]
+    assert guard.check_many(events) == [False, False, True, False]
+
+
+def test_sealed_and_new_ids_are_found_alike() -> None:
+    guard = ReplayGuard()
+    guard.check_many([(f"e{n}", ("t", 0, n), T0) for n in range(SEAL_AT + 10)])  # seals the first bucket
+    assert guard.check_many([("e1", ("t", 0, 1), T0), ("e1", ("t", 9, 1), T0)]) == [False, True]
+    assert guard.check("e3", ("t", 0, 3), T0 + timedelta(minutes=1)) is False  # redelivery
+    assert guard.check("e3", ("t", 0, 4), T0 + timedelta(minutes=1)) is True
+
+
+def test_over_the_byte_budget_the_oldest_bucket_goes_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    guard = ReplayGuard(window=timedelta(hours=1), max_bytes=2**20)
+    step = timedelta(hours=1) / BUCKETS
+    for bucket in range(8):
+        ts = T0 + step * bucket
+        guard.check_many([(f"b{bucket}-{n}", ("t", 0, n), ts) for n in range(SEAL_AT)])
+    assert guard.nbytes() <= 2**20
+    assert guard.check("b0-1", ("t", 5, 1), T0 + step * 8) is False  # forgotten early...
+    assert "replay window is shorter" in caplog.text  # ...and never silently
+    assert guard.check("b7-1", ("t", 5, 1), T0 + step * 8) is True
 
 
 # --- stale --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ find; ``test_shipped_detectors_*`` runs the real stage once for robustness.
 from __future__ import annotations
 
 import base64
+import gc
 import os
 import shutil
 from collections import Counter
@@ -685,6 +686,13 @@ def test_event_rejected_by_an_internal_error_is_not_also_stored(
 
 
 class ExplodingIdentity(IdentityVerifier):
+    """Fails on carol's events, whether asked for the batch or for one event."""
+
+    def verify_many(self, items: Any) -> Any:
+        if any(event.principal.id == "carol" for event, *_ in items):
+            raise ValueError("key store unavailable")
+        return super().verify_many(items)
+
     def verify(self, event: Event, *args: Any) -> Any:
         if event.principal.id == "carol":
             raise ValueError("key store unavailable")
@@ -786,3 +794,36 @@ def test_demo_traffic_surfaces_every_incident(tmp_path: Path, bundle: PolicyBund
     exports = [d for d in decisions if d.action == "export" and d.decision == "allow"]
     assert [d.policy_ids for d in exports] == [["export-by-analysts"]]
     assert {d.bundle_revision for d in decisions} == {engine.revision}
+
+
+class CollectorWatchingDetect(RecordingDetect):
+    """Notes whether the cyclic garbage collector was running while events were observed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector_enabled: list[bool] = []
+
+    def observe(self, event: Event, **position: Any) -> list[FindingRow]:
+        self.collector_enabled.append(gc.isenabled())
+        return super().observe(event, **position)
+
+
+def test_the_collector_is_paused_for_a_batch_and_resumed_after(
+    keyring: Keyring, engine: PolicyEngine
+) -> None:
+    detect = CollectorWatchingDetect()
+    pipeline = make_pipeline(keyring, engine, detect)
+    assert gc.isenabled()
+    pipeline.process(messages(signed_bytes(access_doc()), signed_bytes(feedback_doc())))
+    assert detect.collector_enabled == [False, False]
+    assert gc.isenabled()
+
+
+def test_a_collector_paused_by_the_caller_stays_paused(keyring: Keyring, engine: PolicyEngine) -> None:
+    pipeline = make_pipeline(keyring, engine, RecordingDetect())
+    gc.disable()
+    try:
+        pipeline.process(messages(signed_bytes(access_doc())))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -943,6 +943,58 @@ def test_cache_overflow_keeps_decisions_correct(bundle: PolicyBundle) -> None:
         assert [d.allowed for d in engine.decide_many(batch)] == [False, True, False, True, False], round_
 
 
+def test_principals_and_resources_of_one_shape_share_one_evaluation(engine: PolicyEngine) -> None:
+    """No policy of the pack names an entity, so ids cannot change a decision."""
+    assert not engine.ids_matter
+    batch = [
+        AuthzRequest(
+            "User", f"user-{i}", ("analyst",), "read", "Dataset", f"ds-{i}", complete({"verified": True})
+        )
+        for i in range(40)
+    ]
+    assert engine.decide_many(batch) == [Decision(True, ("read-by-analysts",))] * 40
+    assert engine.evaluated == 1
+    assert engine.decide_many([_request(principal="someone-new")]) == [Decision(True, ("read-by-analysts",))]
+    assert engine.evaluated == 1
+
+
+def test_a_policy_naming_a_principal_keys_decisions_by_id(tmp_path: Path) -> None:
+    pack = _copy_pack(tmp_path)
+    (pack / "stable" / "access" / "blocked.cedar").write_text(
+        '@id("mallory-blocked")\n@severity("high")\n@title("Mallory is blocked")\n'
+        '@controls("nist-800-207:tenet-6")\n'
+        'forbid (principal == User::"mallory", action, resource);\n'
+    )
+    engine = PolicyEngine(load_bundle(pack, FULL))
+    assert engine.ids_matter
+    bob, mallory = _request(principal="bob"), _request(principal="mallory")
+    assert [d.allowed for d in engine.decide_many([bob, mallory])] == [True, False]
+    assert [d.allowed for d in engine.decide_many([mallory, bob])] == [False, True]
+
+
+def test_a_full_cache_forgets_the_least_recently_used_decision(bundle: PolicyBundle) -> None:
+    engine = PolicyEngine(bundle, cache_size=2)
+    read, write, login = _request(), _request(action="write"), _request(action="login")
+    engine.decide_many([read])
+    engine.decide_many([write])
+    engine.decide_many([read])  # read is now the most recently used
+    engine.decide_many([login])  # evicts write
+    assert engine.cached == 2
+    evaluated = engine.evaluated
+    engine.decide_many([read, login])
+    assert engine.evaluated == evaluated
+    engine.decide_many([write])
+    assert engine.evaluated == evaluated + 1
+
+
+def test_cache_size_zero_decides_every_batch_afresh(bundle: PolicyBundle) -> None:
+    engine = PolicyEngine(bundle, cache_size=0)
+    for _ in range(2):
+        assert engine.decide_many([_request(), _request()]) == [Decision(True, ("read-by-analysts",))] * 2
+    assert engine.evaluated == 2
+    assert engine.cached == 0
+
+
 def test_deciding_ids_come_in_a_fixed_order(bundle: PolicyBundle) -> None:
     """The same request must always name its policies in the same order (bundle order or
     by id): finding ids and alert fingerprints are built from them, and a redelivered

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, NamedTuple, get_type_hints
 
+import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -13,13 +15,14 @@ from audit.export import CheckpointExports, DirectoryExport
 from audit.keys import Signer
 from audit.ledger import Ledger
 from audit.store import AuditedStore
+from sinks.clickhouse import TABLES
 from tests.unit.audit.memory import MemoryStore, batch
 
 SIGNER = Signer(Ed25519PrivateKey.generate())
 
 
 class Client:
-    """clickhouse-connect's insert, landing in a ``MemoryStore``; can fail on one table."""
+    """clickhouse-connect's Arrow insert, landing in a ``MemoryStore``; can fail on one table."""
 
     def __init__(self, memory: MemoryStore) -> None:
         self.memory = memory
@@ -27,14 +30,37 @@ class Client:
         self.fail_on: str | None = None
         self.closed = False
 
-    def insert(self, table: str, rows: list[Any], column_names: list[str]) -> None:
+    def query(self, sql: str) -> Described:
+        return Described(TABLES[sql.removeprefix("DESCRIBE TABLE ")])
+
+    def insert_arrow(self, table: str, arrow_table: pa.Table) -> None:
         if table == self.fail_on:
             raise ConnectionError(f"{table}: connection reset")
         self.inserted.append(table)
-        self.memory.write({table: list(rows)})
+        record = TABLES[table]
+        self.memory.write({table: [record(**row) for row in arrow_table.to_pylist()]})
 
     def close(self) -> None:
         self.closed = True
+
+
+class Described:
+    """``DESCRIBE TABLE`` of a record type, the column types read from its annotations."""
+
+    TYPES: ClassVar[dict[object, str]] = {
+        str: "String",
+        int: "Int64",
+        bool: "Bool",
+        datetime: "DateTime64(3, 'UTC')",
+        list[str]: "Array(String)",
+        dict[str, float]: "Map(String, Float64)",
+    }
+
+    def __init__(self, record: type[NamedTuple]) -> None:
+        self.record = record
+
+    def named_results(self) -> list[dict[str, str]]:
+        return [{"name": n, "type": self.TYPES[t]} for n, t in get_type_hints(self.record).items()]
 
 
 def _store(tmp_path: Path, **options: Any) -> tuple[AuditedStore, Client, MemoryStore]:
