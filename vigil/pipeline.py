@@ -13,6 +13,7 @@ import base64
 import gc
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -416,6 +417,28 @@ def _rejected_row(message: RawMessage, rejection: Rejection, received_at: dateti
         key=(message.key or b"").decode("utf-8", "replace"),
         code=rejection.code,
         reason=rejection.reason,
-        raw_base64=base64.b64encode(message.value).decode(),
+        raw_base64=base64.b64encode(_without_tokens(message.value)).decode(),
         size=len(message.value),
     )
+
+
+_TOKEN_FIELD = re.compile(rb'("token"\s*:\s*")((?:[^"\\]|\\.)*)(")')
+_JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def _redacted(token: bytes) -> bytes:
+    return b"redacted:sha256:" + hashlib.sha256(token).hexdigest().encode()
+
+
+def _without_tokens(value: bytes) -> bytes:
+    """The raw bytes of a rejected message with bearer tokens replaced by their digests.
+
+    A rejected message is kept whole for forensics, but a token in it is still a
+    credential, for whoever reads ``rejected`` or the dead-letter topic. Malformed
+    input cannot be parsed, so tokens are found in the text: any ``"token": "..."``
+    value, and anything shaped like a JWT elsewhere. ``size`` keeps the original length.
+    """
+    if b"token" not in value and b"eyJ" not in value:
+        return value
+    value = _TOKEN_FIELD.sub(lambda m: m.group(1) + _redacted(m.group(2)) + m.group(3), value)
+    return _JWT.sub(lambda m: _redacted(m.group()), value)

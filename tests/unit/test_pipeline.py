@@ -239,6 +239,28 @@ def test_rejected_row_keeps_the_raw_message(pipeline: Pipeline) -> None:
     assert "EOF" in row.reason
 
 
+JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"event_id": "e1", "type": "inference", "auth": {"scheme": "bearer", "token": "%s"}, '
+        % JWT.encode(),
+        b'{"type": "nonsense", "auth": {"scheme": "bearer", "token": "%s"}}' % JWT.encode(),
+        b'{"auth": {"token": "opaque-api-key-123"}, "note": "and a copy %s here"' % JWT.encode(),
+    ],
+)
+def test_a_rejected_message_keeps_no_bearer_token(pipeline: Pipeline, raw: bytes) -> None:
+    """The rejected row (and so the dead letter) keeps the bytes, minus the credential."""
+    [row] = pipeline.process([RawMessage(raw, TOPIC, offset=1)]).rejected
+    stored = base64.b64decode(row.raw_base64)
+    assert JWT.encode() not in stored
+    assert b"opaque-api-key-123" not in stored
+    assert b"redacted:sha256:" in stored
+    assert row.size == len(raw)
+
+
 def test_rejected_ids_are_stable_for_a_replayed_message(pipeline: Pipeline) -> None:
     batch = messages(b"not json", b"not json either")
     first = pipeline.process(batch).rejected
