@@ -51,14 +51,44 @@ class StoreLockedError(RuntimeError):
     """Another process owns this embedded store (chDB allows one per directory)."""
 
 
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 120
+"""A server that accepts connections but never answers fails start-up with a clear
+error after this long, instead of hanging it; also the limit for any one response."""
+
+
+class StoreUnavailableError(RuntimeError):
+    """The ClickHouse server did not answer; the message names it (without its password)."""
+
+
 def connect(url: str, *, already_owned: bool = False) -> Client:
     """Open a client. ``already_owned``: this process has the embedded store open."""
-    if url.startswith("chdb://") and url != "chdb://memory" and not already_owned:
+    if not url.startswith("chdb://"):
+        try:
+            return clickhouse_connect.get_client(
+                dsn=url, connect_timeout=CONNECT_TIMEOUT_SECONDS, send_receive_timeout=READ_TIMEOUT_SECONDS
+            )
+        except Exception as error:
+            raise StoreUnavailableError(
+                f"ClickHouse at {redact(url)} did not answer: {redact(str(error))}"
+            ) from None
+    if url != "chdb://memory" and not already_owned:
         directory = Path(url.removeprefix("chdb://"))
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
         if is_locked(directory):
             raise StoreLockedError(f"{url} is in use by another process")
     return clickhouse_connect.get_client(dsn=url)
+
+
+def private_directory(directory: Path) -> None:
+    """Create the store's directory, and any missing parent, readable by its owner only.
+
+    The store holds every event and decision; other local users have no business
+    reading it. Existing directories keep the mode their owner gave them.
+    """
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
 
 
 def is_locked(directory: Path) -> bool:

@@ -22,7 +22,7 @@ from identity.verify import IdentityVerifier
 from policies.bundle import PACK_DIR
 from policies.runtime import PolicyRuntime
 from schemas.records import AlertRow
-from sinks.clickhouse import ClickHouseStore, connect, migrate
+from sinks.clickhouse import ClickHouseStore, connect, migrate, private_directory
 from sinks.query_server import QueryServer
 from vigil.pipeline import Pipeline
 from vigil.settings import Settings
@@ -104,6 +104,8 @@ class OpenStore:
 
 
 def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
+    if settings.embedded:
+        private_directory(settings.data_dir)  # before the key and the store are written into it
     signer = load_signer(settings)  # first: a bad key file must fail before anything is opened
     client = connect(settings.store_url)
     migrate(client)

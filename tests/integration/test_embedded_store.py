@@ -119,3 +119,29 @@ def test_closing_releases_the_store(tmp_path: Path) -> None:
     finally:
         client.close()
     assert not (_store_dir(tmp_path) / ENDPOINT_FILE).exists()
+
+
+def test_a_new_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh" / "data"
+    opened = open_store(Settings(data_dir=data_dir))
+    opened.close()
+    for directory in (data_dir, data_dir / "clickhouse"):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+
+
+def test_a_server_that_never_answers_is_a_clear_error_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    from sinks import clickhouse
+
+    monkeypatch.setattr(clickhouse, "READ_TIMEOUT_SECONDS", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(clickhouse.StoreUnavailableError, match=r"vigil:\*\*\*@127\.0\.0\.1") as failed:
+            clickhouse.connect(f"http://vigil:s3cret-pw@127.0.0.1:{port}")
+    assert time.monotonic() - started < 30
+    assert "s3cret-pw" not in str(failed.value)
