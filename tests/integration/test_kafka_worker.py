@@ -1,0 +1,130 @@
+"""The ingest worker against the real broker: every codec producers use, messages at the
+broker's size limit, and offsets committed only for what is stored.
+
+Producers compress with whatever they like; a batch the worker cannot decompress would
+stop it for good. Each codec here goes through the broker as the producer sent it.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+import yaml
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from identity.signing import sign_document
+from tests.integration.conftest import WorkerEnv, scoring_event
+
+pytestmark = pytest.mark.integration
+
+SECRET = b"codec-integration-secret-0123456789"
+CODECS = ("gzip", "snappy", "lz4", "zstd")
+PER_CODEC = 60
+BROKER_LIMIT = 1_048_588
+"""The broker's default ``message.max.bytes``."""
+
+
+def _configure(env: WorkerEnv) -> None:
+    keys = {"keys": [{"key_id": "scoring-1", "secret": "hex:" + SECRET.hex(), "sources": ["scoring-api"]}]}
+    (env.data_dir / "keys.yaml").write_text(yaml.safe_dump(keys))
+    env.extra["VIGIL_KEYS_FILE"] = str(env.data_dir / "keys.yaml")
+
+
+def _produce(env: WorkerEnv, codec: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": env.brokers,
+            "compression.type": codec,
+            "linger.ms": 50,
+            "message.max.bytes": 2 * BROKER_LIMIT,
+        }
+    )
+    failures: list[str] = []
+    for key, value in messages:
+        producer.produce(
+            env.topic("ai.inference"),
+            value,
+            key,
+            on_delivery=lambda error, _m: failures.append(error.str()) if error else None,
+        )
+    assert producer.flush(30) == 0
+    assert failures == []
+
+
+def _events(codec: str, t0: datetime) -> list[tuple[bytes, bytes]]:
+    messages = []
+    for n in range(PER_CODEC):
+        model = f"model-{n % 4}"
+        event = scoring_event(f"{codec}-{n:04d}", n, t0 + timedelta(milliseconds=n), {"x": n / 10}, model)
+        messages.append((model.encode(), orjson.dumps(sign_document(event, "scoring-1", SECRET))))
+    return messages
+
+
+def _committed(env: WorkerEnv) -> int:
+    """Messages the worker's group has committed on the inference topic."""
+    consumer = Consumer({"bootstrap.servers": env.brokers, "group.id": f"{env.prefix}vigil"})
+    try:
+        partitions = [TopicPartition(env.topic("ai.inference"), p) for p in range(4)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
+    finally:
+        consumer.close()
+
+
+def _read_all(env: WorkerEnv, topic: str, expected: int, timeout: float = 30.0) -> list[object]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": env.brokers,
+            "group.id": f"{env.prefix}reader",
+            "auto.offset.reset": "earliest",
+            "fetch.max.bytes": 8 * BROKER_LIMIT,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[object] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            records.extend(r for r in consumer.consume(100, 0.5) if r.error() is None)
+    finally:
+        consumer.close()
+    return records
+
+
+def test_every_codec_and_a_message_at_the_size_limit_are_stored_then_committed(worker_env: WorkerEnv) -> None:
+    _configure(worker_env)
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    worker_env.start_worker()  # creates the topics, the dead-letter one larger than the broker's limit
+    worker_env.wait_until("SELECT count() FROM events", 0)
+    for codec in CODECS:
+        _produce(worker_env, codec, _events(codec, t0))
+    near_limit = b'{"event_id": "huge", "pad": "' + b"x" * (BROKER_LIMIT - 200) + b'"}'
+    _produce(worker_env, "none", [(b"model-0", near_limit)])
+
+    total = len(CODECS) * PER_CODEC
+    worker_env.wait_until("SELECT count() FROM events_unique", total)
+    worker_env.wait_until("SELECT count() FROM rejected_unique", 1)
+    stored = {
+        row[0]: int(row[1])
+        for row in worker_env.sql(
+            "SELECT splitByChar('-', event_id)[1], count() FROM events_unique WHERE verified GROUP BY 1"
+        )
+    }
+    assert stored == dict.fromkeys(CODECS, PER_CODEC)
+    assert worker_env.sql("SELECT code, size FROM rejected_unique") == [["oversize", str(len(near_limit))]]
+
+    (dead,) = _read_all(worker_env, worker_env.topic("ai.deadletter"), 1)
+    assert dead.value() == near_limit  # type: ignore[attr-defined]
+    assert dict(dead.headers())["vigil.code"] == b"oversize"  # type: ignore[attr-defined]
+
+    deadline = time.monotonic() + 30
+    while _committed(worker_env) < total + 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _committed(worker_env) == total + 1
+
+    worker = worker_env.processes[0]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, worker_env.logs()
