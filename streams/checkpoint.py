@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -113,15 +114,20 @@ class BatchCheckpoint:
         self.flush()
         self._in_flight = _InFlight(result, dict(offsets or {}), self._writer.submit(self._write, result))
 
-    def flush(self) -> None:
-        """Wait until every added batch is stored, published, notified and committed."""
+    def flush(self, wait: bool = True) -> None:
+        """Wait until every added batch is stored, published, notified and committed.
+
+        With ``wait=False`` only a batch already written is finished: a driver calls it
+        between fetches, so the last batch before a quiet spell is committed at once.
+        """
         if self._failed is not None:
             raise CheckpointFailedError(
                 "an earlier batch failed; nothing after it is committed"
             ) from self._failed
-        batch, self._in_flight = self._in_flight, None
-        if batch is None:
+        batch = self._in_flight
+        if batch is None or not (wait or batch.written.done()):
             return
+        self._in_flight = None
         try:
             batch.written.result()
             for alert in batch.result.alerts:
@@ -143,6 +149,9 @@ class BatchCheckpoint:
         self._writer.shutdown(wait=True)
 
     def _write(self, result: BatchResult) -> None:
+        started = time.perf_counter()
         store_until_done(self.store, result.tables(), self.stopping, self.max_backoff)
+        stored = time.perf_counter()
         if self.outputs is not None:
             self.outputs.publish(result)
+        log.debug("batch stored in %.3fs, published in %.3fs", stored - started, time.perf_counter() - stored)

@@ -125,6 +125,7 @@ class IngestWorker:
             while not self.stopping.is_set():
                 messages, offsets = self._consume()
                 self._hand_over()
+                self.checkpoint.flush(wait=not messages)  # nothing to overlap with: finish what is written
                 self._snapshot_if_due()
                 if messages:
                     self._processing = _Processing(
@@ -173,7 +174,10 @@ class IngestWorker:
         return messages, offsets
 
     def _process(self, messages: Sequence[RawMessage]) -> BatchResult:
-        return self.pipeline.process(messages)
+        started = time.perf_counter()
+        result = self.pipeline.process(messages)
+        log.debug("%d messages processed in %.3fs", len(messages), time.perf_counter() - started)
+        return result
 
     def _hand_over(self) -> None:
         """The batch processed meanwhile goes to the checkpoint (which finishes the one before)."""
