@@ -1,5 +1,6 @@
 """The ingest worker against the real broker: every codec producers use, messages at the
-broker's size limit, and offsets committed only for what is stored.
+broker's size limit, offsets committed only for what is stored and confirmed, and an
+exit with an error when the broker refuses what the worker must publish.
 
 Producers compress with whatever they like; a batch the worker cannot decompress would
 stop it for good. Each codec here goes through the broker as the producer sent it.
@@ -15,6 +16,7 @@ import orjson
 import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from identity.signing import sign_document
 from tests.integration.conftest import WorkerEnv, scoring_event
@@ -128,3 +130,19 @@ def test_every_codec_and_a_message_at_the_size_limit_are_stored_then_committed(w
     worker = worker_env.processes[0]
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 0, worker_env.logs()
+
+
+def test_a_broker_that_refuses_an_alert_ends_the_worker_without_committing(worker_env: WorkerEnv) -> None:
+    _configure(worker_env)
+    alerts_topic = worker_env.topic("ai.alerts")
+    admin = AdminClient({"bootstrap.servers": worker_env.brokers})
+    tiny = NewTopic(alerts_topic, num_partitions=1, replication_factor=1, config={"max.message.bytes": "200"})
+    admin.create_topics([tiny])[alerts_topic].result(timeout=30)  # the worker leaves existing topics alone
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    forged = scoring_event("forged-0001", 1, t0, {"x": 1.0})
+    _produce(worker_env, "none", [(b"model-0", orjson.dumps(sign_document(forged, "scoring-1", b"x" * 32)))])
+
+    worker = worker_env.start_worker()
+    assert worker.wait(timeout=120) == 1, worker_env.logs()
+    assert "resumes from the last commit" in worker_env.logs()
+    assert _committed(worker_env) == 0
