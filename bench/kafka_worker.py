@@ -170,7 +170,9 @@ def signed_traffic(count: int, secrets: dict[str, bytes]) -> list[tuple[str, byt
 
 
 def publish(brokers: str, prefix: str, messages: list[tuple[str, bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 20, "acks": "all"})
+    producer = Producer(
+        {"bootstrap.servers": brokers, "linger.ms": 20, "acks": "all", "partitioner": "murmur2_random"}
+    )
     for topic, key, value in messages:
         while True:
             try:

@@ -46,6 +46,7 @@ class KafkaProducer:
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": linger_ms,
+                "partitioner": "murmur2_random",
                 "message.max.bytes": max_message_bytes,
                 "delivery.timeout.ms": int(delivery_timeout * 1000),
                 "error_cb": _log_client_error,

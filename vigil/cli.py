@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import signal
@@ -228,7 +227,7 @@ def publish(source: BinaryIO, key_id: str | None, raw_topic: str | None, private
             keyring = load_keyring(settings.keys_path)
         except KeyringError as error:
             raise click.ClickException(str(error)) from error
-    report = asyncio.run(publish_lines(source, settings, keyring, key_id, raw_topic, signer))
+    report = publish_lines(source, settings, keyring, key_id, raw_topic, signer)
     for problem in report.errors:
         click.echo(f"not sent: {problem}", err=True)
     click.echo(f"sent {report.sent} messages to {settings.kafka_brokers}")
