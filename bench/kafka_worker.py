@@ -15,8 +15,8 @@ Kafka client alone can read, on the same topic and machine, runs alternating:
    shares a ClickHouse server): events lost (in no store) and duplicates (in both,
    from the rebalance when the second joins) are counted;
 3. **latency**: probes published at half the median throughput measured in 1., each
-   a forged event whose ``event_id`` carries its send time, so the worker alerts on it;
-   p50/p99 of send -> alert row read back from ``ai.alerts``.
+   a forged event, so the worker alerts on it; p50/p99 of send -> alert row read back
+   from ``ai.alerts``, after 10 s of the same traffic without probes (warm-up).
 
 Traffic: signed events for 200 models, 5,000 principals and 2,000 datasets
 (inference keyed by model, access by principal, some training), with an inventory
@@ -63,6 +63,8 @@ from vigil.settings import Settings
 MODELS, PRINCIPALS, DATASETS = 200, 5000, 2000
 SOURCES = {"inference": "scoring-api", "access": "data-portal", "training": "ml-platform"}
 PARTITIONS = 4
+WARM_UP_SECONDS = 10.0
+"""Traffic before the first latency probe: detectors and caches of every model are built."""
 
 
 # --- traffic ---------------------------------------------------------------------------
@@ -324,11 +326,12 @@ def latency(
         time.sleep(5)  # let the worker join its group
         start = time.perf_counter()
         n = 0
-        while time.perf_counter() - start < seconds:
+        while time.perf_counter() - start < WARM_UP_SECONDS + seconds:
             due = int((time.perf_counter() - start) * rate)
             while n < due:
                 n += 1
-                if n % 50 == 0:  # a probe: wrongly signed, so the worker raises an alert for it
+                warm = time.perf_counter() - start > WARM_UP_SECONDS
+                if warm and n % 50 == 0:  # a probe: wrongly signed, so the worker raises an alert for it
                     topic, key, document = event("inference", 10**8 + n, rng, datetime.now(UTC))
                     document["event_id"] = probe = f"probe-{n}"
                     value = orjson.dumps(sign_document(document, "scoring-api-1", b"not-the-key" * 3))
