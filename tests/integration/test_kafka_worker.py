@@ -148,3 +148,36 @@ def test_a_broker_that_refuses_an_alert_ends_the_worker_without_committing(worke
     assert worker.wait(timeout=120) == 1, worker_env.logs()
     assert "resumes from the last commit" in worker_env.logs()
     assert _committed(worker_env) == 0
+
+
+def test_a_second_worker_takes_over_half_the_partitions_and_nothing_is_lost(
+    worker_env: WorkerEnv, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _configure(worker_env)
+    second_env = WorkerEnv(tmp_path_factory.mktemp("second"), worker_env.brokers, worker_env.prefix)
+    second_env.extra.update(worker_env.extra)
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    first = worker_env.start_worker()
+    worker_env.wait_until("SELECT count() FROM events", 0)
+    _produce(worker_env, "lz4", _events("before", t0))
+    worker_env.wait_until("SELECT count() FROM events_unique", PER_CODEC)
+
+    try:
+        second_env.start_worker()  # the group rebalances: the first worker commits, then gives up half
+        second_env.wait_until("SELECT count() FROM events", 0)
+        deadline = time.monotonic() + 60
+        while "revoked" not in worker_env.logs() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        _produce(worker_env, "lz4", _events("after", t0 + timedelta(seconds=1)))
+        deadline = time.monotonic() + 60
+        while _committed(worker_env) < 2 * PER_CODEC and time.monotonic() < deadline:
+            time.sleep(0.5)
+        query = "SELECT DISTINCT event_id FROM events"
+        stored = [{row[0] for row in env.sql(query)} for env in (worker_env, second_env)]
+    finally:
+        second_env.stop_all()
+    assert stored[0] | stored[1] == {f"{p}-{n:04d}" for p in ("before", "after") for n in range(PER_CODEC)}
+    assert stored[1], "the second worker was given nothing"
+    assert {e for e in stored[1] if e.startswith("before")} <= stored[0]  # only redelivered, never new
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 0
