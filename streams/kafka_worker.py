@@ -90,6 +90,13 @@ class _Processing:
 
 
 class IngestWorker:
+    """One member of the consumer group, from subscribe to close.
+
+    ``checkpoint`` builds the ``BatchCheckpoint`` from the worker's commit function: the
+    checkpoint decides when offsets may be committed, the worker how (its consumer).
+    ``detectors`` restores, snapshots and releases detector state per partition.
+    """
+
     def __init__(
         self,
         settings: Settings,
