@@ -7,11 +7,9 @@ the topic as it flows keep every checkpoint.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
+from typing import Any, Protocol
 
-import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -21,20 +19,28 @@ from audit.verify import ExternalCheckpoint
 from sinks.clickhouse import ClickHouseStore
 
 
-async def publish_checkpoints(topic: faust.TopicT, store: ClickHouseStore) -> None:
-    """Send the checkpoints stored since the last call; raise (and keep them) if Kafka fails."""
-    if not isinstance(store, AuditedStore):
-        return
-    checkpoints = store.exports.take_outbox()
-    if not checkpoints:
-        return
+class Producer(Protocol):
+    """Any producer that queues messages and then confirms all of them (or raises)."""
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None: ...
+
+    def confirm(self) -> None: ...
+
+
+def publish_checkpoints(producer: Producer, topic: str, store: ClickHouseStore) -> None:
+    """Send the checkpoints stored since the last call; raise (and keep them) if Kafka fails.
+
+    ``confirm`` waits for everything the producer has queued, so a caller that sent other
+    messages of the same batch first learns here that all of them are on the broker.
+    """
+    checkpoints = store.exports.take_outbox() if isinstance(store, AuditedStore) else []
     try:
-        pending: list[Any] = [
-            await topic.send(key=c.stream.encode(), value=c.to_json(), force=True) for c in checkpoints
-        ]
-        await asyncio.gather(*pending)
+        for checkpoint in checkpoints:
+            producer.send(topic, checkpoint.to_json(), key=checkpoint.stream.encode())
+        producer.confirm()
     except BaseException:
-        store.exports.return_to_outbox(checkpoints)
+        if isinstance(store, AuditedStore):
+            store.exports.return_to_outbox(checkpoints)
         raise
 
 

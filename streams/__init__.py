@@ -1,1 +1,1 @@
-"""Drivers of the pipeline: the Kafka worker (faust) and the in-process runner."""
+"""Drivers of the pipeline: the Kafka ingest worker and the in-process runner."""

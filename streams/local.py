@@ -1,8 +1,9 @@
 """The in-process driver behind ``vigil run`` and ``vigil demo``.
 
 Same pipeline as the Kafka worker, fed from JSON lines: each line is one message,
-its line number the offset. Batches are stored before their alerts are sent, the
-same order the worker keeps.
+its line number the offset. Batches go through the same ``BatchCheckpoint`` as the
+worker's (stored on a writer thread while the next batch is processed, then their
+alerts sent); there is just no offset to commit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from sinks.clickhouse import ClickHouseStore
+from streams.checkpoint import BatchCheckpoint
 from vigil.pipeline import BatchResult, Pipeline, RawMessage
 from vigil.runtime import Notifiers
 
@@ -64,11 +66,14 @@ def run(
 ) -> RunStats:
     stats = RunStats()
     started = time.perf_counter()
-    for batch in batches(messages, batch_size):
-        result = pipeline.process(batch)
-        store.write(result.tables())
-        for alert in result.alerts:
-            notifiers.notify(alert)
-        stats.add(result)
+    checkpoint = BatchCheckpoint(store, notifiers)
+    try:
+        for batch in batches(messages, batch_size):
+            result = pipeline.process(batch)
+            checkpoint.add(result)
+            stats.add(result)
+        checkpoint.flush()
+    finally:
+        checkpoint.close()
     stats.elapsed = time.perf_counter() - started
     return stats

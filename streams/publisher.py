@@ -9,13 +9,13 @@ lines untouched to one topic, for replaying dead letters or testing rejects.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from identity.keyring import Keyring, secret_bytes
 from identity.signing import HmacSigner, Signer
@@ -23,6 +23,8 @@ from streams.topics import TOPIC_BY_TYPE
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DELIVERY_TIMEOUT = 60.0
 
 
 @dataclass
@@ -72,7 +74,7 @@ def route(document: dict[str, Any]) -> tuple[str, bytes | None]:
     return TOPIC_BY_TYPE[kind], str(key).encode() if key else None
 
 
-async def publish(
+def publish(
     lines: Iterable[bytes],
     settings: Settings,
     keyring: Keyring | None,
@@ -80,30 +82,77 @@ async def publish(
     raw_topic: str | None = None,
     signer: Signer | None = None,
 ) -> PublishReport:
+    """Send every line it can; a line that cannot be signed or is refused by the broker is
+    reported as ``line N: why`` and the others still go out."""
     report = PublishReport()
-    # Idempotent: a retried send never lands twice (a second copy would be judged a replay).
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_brokers, acks="all", linger_ms=5, enable_idempotence=True
-    )
-    await producer.start()
-    try:
-        pending = []
-        for number, line in enumerate(lines, start=1):
-            value = line.rstrip(b"\r\n")
-            if not value.strip():
-                continue
-            try:
-                topic, key, payload = _message(value, settings, keyring, key_id, raw_topic, signer)
-            except (ValueError, orjson.JSONDecodeError) as error:
-                report.errors.append(f"line {number}: {error}")
-                continue
-            pending.append(await producer.send(topic, payload, key=key))
+    producer = Producer(producer_config(settings))
+    outcomes: dict[int, str | None] = {}
+    """Line number to the broker's answer: None when confirmed, else why it was refused."""
+
+    def delivered(number: int) -> Callable[[KafkaError | None, Message], None]:
+        def report_delivery(error: KafkaError | None, _message: Message) -> None:
+            outcomes[number] = None if error is None else error.str()
+
+        return report_delivery
+
+    queued: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        value = line.rstrip(b"\r\n")
+        if not value.strip():
+            continue
+        try:
+            topic, key, payload = _message(value, settings, keyring, key_id, raw_topic, signer)
+        except (ValueError, orjson.JSONDecodeError) as error:
+            report.errors.append(f"line {number}: {error}")
+            continue
+        try:
+            _produce(producer, topic, key, payload, delivered(number))
+        except KafkaException as error:  # refused before sending, e.g. larger than allowed
+            report.errors.append(f"line {number}: {error.args[0].str()}")
+            continue
+        queued.append(number)
+    producer.flush(DELIVERY_TIMEOUT)
+    for number in queued:
+        outcome = outcomes.get(number, f"not confirmed within {DELIVERY_TIMEOUT:.0f}s")
+        if outcome is None:
             report.sent += 1
-        for future in pending:
-            await future
-    finally:
-        await producer.stop()
+        else:
+            report.errors.append(f"line {number}: {outcome}")
+    report.errors.sort(key=_line_number)
     return report
+
+
+def _line_number(problem: str) -> int:
+    return int(problem.split(":", 1)[0].removeprefix("line "))
+
+
+def producer_config(settings: Settings) -> dict[str, object]:
+    """Idempotent (a retried send never lands twice: a second copy would be judged a replay),
+    acknowledged by all replicas, keys hashed the way Java producers hash them."""
+    return {
+        "bootstrap.servers": settings.kafka_brokers,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "partitioner": "murmur2_random",
+        "delivery.timeout.ms": int(DELIVERY_TIMEOUT * 1000),
+    }
+
+
+def _produce(
+    producer: Producer,
+    topic: str,
+    key: bytes | None,
+    payload: bytes,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+) -> None:
+    """Queue one message, waiting while the local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, payload, key, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.1)
 
 
 def _message(

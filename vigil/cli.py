@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -168,25 +169,36 @@ def _names_format(query: str) -> bool:
 
 @main.command()
 def worker() -> None:
-    """Consume the event topics with faust; many workers share one consumer group."""
-    import faust
+    """Consume the event topics into the store; many workers share one consumer group.
 
-    from streams.kafka_app import create_app
+    SIGTERM or Ctrl-C stops it after the batches in hand are stored and committed (exit 0).
+    Any error it cannot retry ends it with exit 1; the next start resumes from the last commit.
+    """
+    from streams.kafka_worker import run_worker
     from streams.topics import ensure_topics
 
     settings = _settings()
     _setup_logging(settings)
     pipeline = _build_pipeline(settings)
-    asyncio.run(ensure_topics(settings))
+    try:
+        ensure_topics(settings)
+    except Exception as error:
+        raise click.ClickException(f"cannot reach Kafka at {settings.kafka_brokers}: {error}") from error
     opened = _open_store(settings)
     notifiers = build_notifiers(settings)
-    app = create_app(settings, pipeline, opened.store, notifiers)
+    stopping = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stopping.set())
     log.info("worker on %s, store %s", settings.kafka_brokers, redact(settings.store_url))
     try:
-        faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
+        consumed = run_worker(settings, pipeline, opened.store, notifiers, stopping).messages
+    except Exception as error:
+        log.exception("worker stopped by an error; the next start resumes from the last commit")
+        raise SystemExit(1) from error
     finally:
         notifiers.close()
         opened.close()
+    log.info("worker stopped after %d messages", consumed)
 
 
 @main.command()
@@ -217,7 +229,7 @@ def publish(source: BinaryIO, key_id: str | None, raw_topic: str | None, private
             keyring = load_keyring(settings.keys_path)
         except KeyringError as error:
             raise click.ClickException(str(error)) from error
-    report = asyncio.run(publish_lines(source, settings, keyring, key_id, raw_topic, signer))
+    report = publish_lines(source, settings, keyring, key_id, raw_topic, signer)
     for problem in report.errors:
         click.echo(f"not sent: {problem}", err=True)
     click.echo(f"sent {report.sent} messages to {settings.kafka_brokers}")

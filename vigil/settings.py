@@ -51,13 +51,27 @@ class AlertingSettings(BaseModel):
 
 
 class KafkaSettings(BaseModel):
+    """The ingest worker's consumer group, batches and producers (docs/configuration.md#kafka)."""
+
     topic_prefix: str = ""
     partitions: int = Field(default=4, ge=1)
-    batch_size: int = Field(default=500, ge=1)
-    batch_within: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=2000, ge=1)
+    """Most messages processed and stored as one batch (one ``consume`` call)."""
+    batch_within: float = Field(default=0.5, gt=0)
+    """Seconds a worker waits to fill a batch before processing what it has."""
     group_id: str = "vigil"
     session_timeout: float = Field(default=30.0, ge=3)
     """Seconds before a silent worker's partitions move to the others."""
+    max_poll_interval: float = Field(default=300.0, ge=10)
+    """Seconds a worker may go without fetching (a stuck store) before it leaves the group."""
+    fetch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+    """Bytes fetched ahead per broker request; the next batch is read while one is processed."""
+    queued_max_kbytes: int = Field(default=65536, ge=1024)
+    """Kibibytes of fetched messages the consumer buffers ahead of processing, in all."""
+    delivery_timeout: float = Field(default=120.0, gt=0)
+    """Seconds the producers keep retrying a dead letter, alert or checkpoint before the worker exits."""
+    deadletter_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024 * 1024)
+    """Largest dead letter (message plus headers); the dead-letter topic is created to accept it."""
 
 
 def _comma_separated(cls: type, value: object) -> object:

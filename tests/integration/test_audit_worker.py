@@ -1,8 +1,8 @@
 """The audit ledger under the real worker: SIGKILL mid-stream, restart, replay, verify.
 
 Events for several models spread over the source partitions (one ledger stream
-each). The first worker is killed while it is storing batches, so the second one
-replays messages whose entries are already in the ledger; afterwards every record
+each). The first worker is killed at a moment it has stored a batch whose offsets are not yet
+committed, so the second one replays messages whose entries are already in the ledger; afterwards every record
 version has exactly one entry (each decision exactly one), every stream's chain is
 whole, and the checkpoints on the compacted ``ai.audit`` topic verify.
 """
@@ -13,6 +13,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from confluent_kafka import Consumer, TopicPartition
 
 from identity.signing import sign_document
 from tests.integration.conftest import REPO, WorkerEnv, consume_all, produce, scoring_event
@@ -91,9 +93,8 @@ def test_a_killed_worker_leaves_no_duplicate_and_no_broken_chain(worker_env: Wor
     asyncio.run(produce(worker_env.brokers, _traffic(worker_env, count)))
 
     first = worker_env.start_worker()
-    stored_at_kill = worker_env.wait_until("SELECT count() FROM audit_ledger WHERE kind = 'decision'", 300)
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
+    worker_env.wait_until("SELECT count() FROM audit_ledger WHERE kind = 'decision'", 300)
+    stored_at_kill = _kill_with_a_batch_stored_but_uncommitted(worker_env, first)
     assert stored_at_kill < count, "the worker finished before it could be killed"
 
     second = worker_env.start_worker()
@@ -129,6 +130,34 @@ def test_a_killed_worker_leaves_no_duplicate_and_no_broken_chain(worker_env: Wor
         f"{worker_env.topic('ai.inference')}:{p}" for p in range(4)
     }
     assert asyncio.run(_audit_topic_policy(worker_env.brokers, audit_topic)) == "compact"
+
+
+def _kill_with_a_batch_stored_but_uncommitted(env: WorkerEnv, worker: subprocess.Popen[bytes]) -> int:
+    """SIGKILL the worker at a moment its ledger holds decisions whose offsets are not committed.
+
+    The ledger count is read first and only grows; the worker is then frozen and the
+    group's commits read from the broker. Ahead of the commits means the next worker
+    must replay entries the ledger already has, the case this test is about.
+    """
+    for _ in range(200):
+        stored = env.scalar("SELECT count() FROM audit_ledger WHERE kind = 'decision'")
+        worker.send_signal(signal.SIGSTOP)
+        if stored > _committed(env):
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+            return stored
+        worker.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the worker never had a stored batch left to commit")
+
+
+def _committed(env: WorkerEnv) -> int:
+    consumer = Consumer({"bootstrap.servers": env.brokers, "group.id": f"{env.prefix}vigil"})
+    try:
+        partitions = [TopicPartition(env.topic("ai.inference"), p) for p in range(4)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
+    finally:
+        consumer.close()
 
 
 _LEDGER_SHAPE = """

@@ -1,0 +1,149 @@
+"""Store, publish, then commit: nothing is committed that was not stored and confirmed."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from schemas.records import AlertRow
+from streams.checkpoint import BatchCheckpoint, CheckpointFailedError, Offsets, StoreAbortedError
+from vigil.pipeline import BatchResult
+
+
+class Journal:
+    """Everything the sinks did, in the order they did it."""
+
+    def __init__(self) -> None:
+        self.entries: list[str] = []
+        self.lock = threading.Lock()
+
+    def log(self, entry: str) -> None:
+        with self.lock:
+            self.entries.append(entry)
+
+
+class Store:
+    def __init__(self, journal: Journal, failures: int = 0, gate: threading.Event | None = None) -> None:
+        self.journal = journal
+        self.failures = failures
+        self.gate = gate
+        self.attempts = 0
+
+    def write(self, tables: dict[str, Any]) -> None:
+        self.attempts += 1
+        if self.gate is not None:
+            assert self.gate.wait(10), "the test never opened the gate"
+        if self.attempts <= self.failures:
+            raise ConnectionError("clickhouse unavailable")
+        self.journal.log(f"store {len(tables['alerts'])}")
+
+
+class Outputs:
+    def __init__(self, journal: Journal, fail: bool = False) -> None:
+        self.journal = journal
+        self.fail = fail
+
+    def publish(self, result: BatchResult) -> None:
+        if self.fail:
+            raise RuntimeError("broker did not confirm")
+        self.journal.log(f"publish {len(result.alerts)}")
+
+
+class Notifiers:
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def notify(self, alert: AlertRow) -> None:
+        self.journal.log(f"notify {alert.fingerprint}")
+
+
+def _alert(fingerprint: str) -> AlertRow:
+    fields: dict[str, Any] = dict.fromkeys(AlertRow._fields, "")
+    fields.update(fingerprint=fingerprint, ts=datetime(2026, 1, 1, tzinfo=UTC))
+    return AlertRow(**fields)
+
+
+def _batch(*fingerprints: str) -> BatchResult:
+    return BatchResult(alerts=[_alert(f) for f in fingerprints])
+
+
+def _checkpoint(journal: Journal, store: Store, outputs: Outputs | None = None) -> BatchCheckpoint:
+    def commit(offsets: Offsets) -> None:
+        journal.log(f"commit {sorted(offsets.items())}")
+
+    return BatchCheckpoint(
+        store, Notifiers(journal), outputs=outputs or Outputs(journal), commit=commit, max_backoff=0.01
+    )
+
+
+def test_a_batch_is_stored_published_notified_then_committed_in_order() -> None:
+    journal = Journal()
+    checkpoint = _checkpoint(journal, Store(journal))
+    checkpoint.add(_batch("a"), {("t", 0): 10})
+    checkpoint.add(_batch(), {("t", 0): 20, ("t", 1): 5})
+    checkpoint.flush()
+    checkpoint.close()
+    assert journal.entries == [
+        "store 1",
+        "publish 1",
+        "notify a",
+        "commit [(('t', 0), 10)]",
+        "store 0",
+        "publish 0",
+        "commit [(('t', 0), 20), (('t', 1), 5)]",
+    ]
+
+
+def test_storage_errors_are_retried_until_the_batch_is_stored() -> None:
+    journal = Journal()
+    store = Store(journal, failures=3)
+    checkpoint = _checkpoint(journal, store)
+    checkpoint.add(_batch(), {("t", 0): 1})
+    checkpoint.flush()
+    assert store.attempts == 4
+    assert journal.entries[-1] == "commit [(('t', 0), 1)]"
+
+
+def test_a_stopping_process_abandons_an_unstored_batch_instead_of_committing_it() -> None:
+    journal = Journal()
+    checkpoint = _checkpoint(journal, Store(journal, failures=10**6))
+    checkpoint.stopping.set()
+    checkpoint.add(_batch("a"), {("t", 0): 1})
+    with pytest.raises(StoreAbortedError):
+        checkpoint.flush()
+    assert journal.entries == []
+
+
+def test_an_unconfirmed_publish_leaves_the_batch_and_every_later_one_uncommitted() -> None:
+    journal = Journal()
+    checkpoint = _checkpoint(journal, Store(journal), Outputs(journal, fail=True))
+    checkpoint.add(_batch("a"), {("t", 0): 1})
+    with pytest.raises(RuntimeError, match="did not confirm"):
+        checkpoint.add(_batch("b"), {("t", 0): 2})
+    with pytest.raises(CheckpointFailedError):
+        checkpoint.flush()
+    checkpoint.close()
+    assert [e for e in journal.entries if not e.startswith("store")] == []
+
+
+def test_the_next_batch_is_processed_while_one_is_stored_but_never_two_are_in_flight() -> None:
+    journal = Journal()
+    gate = threading.Event()
+    checkpoint = _checkpoint(journal, Store(journal, gate=gate))
+    checkpoint.add(_batch("a"), {("t", 0): 1})  # returns at once: storing happens on the writer thread
+    assert checkpoint.pending
+    assert journal.entries == []
+
+    second = threading.Thread(target=checkpoint.add, args=(_batch("b"), {("t", 0): 2}))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive(), "a second batch went in while the first was still being stored"
+    gate.set()
+    second.join(10)
+    checkpoint.flush()
+    checkpoint.close()
+    commits = [e for e in journal.entries if e.startswith("commit")]
+    assert commits == ["commit [(('t', 0), 1)]", "commit [(('t', 0), 2)]"]
