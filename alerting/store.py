@@ -66,8 +66,12 @@ def as_utc(value: object) -> datetime:
 
 
 def time_parameter(moment: datetime) -> str:
-    """A ``DateTime64(6, 'UTC')`` parameter value, the same through a client or the query server."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """A ``DateTime64(3, 'UTC')`` parameter value, the same through a client or the query server.
+
+    Milliseconds, the precision the tables store: a time written and then looked for
+    again (an ack just requested) must compare equal to itself.
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 class AlertingStore:
@@ -87,7 +91,7 @@ class AlertingStore:
                 self.client.insert(table, list(rows), column_names=list(ROW_TYPES[table]._fields))
 
     def silences(self, now: datetime, include_expired: bool = False) -> list[Silence]:
-        where = "" if include_expired else " WHERE ends_at > {now:DateTime64(6, 'UTC')}"
+        where = "" if include_expired else " WHERE ends_at > {now:DateTime64(3, 'UTC')}"
         rows = self.reader.rows(
             "SELECT silence_id, matchers, starts_at, ends_at, created_by, reason, updated_at "
             f"FROM silences FINAL{where} ORDER BY starts_at",
@@ -117,7 +121,7 @@ class AlertingStore:
     def acks(self, since: datetime) -> list[Ack]:
         rows = self.reader.rows(
             "SELECT target_id, acked_by, via, acked_at FROM alert_acks FINAL "
-            "WHERE acked_at >= {since:DateTime64(6, 'UTC')} ORDER BY acked_at",
+            "WHERE acked_at >= {since:DateTime64(3, 'UTC')} ORDER BY acked_at",
             {"since": time_parameter(since)},
         )
         return [Ack(r["target_id"], r["acked_by"], r["via"], as_utc(r["acked_at"])) for r in rows]
@@ -169,7 +173,7 @@ class AlertingStore:
     def has_ack(self, target_id: str, acked_at: datetime) -> bool:
         rows = self.reader.rows(
             "SELECT count() AS n FROM alert_acks WHERE target_id = {target:String} "
-            "AND acked_at >= {at:DateTime64(6, 'UTC')}",
+            "AND acked_at >= {at:DateTime64(3, 'UTC')}",
             {"target": target_id, "at": time_parameter(acked_at)},
         )
         return bool(rows and int(rows[0]["n"]))
