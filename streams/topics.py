@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from vigil.settings import Settings
 
@@ -75,3 +75,59 @@ def max_message_bytes(brokers: str, topic: str) -> int:
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     entries = admin.describe_configs([resource], request_timeout=ADMIN_TIMEOUT)[resource].result()
     return int(entries["max.message.bytes"].value)
+
+
+class TopicTimeError(RuntimeError):
+    """A source topic keeps producer-set timestamps and cannot be changed: freshness would be forgeable."""
+
+
+def ensure_broker_time(settings: Settings) -> list[str]:
+    """Make every source topic stamp messages with the broker's clock; return those changed.
+
+    Freshness and replay checks compare an event's ``ts`` with the message time. On a
+    topic with ``CreateTime`` (the default for a topic a producer auto-created) the
+    producer sets that time too, so a captured event re-sent with a matching old
+    timestamp would look fresh. A topic left that way is switched to
+    ``LogAppendTime`` (``VIGIL_KAFKA_FIX_TIMESTAMP_TYPE``, the default); where that is
+    not allowed, or the setting is off, the worker refuses to start.
+    """
+    admin = AdminClient({"bootstrap.servers": settings.kafka_brokers})
+    names = [settings.topic(t) for t in SOURCE_TOPICS]
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    wrong = []
+    for resource, future in admin.describe_configs(resources, request_timeout=ADMIN_TIMEOUT).items():
+        entry = future.result().get("message.timestamp.type")
+        if entry is None or entry.value != "LogAppendTime":
+            wrong.append(resource.name)
+    if not wrong:
+        return []
+    if not settings.kafka.fix_timestamp_type:
+        raise TopicTimeError(
+            f"topics {', '.join(sorted(wrong))} keep producer-set timestamps (CreateTime): set "
+            "message.timestamp.type=LogAppendTime on them, or let the worker do it "
+            "(VIGIL_KAFKA_FIX_TIMESTAMP_TYPE=true)"
+        )
+    changes = [
+        ConfigResource(
+            ConfigResource.Type.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(
+                    "message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET
+                )
+            ],
+        )
+        for name in wrong
+    ]
+    for resource, future in admin.incremental_alter_configs(changes, request_timeout=ADMIN_TIMEOUT).items():
+        try:
+            future.result()
+        except KafkaException as error:
+            raise TopicTimeError(
+                f"topic {resource.name} keeps producer-set timestamps and cannot be changed ({error}); "
+                "set message.timestamp.type=LogAppendTime on it"
+            ) from None
+    log.warning(
+        "switched %s to LogAppendTime: message times now come from the broker", ", ".join(sorted(wrong))
+    )
+    return sorted(wrong)

@@ -175,13 +175,16 @@ def worker() -> None:
     Any error it cannot retry ends it with exit 1; the next start resumes from the last commit.
     """
     from streams.kafka_worker import run_worker
-    from streams.topics import ensure_topics
+    from streams.topics import TopicTimeError, ensure_broker_time, ensure_topics
 
     settings = _settings()
     _setup_logging(settings)
     pipeline = _build_pipeline(settings)
     try:
         ensure_topics(settings)
+        ensure_broker_time(settings)
+    except TopicTimeError as error:
+        raise click.ClickException(str(error)) from error
     except Exception as error:
         raise click.ClickException(f"cannot reach Kafka at {settings.kafka_brokers}: {error}") from error
     opened = _open_store(settings)

@@ -72,6 +72,8 @@ class KafkaSettings(BaseModel):
     """Seconds the producers keep retrying a dead letter, alert or checkpoint before the worker exits."""
     deadletter_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024 * 1024)
     """Largest dead letter (message plus headers); the dead-letter topic is created to accept it."""
+    fix_timestamp_type: bool = True
+    """Switch source topics that keep producer-set timestamps to LogAppendTime at start (else refuse)."""
 
 
 def _comma_separated(cls: type, value: object) -> object:

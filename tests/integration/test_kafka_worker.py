@@ -16,7 +16,7 @@ import orjson
 import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from identity.signing import sign_document
 from tests.integration.conftest import WorkerEnv, scoring_event
@@ -181,3 +181,51 @@ def test_a_second_worker_takes_over_half_the_partitions_and_nothing_is_lost(
     assert {e for e in stored[1] if e.startswith("before")} <= stored[0]  # only redelivered, never new
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=60) == 0
+
+
+def _send_at(env: WorkerEnv, event: dict[str, object], at: datetime) -> None:
+    """A signed event sent with a producer-set message time, as a replaying attacker would."""
+    producer = Producer({"bootstrap.servers": env.brokers})
+    value = orjson.dumps(sign_document(event, "scoring-1", SECRET))
+    producer.produce(env.topic("ai.inference"), value, b"risk-v1", timestamp=int(at.timestamp() * 1000))
+    assert producer.flush(30) == 0
+
+
+def _timestamp_type(env: WorkerEnv) -> str:
+    admin = AdminClient({"bootstrap.servers": env.brokers})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, env.topic("ai.inference"))
+    return str(
+        admin.describe_configs([resource])[resource].result(timeout=30)["message.timestamp.type"].value
+    )
+
+
+def test_a_captured_event_resent_on_a_producer_created_topic_is_stale(worker_env: WorkerEnv) -> None:
+    """The producer created the topic (CreateTime); the worker makes the broker's clock the message time."""
+    _configure(worker_env)
+    now = datetime.now(UTC)
+    _send_at(worker_env, scoring_event("first-0001", 1, now, {"x": 1.0}), now)  # auto-creates the topic
+    assert _timestamp_type(worker_env) == "CreateTime"
+    worker_env.start_worker()
+    worker_env.wait_until("SELECT count() FROM events_unique", 1)
+    assert _timestamp_type(worker_env) == "LogAppendTime"
+    assert "switched" in worker_env.logs()
+
+    captured = now - timedelta(days=2)
+    _send_at(worker_env, scoring_event("captured-0001", 2, captured, {"x": 1.0}), captured)
+    worker_env.wait_until("SELECT count() FROM events_unique", 2)
+    [[verified, reason]] = worker_env.sql(
+        "SELECT verified, verify_reason FROM events_unique WHERE event_id = 'captured-0001'"
+    )
+    assert (verified, reason) == ("false", "stale")
+
+
+def test_a_worker_not_allowed_to_fix_producer_timestamps_refuses_to_start(worker_env: WorkerEnv) -> None:
+    _configure(worker_env)
+    worker_env.extra["VIGIL_KAFKA_FIX_TIMESTAMP_TYPE"] = "false"
+    now = datetime.now(UTC)
+    _send_at(worker_env, scoring_event("first-0001", 1, now, {"x": 1.0}), now)
+    worker = worker_env.start_worker()
+    assert worker.wait(timeout=120) == 1
+    assert "keep producer-set timestamps (CreateTime)" in worker_env.logs()
+    assert "Traceback" not in worker_env.logs()
+    assert _timestamp_type(worker_env) == "CreateTime"
