@@ -87,6 +87,7 @@ PACKAGES = (
     *("chdb", "chdb-core", "clickhouse-connect", "pydantic", "pydantic-core"),
     *("cedarpy", "orjson", "pyarrow", "numpy", "river"),
 )
+STORE_RUNS = 3
 SHIPPED_GC = (50_000, 20, 100)
 """``vigil.runtime.settle_memory``: freeze what start-up built, collect the young generation less often."""
 MEMORY_WINDOW_HOURS = 1.0
@@ -417,10 +418,10 @@ def stage_rows(work: Workload, repeats: int) -> list[Row]:
     stages.add("Pipeline.process (all stages, no store)", n, whole_pipeline)
     stages.rows[-1].note = f"{outcome['events']:,} events, {outcome['rejected']:,} rejected; GC as shipped"
     stages.add(
-        "Pipeline.process, Python's default GC",
+        "Pipeline.process, Python's default GC thresholds",
         n,
         whole_pipeline,
-        note="GC comparison",
+        note="no freeze, default thresholds (the pause during a batch applies to both)",
         frozen=False,
         threshold=None,
     )
@@ -523,11 +524,22 @@ def stage_rows(work: Workload, repeats: int) -> list[Row]:
                 if rows:
                     client.insert(name, rows, column_names=list(TABLES[name]._fields))
 
-    store_note = "events, decisions, findings, alerts, rejected into chdb://memory"
-    for _ in range(max(repeats, 1)):  # alternate the two ways of writing
-        stages.add("store: Arrow columns (as shipped)", n, lambda: arrow_write, note=store_note)
-        stages.add("store: clickhouse-connect row insert", n, lambda: row_insert, note="before: same rows")
+    # The two ways of writing alternate, fastest of STORE_RUNS each: the store's own
+    # state (parts, merges) changes under them, so back-to-back runs would favour one.
+    writes = Stages(1)
+    for _ in range(STORE_RUNS):
+        writes.add("store: Arrow columns (as shipped)", n, lambda: arrow_write)
+        writes.add("store: clickhouse-connect row insert", n, lambda: row_insert)
     client.close()
+    for name, note in (
+        ("store: Arrow columns (as shipped)", "tables of Pipeline.process into chdb://memory"),
+        ("store: clickhouse-connect row insert", "the same rows, as before"),
+    ):
+        runs = [row for row in writes.rows if row.name == name]
+        fastest = min(runs, key=lambda row: row.seconds)
+        fastest.cpu_seconds = min(row.cpu_seconds or 0.0 for row in runs)
+        fastest.note = f"{note}; fastest of {len(runs)}, alternating"
+        stages.rows.append(fastest)
     return stages.rows
 
 

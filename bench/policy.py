@@ -3,7 +3,7 @@
 The policy stage of the pipeline builds a Cedar request from each verified event
 (roles from the inventory, coarse facts) and decides it. cedarpy costs 60-300 µs per
 request, so the engine dedupes identical requests within a batch and caches
-decisions by request value for the bundle revision. This benchmark feeds the demo's
+decisions by request shape for the bundle revision. This benchmark feeds the demo's
 realistic traffic through three variants, batch by batch as the worker does:
 
 * ``cedarpy, every request``: one ``is_authorized_batch`` call per batch with every

@@ -30,8 +30,8 @@ from policies.inventory import Inventory
 from policies.requests import AuthzRequest
 
 DEFAULT_CACHE_SIZE = 100_000
-"""Decisions kept; about 350 bytes each (key, decision, LRU links), so ~35 MB when full
-(``bench/pipeline.py`` measures it)."""
+"""Decisions kept; about 155 bytes each (key, LRU links; decisions are shared), so about
+16 MB when full (``bench/pipeline.py`` measures it)."""
 _ENTITY_LITERAL = re.compile(r"(\w+)\s*::\s*\"")
 _ID_FREE_TYPES = frozenset({"Action", "Role"})
 """Literals of these types are part of every cache key (the action, the roles)."""
