@@ -7,6 +7,7 @@ lets ``BatchCheckpoint`` commit the batch's offsets afterwards.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 
 import orjson
@@ -51,14 +52,16 @@ class KafkaOutputs:
 
         A message too large for the dead-letter topic (created larger than the broker's
         default, but an existing topic may be smaller) goes out cut to fit, with a
-        ``vigil.truncated`` header giving its full size; the ``rejected`` table holds
-        it whole. Refusing it instead would stop the worker on one message forever.
+        ``vigil.truncated`` header giving its full size and ``vigil.sha256`` the digest
+        of the whole; the ``rejected`` table holds it whole. Refusing it instead would
+        stop the worker on one message forever.
         """
         value = base64.b64decode(row.raw_base64)
         key = row.key.encode() or None
         headers = deadletter_headers(row)
         if len(value) > self._room(key, headers):
             headers.append(("vigil.truncated", str(len(value)).encode()))
+            headers.append(("vigil.sha256", hashlib.sha256(value).hexdigest().encode()))
             room = self._room(key, headers)
             log.warning(
                 "dead letter %s is %d bytes, more than %s accepts: sent cut to %d bytes",

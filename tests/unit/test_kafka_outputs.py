@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 
 from schemas.records import RejectedRow
@@ -71,6 +72,7 @@ def test_a_message_at_the_brokers_limit_still_leaves_as_a_dead_letter_cut_to_fit
     _outputs(producer, limit).publish(BatchResult(rejected=[_rejected(huge)]))
     ((_, value, key, headers),) = producer.sent
     assert headers["vigil.truncated"] == str(len(huge)).encode()
+    assert headers["vigil.sha256"] == hashlib.sha256(huge).hexdigest().encode()
     framing = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers.items())
     assert framing <= limit - RECORD_OVERHEAD
     assert huge.startswith(value)
