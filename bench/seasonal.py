@@ -176,7 +176,7 @@ def _shipped(stream: str) -> DriftDetector:
         choice = config.operations.detector
     else:
         choice = config.features.numeric
-    detector = choice.build()
+    detector = choice.build(config.seasonality)
     assert isinstance(detector, DriftDetector)
     return detector
 

@@ -7,7 +7,9 @@ every ``AGE_CHECK_EVERY`` predictions); the oldest leave first, counted as
 still there yields one labelled outcome: correct or not (fed to the error-rate
 detector, 1 = error) and, for binary labels with a score, the residual
 ``label - score`` (fed to the calibration detector). Feedback for an unknown or
-expired request is counted, not guessed.
+expired request is counted, not guessed. Outcomes are placed in the daily and weekly
+cycle at the time of the *prediction*: an error rate follows the traffic the model
+served, whenever its labels arrive.
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ class _Model:
     )
 
     def __init__(self, config: ModelConfig) -> None:
-        errors, calibration = config.performance.error_rate.build(), config.performance.calibration.build()
+        performance, seasonality = config.performance, config.seasonality
+        errors, calibration = (
+            performance.error_rate.build(seasonality),
+            performance.calibration.build(seasonality),
+        )
         assert isinstance(errors, DriftDetector)
         assert isinstance(calibration, DriftDetector)
         self.errors = errors
@@ -117,18 +123,18 @@ class Performance:
             return [], None
         model.joined += 1
         model.timeline.append(event.ts)
-        predicted, score, _, segment = entry
+        predicted, score, predicted_at, segment = entry
         signals: list[Signal] = []
         outcome = None
         if predicted is not None:
             correct = predicted == label_key(event.label)
             outcome = Outcome(correct, segment)
-            model.errors.update(0 if correct else 1)
+            model.errors.update(0 if correct else 1, predicted_at)
             if model.errors.drift_detected and model.errors.evidence["chart"] == "rate-up":
                 signals.append(self._error_signal(event, model))
         truth = as_binary(event.label)
         if score is not None and truth is not None:
-            model.calibration.update(truth - score)
+            model.calibration.update(truth - score, predicted_at)
             if model.calibration.drift_detected:
                 signals.append(self._calibration_signal(event, model))
         return signals, outcome

@@ -33,7 +33,9 @@ def traffic(n: int, seed: int, change: int) -> list:
     rng = random.Random(seed)
     return [
         inference(
-            features={"amount": rng.gauss(130.0 if i >= change else 100.0, 10.0)}, score=rng.random(), at=i
+            features={"amount": rng.gauss(130.0 if i >= change else 100.0, 10.0)},
+            score=rng.random(),
+            at=200 * i,  # 1,200 events span ~2.8 days: the seasonal profile judges by the change
         )
         for i in range(n)
     ]

@@ -31,6 +31,11 @@ def details(finding: FindingRow) -> dict[str, Any]:
     return parsed
 
 
+STEP = 200
+"""Seconds between scoring events: 2,000 events span ~4.6 days, so the seasonal detectors (which
+judge an hour of the day once they have seen it on two days) are judging by event 1,000."""
+
+
 def scoring(
     n: int, seed: int, *, amount_after: float = 100.0, change: int = 10**9, latency_factor: float = 1.0
 ):
@@ -48,7 +53,7 @@ def scoring(
             score=score,
             label=int(score > 0.5),
             latency_ms=rng.lognormvariate(2.5, 0.3) * (latency_factor if after else 1.0),
-            at=i,
+            at=STEP * i,
         )
 
 
@@ -67,22 +72,27 @@ def test_a_drifted_feature_yields_one_finding_with_its_evidence() -> None:
         "feature-drift",
         "fraud-v3",
     )
-    assert finding.message.startswith("feature 'amount' of fraud-v3 drifted: mean up")
     d = details(finding)
+    when = d["expected"]["when"]  # the weekday and hour of the event that confirmed the change
+    assert when.split()[0] in ("Thursday", "Friday")
+    assert when.endswith(":00")
+    assert finding.message.startswith(
+        f"feature 'amount' of fraud-v3 drifted: {d['magnitude']['shift_sigmas']:.1f} sd above "
+        f"its usual level for {when} (usual 10"
+    )
     assert (d["key"], d["kind"], d["change"], d["detector"]) == (
         "amount",
         "feature",
         "mean-up",
-        "normal-scores-cusum",
+        "seasonal-cusum",
     )
     assert d["magnitude"]["mean_before"] == pytest.approx(100, abs=2)
     assert d["magnitude"]["mean_after"] == pytest.approx(115, abs=6)
     assert d["magnitude"]["shift_sigmas"] == pytest.approx(1.5, abs=0.6)
-    assert d["reference"]["n"] == 256
     assert d["reference"]["sd"] == pytest.approx(10, abs=2)
     assert d["window"]["n"] == d["since"]["events_ago"]
     assert d["since"]["ts"] is not None
-    started = (T0 + timedelta(seconds=position + 1 - d["since"]["events_ago"])).isoformat()
+    started = (T0 + timedelta(seconds=STEP * (position + 1 - d["since"]["events_ago"]))).isoformat()
     assert d["since"]["ts"] == started
     assert d["controls"] == list(controls_by_rule()["feature-drift"])
 
@@ -108,7 +118,7 @@ def test_token_counts_spike() -> None:
                 "prompt": rng.randint(50, 400) * (6 if i >= 1_000 else 1),
                 "completion": rng.randint(20, 200),
             },
-            at=i,
+            at=STEP * i,
         )
         for i in range(2_000)
     ]
