@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from river import anomaly, compose, datasets, drift, preprocessing
 
-from detectors import BernoulliCUSUM, ChiSquareWindow, NormalScoresCUSUM, RobustZScore
+from detectors import BernoulliCUSUM, ChiSquareWindow, NormalScoresCUSUM, RobustZScore, SeasonalCUSUM
 from detectors.config import load_config
 from detectors.monitors.bias import Bias
 from detectors.monitors.budget import Budget
@@ -124,6 +124,7 @@ class OneHotADWIN:
 
 
 NUMERIC: dict[str, Callable[[], Any]] = {
+    "vigil seasonal-cusum (cycle none)": lambda: SeasonalCUSUM(seasonality="none"),
     "vigil normal-scores-cusum": NormalScoresCUSUM,
     "river ADWIN": lambda: RiverDrift(drift.ADWIN),
     "river PageHinkley": lambda: RiverDrift(drift.PageHinkley),

@@ -13,8 +13,14 @@ from detectors.registry import register
 BUCKETS = {"none": 1, "daily": 24, "weekly": 48}
 """Profile buckets per seasonality: hour of day, and weekday / weekend for ``weekly``."""
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-VALUES_PER_VISIT_WITHOUT_TIME = 60
-"""Values that count as one visit of the profile when events carry no time."""
+LEARN_BELOW = 0.5
+"""Share of a chart's threshold above which the values do not teach the profile."""
+UNCYCLED_VISITS = 32
+"""Memory, in visits (of ``VALUES_PER_VISIT`` values), of a profile without a cycle: ~2,000 values,
+so that a small shift is not learnt before it is found."""
+VALUES_PER_VISIT = 64
+"""Values that make one visit of a profile without a cycle (``none``, or events without a time):
+its memory is then counted in values, as a stationary detector's is."""
 SETTLE = 32
 """Values after a level change that place the new level before the charts resume."""
 POOL_WARM_UP = 64
@@ -118,7 +124,7 @@ class SeasonalCUSUM(DriftDetector):
     >>> found
     (19, 'mean-up')
     >>> detector.evidence["expected"]["when"], round(detector.evidence["shift_sigmas"], 1)
-    ('Thursday 05:00', 1.3)
+    ('Thursday 05:00', 1.2)
     """
 
     input_kind: ClassVar[InputKind] = "numeric"
@@ -135,17 +141,17 @@ class SeasonalCUSUM(DriftDetector):
         "_h",
         "_k",
         "_level",
-        "_moments",
+        "_moved",
         "_phi",
         "_phi_used",
         "_pool_mean",
         "_pool_n",
         "_pool_var",
+        "_profile",
         "_scale",
         "_settle",
+        "_settle_n",
         "_settle_sum",
-        "_shape",
-        "_spread",
         "_stuck",
         "_visit",
         "_visit_bucket",
@@ -178,10 +184,10 @@ class SeasonalCUSUM(DriftDetector):
         self,
         seasonality: str = "weekly",
         utc_offset_minutes: int = 0,
-        profile_visits: float = 4.0,
+        profile_visits: float = 8.0,
         level_hours: float = 24.0,
         min_visits: int = 2,
-        shift: float = 1.0,
+        shift: float = 0.75,
         mean_arl: float = 5e6,
         spread_slack: float = 1.5,
         spread_threshold: float = 50.0,
@@ -217,8 +223,11 @@ class SeasonalCUSUM(DriftDetector):
         super()._reset()
         size = BUCKETS[self.seasonality]
         self._buckets = size
-        self._shape = array("d", bytes(8 * size))
-        self._spread = array("d", [1.0] * size)  # variance per bucket, relative to _scale
+        # Single precision: shapes are deviations from the level and spreads ratios near 1, so 7
+        # significant digits are plenty, and the state stays within 2 KB per (model, feature).
+        # per bucket: the shape (deviation from the level), then the spread (variance relative to
+        # the variance level ``_scale``)
+        self._profile = array("f", [0.0] * size + [1.0] * size)
         self._scale = math.nan  # the variance level: set by the first visit with some spread
         self._visits = array("B", bytes(size))
         self._level = math.nan
@@ -230,21 +239,24 @@ class SeasonalCUSUM(DriftDetector):
         self._visit_judged = 0
         self._at = 0.0
         self._z = 0.0
-        # second moment, lag-1 product and count of the residuals: of the profile's, of the pooled
-        self._moments = array("d", [1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+        # mean, variance, lag-1 covariance and count of the residuals: the profile's, the pooled ones'
+
         self._phi = self._coarse_phi = 0.0
         self._phi_used = -1.0
         self._k = self._h = self._coarse_k = self._coarse_h = 0.0
         self._coarse = False
         self._pool_mean = self._pool_var = 0.0
         self._pool_n = 0
-        self._settle = 0
+        self._settle = self._settle_n = 0
         self._settle_sum = 0.0
         self._stuck = False
+        self._moved = 0.0  # how far the level moved at the last reported change
         self._tune(0.0)
         self._tune_coarse(0.0)
         # per chart (mean-up, mean-down, spread-up, spread-down): statistic, values, sum z, sum z^2
-        self._charts = [0.0] * 16
+        # then at 16 and 20: mean, variance, lag-1 covariance and count of the residuals, the
+        # profile's and the pooled ones'
+        self._charts = array("d", [0.0] * 16 + [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
         self.detections = 0
 
     # --- time ---------------------------------------------------------------------------
@@ -291,21 +303,31 @@ class SeasonalCUSUM(DriftDetector):
             return  # a sentinel (DBL_MAX, NaN): squared it would overflow the profile and blind it
         if self.transform == "log":
             x = math.log1p(x) if x > 0.0 else 0.0
-        if at is None:
-            visit, bucket, first, second, weight = self.n_seen // VALUES_PER_VISIT_WITHOUT_TIME, 0, 0, 0, 0.0
-        else:
+        if at is not None:
             self._at = at
+        if at is None or self._buckets == 1:
+            visit, bucket, first, second, weight = self.n_seen // VALUES_PER_VISIT, 0, 0, 0, 0.0
+        else:
             visit, bucket, first, second, weight = self._position(at)
         if visit != self._visit:
             self._fold()
             self._visit, self._visit_bucket = visit, bucket
         visits = self._visits
-        if self._visit_n == 0:
-            self._visit_ref = x  # values are accumulated around the visit's first one (precision)
-        d = x - self._visit_ref
-        self._visit_n += 1
-        self._visit_sum += d
-        self._visit_sq += d * d
+        charts = self._charts
+        # Values of a change that may be under way (a chart a quarter of the way to its threshold) do
+        # not teach the profile, or a slow or small change would be learnt before it is found.
+        learn = self._coarse or (
+            charts[0] < LEARN_BELOW * self._h
+            and charts[4] < LEARN_BELOW * self._h
+            and charts[8] < LEARN_BELOW * self.spread_threshold
+        )
+        if learn:
+            if self._visit_n == 0:
+                self._visit_ref = x  # values are accumulated around the visit's first one (precision)
+            d = x - self._visit_ref
+            self._visit_n += 1
+            self._visit_sum += d
+            self._visit_sq += d * d
         pooled = self._pool_mean
         if visits[first] < self.min_visits or visits[second] < self.min_visits or self._scale != self._scale:
             # Both hours around ``at`` need their profile (and the variance level a first visit with
@@ -320,12 +342,14 @@ class SeasonalCUSUM(DriftDetector):
         self._pool(x)
         if self._coarse:
             self._switch(coarse=False)
-        shape, spread = self._shape, self._spread
-        expected = self._level + shape[first] + weight * (shape[second] - shape[first])
-        var = self._scale * (spread[first] + weight * (spread[second] - spread[first]))
+        profile, size = self._profile, self._buckets
+        expected = self._level + profile[first] + weight * (profile[second] - profile[first])
+        low, high = profile[size + first], profile[size + second]
+        var = self._scale * (low + weight * (high - low))
         residual = x - expected
-        self._visit_judged += 1
-        self._visit_r2 += residual * residual
+        if learn:
+            self._visit_judged += 1
+            self._visit_r2 += residual * residual
         if self._settle:
             self._settling(residual)
         else:
@@ -350,7 +374,7 @@ class SeasonalCUSUM(DriftDetector):
         self._settle_sum += residual
         self._settle -= 1
         if not self._settle:
-            self._level += self._settle_sum / SETTLE
+            self._level += self._settle_sum / self._settle_n
             self._settle_sum = 0.0
 
     def _judge(self, residual: float, var: float, expected: float, coarse: bool = False) -> None:
@@ -401,16 +425,22 @@ class SeasonalCUSUM(DriftDetector):
             self._detect(var, coarse)
 
     def _learn_phi(self, z: float, previous: float, coarse: bool) -> float:
-        """AR(1) coefficient of the residuals, learnt with a memory of ~2000 values."""
-        moments = self._moments
-        at = 3 if coarse else 0
-        n = moments[at + 2] = moments[at + 2] + 1.0
+        """AR(1) coefficient of the residuals, learnt with a memory of ~2000 values.
+
+        Moments are taken around the residuals' own running mean, so that a shift of the level
+        (a change, or a profile slightly off) is not mistaken for correlation.
+        """
+        moments = self._charts
+        at = 20 if coarse else 16
+        n = moments[at + 3] = moments[at + 3] + 1.0
         alpha = 1.0 / n if n < 2000.0 else 0.0005
         zc = z if -CAP < z < CAP else math.copysign(CAP, z)
         pc = previous if -CAP < previous < CAP else math.copysign(CAP, previous)
-        moments[at] += alpha * (zc * zc - moments[at])
-        moments[at + 1] += alpha * (zc * pc - moments[at + 1])
-        phi = moments[at + 1] / moments[at] if moments[at] > 0.0 else 0.0
+        mean = moments[at]
+        moments[at] = mean + alpha * (zc - mean)
+        moments[at + 1] += alpha * ((zc - mean) * (zc - mean) - moments[at + 1])
+        moments[at + 2] += alpha * ((zc - mean) * (pc - mean) - moments[at + 2])
+        phi = moments[at + 2] / moments[at + 1] if moments[at + 1] > 0.0 else 0.0
         phi = 0.0 if phi < 0.0 else self.max_phi if phi > self.max_phi else phi
         if coarse:
             if abs(phi - self._coarse_phi) > 0.02:
@@ -461,9 +491,15 @@ class SeasonalCUSUM(DriftDetector):
             level = self._level = mean
         bucket = self._visit_bucket
         count = self._visits[bucket]
-        weight = max(1.0 / (count + 1), 1.0 / self.profile_visits)
-        shape, spread = self._shape, self._spread
-        shape[bucket] += weight * (mean - level - shape[bucket])
+        memory = self.profile_visits if self._buckets > 1 else UNCYCLED_VISITS
+        weight = max(1.0 / (count + 1), 1.0 / memory)
+        shape = self._profile
+        spread_at = self._buckets + bucket
+        cyclic = self._buckets > 1
+        if cyclic:
+            shape[bucket] += weight * (mean - level - shape[bucket])
+        else:  # one bucket: its shape would only duplicate the level (and learn twice as fast)
+            self._level += weight * (mean - level)
         # A variance from a few values is rough (+-35% from 16): it moves the bucket's spread from its
         # prior, the variance level, in proportion to the values behind it.
         if self._scale != self._scale:
@@ -473,14 +509,14 @@ class SeasonalCUSUM(DriftDetector):
                 return  # the variance level needs a visit with some spread first
             self._scale = within
         credible = n / (n + SPREAD_PRIOR_VALUES)
-        spread[bucket] += weight * credible * (square / self._scale - spread[bucket])
+        shape[spread_at] += weight * credible * (square / self._scale - shape[spread_at])
         if count < 255:
             self._visits[bucket] = count + 1
-        if count and judged:
+        if cyclic and count and judged:
             memory = 1.0 - math.exp(-1.0 / self.level_hours)
             self._level += memory * (mean - level - shape[bucket])
-            if spread[bucket] > 0.0:
-                self._scale += memory * (square / spread[bucket] - self._scale)
+            if shape[spread_at] > 0.0:
+                self._scale += memory * (square / shape[spread_at] - self._scale)
         self._visit_n = self._visit_judged = 0
         self._visit_sum = self._visit_sq = self._visit_r2 = 0.0
 
@@ -503,7 +539,8 @@ class SeasonalCUSUM(DriftDetector):
             # accept that (a spread that changed as well is found once the new level is in place).
             candidate = 0 if charts[0] >= charts[4] else 1
             values = charts[4 * candidate + 1]
-            if values > 0.0 and charts[4 * candidate + 2] ** 2 / values > 9.0 * inflation:
+            halfway = charts[4 * candidate] > 0.5 * self._h
+            if halfway and charts[4 * candidate + 2] ** 2 / values > 9.0 * inflation:
                 index = candidate
         n, sum_z, sum_z2 = charts[4 * index + 1], charts[4 * index + 2], charts[4 * index + 3]
         shift = sum_z / n
@@ -513,7 +550,8 @@ class SeasonalCUSUM(DriftDetector):
         ratio = math.sqrt(spread)
         sd = math.sqrt(var)
         _, _, first, second, weight = self._position(self._at)
-        expected = self._level + self._shape[first] + weight * (self._shape[second] - self._shape[first])
+        profile = self._profile
+        expected = self._level + profile[first] + weight * (profile[second] - profile[first])
         if coarse:
             expected = self._pool_mean
         after = expected + shift * sd if moved else expected
@@ -522,7 +560,6 @@ class SeasonalCUSUM(DriftDetector):
         if self.transform == "log":  # back to the stream's own units
             usual = {"mean": math.expm1(expected), "sd": math.exp(expected) * sd}
             now = {"n": n, "mean": math.expm1(after), "sd": math.exp(after) * sd * ratio}
-        self.detections += 1
         self._evidence = {
             "chart": chart,
             "reference": {"n": float(sum(self._visits)), **usual},
@@ -542,7 +579,15 @@ class SeasonalCUSUM(DriftDetector):
                 "autocorrelation": self._phi,
             },
         }
-        self._drift = True
+        # A level that comes back to where it was before the last change (a holiday ending, a
+        # transient incident resolved) is accepted silently: the change was reported when it began.
+        moved_by = shift * sd
+        # "Back": the new level is closer to the one before the last change than to the last one.
+        back = moved_by * self._moved < 0.0 and abs(moved_by + self._moved) < abs(self._moved)
+        self._drift = not (moved and not coarse and index < 2 and back)
+        self._moved = 0.0 if back else moved_by if moved else self._moved
+        if self._drift:
+            self.detections += 1
         # Accept the new regime, so one change yields one detection. The run since the change may
         # start before it: its mean is a first guess of the new level, which the next values settle.
         if moved and coarse:
@@ -551,7 +596,11 @@ class SeasonalCUSUM(DriftDetector):
             self._pool_n = 0  # the pooled statistics start over in the new regime
         elif moved:
             self._level += shift * sd
-            self._settle = SETTLE
+            # A short run (or strongly correlated values) places the level roughly: the next values
+            # (as many as make SETTLE independent ones) place it better.
+            needed = int(SETTLE * inflation)
+            if n < needed:
+                self._settle = self._settle_n = needed
         if index == 2 and spread > 0.0:
             self._scale *= spread
         elif index == 3:

@@ -95,8 +95,8 @@ def test_a_ramp_is_reported_again_only_after_a_new_baseline() -> None:
     positions = [f["position"] for f in found]
     assert positions
     assert 1_000 <= positions[0] < 1_020
-    steps = [(p - 1_000) // 150 for p in positions]
-    assert steps == sorted(set(steps))  # each step of the ramp is found at most once
+    # one finding per step of the staircase at most, not one per event
+    assert len(positions) <= (3_000 - 1_000) // 150 + 1
 
 
 def test_two_separate_shifts_are_two_findings() -> None:
