@@ -89,6 +89,7 @@ class PerformanceConfig(_Section):
     error_rate: DetectorChoice
     calibration: DetectorChoice
     max_pending: int = Field(ge=1)
+    max_pending_bytes: int = Field(ge=4096)
     max_pending_age_seconds: float = Field(gt=0)
 
 

@@ -46,7 +46,8 @@ from detectors.stage import DetectStage, PartitionDetectors
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: seasonal detectors and the byte-bounded feedback join (state of version 1 lacks both)."""
 RIVER_VERSION = metadata.version("river")
 KEY_FILE = "detector-snapshots.key"
 

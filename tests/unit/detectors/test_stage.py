@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from detectors.config import DetectorsConfig, load_config
 from detectors.findings import controls_by_rule
 from detectors.monitors.performance import AGE_CHECK_EVERY
 from detectors.stage import DetectStage
@@ -200,6 +201,31 @@ def test_error_rate_rise_from_joined_feedback() -> None:
     assert d["window"]["rate"] > 0.18
     assert d["join"]["joined"] > 3_000
     assert d["labelled_events"] > 3_000
+
+
+def test_feedback_join_is_bounded_in_bytes_whatever_the_request_ids() -> None:
+    config = load_config()
+    performance = config.models["*"]["performance"]
+    bounded = config.model_copy(
+        update={
+            "models": {
+                **config.models,
+                "*": {**config.models["*"], "performance": {**performance, "max_pending_bytes": 200_000}},
+            }
+        }
+    )
+    stage = DetectStage(DetectorsConfig.model_validate(bounded.model_dump()))
+    wide = {f"attribute-{j}": "v" * 200 for j in range(8)}  # ~3.4 KB per waiting prediction
+    for i in range(2_000):
+        request_id = f"r{i}-" + "x" * 240
+        stage.observe(inference(features={}, label=1, request_id=request_id, segment=wide, at=i), offset=i)
+    performance_state = stage.partition(0).performance
+    assert performance_state.pending_bytes("fraud-v3") <= 200_000
+    assert 40 < performance_state.pending("fraud-v3") < 80  # not the 10,000 the entry bound allows
+    assert performance_state.counts("fraud-v3")["expired"] == 2_000 - performance_state.pending("fraud-v3")
+    # the newest predictions are the ones kept: their feedback still joins
+    stage.observe(feedback("r1999-" + "x" * 240, 1, at=2_001), offset=2_001)
+    assert performance_state.counts("fraud-v3")["joined"] == 1
 
 
 def test_feedback_join_is_bounded_in_entries_and_age() -> None:
