@@ -142,6 +142,7 @@ class SeasonalCUSUM(DriftDetector):
         "_k",
         "_level",
         "_moved",
+        "_offset",
         "_phi",
         "_phi_used",
         "_pool_mean",
@@ -152,6 +153,9 @@ class SeasonalCUSUM(DriftDetector):
         "_settle",
         "_settle_n",
         "_settle_sum",
+        "_slot",
+        "_slot_base",
+        "_slot_place",
         "_stuck",
         "_visit",
         "_visit_bucket",
@@ -231,6 +235,10 @@ class SeasonalCUSUM(DriftDetector):
         self._scale = math.nan  # the variance level: set by the first visit with some spread
         self._visits = array("B", bytes(size))
         self._level = math.nan
+        self._offset = 60.0 * self.utc_offset_minutes
+        self._slot = -1  # the half hour whose place in the profile is cached
+        self._slot_place = (0, 0, 0, 0)
+        self._slot_base = 0.0
         self._visit = -1  # the hour (or block of values) being accumulated
         self._visit_bucket = 0
         self._visit_n = 0
@@ -308,7 +316,17 @@ class SeasonalCUSUM(DriftDetector):
         if at is None or self._buckets == 1:
             visit, bucket, first, second, weight = self.n_seen // VALUES_PER_VISIT, 0, 0, 0, 0.0
         else:
-            visit, bucket, first, second, weight = self._position(at)
+            # Within a half hour the visit and the two buckets around ``at`` stay the same: only the
+            # interpolation weight moves (this runs for every stream of every event).
+            hours = (at + self._offset) * (1.0 / 3600.0)
+            if int(hours * 2.0) == self._slot:
+                visit, bucket, first, second = self._slot_place
+                weight = hours - self._slot_base
+            else:
+                visit, bucket, first, second, weight = self._position(at)
+                self._slot = int(hours * 2.0)
+                self._slot_place = (visit, bucket, first, second)
+                self._slot_base = hours - weight
         if visit != self._visit:
             self._fold()
             self._visit, self._visit_bucket = visit, bucket
@@ -400,26 +418,17 @@ class SeasonalCUSUM(DriftDetector):
         e2 = e * e
         if coarse:
             k, h = self._coarse_k, self._coarse_h
-            increments: tuple[float, ...] = (e - k, -e - k)
+            alarm = _step(charts, 0, e - k, z, h) | _step(charts, 4, -e - k, z, h)
         else:
-            h = self._h
+            h, k = self._h, self._k
             if self._stuck and e2 > 1.0:
                 self._stuck = False  # it varies again: the spread-down chart watches once more
             shrink = 0.0 if self._stuck else self.shrink_slack - e2
-            increments = (e - self._k, -e - self._k, e2 - self.spread_slack, shrink)
-        alarm = False
-        for i, step in enumerate(increments):
-            j = 4 * i
-            value = charts[j] + step
-            if value <= 0.0:
-                charts[j] = charts[j + 1] = charts[j + 2] = charts[j + 3] = 0.0
-                continue
-            charts[j] = value
-            charts[j + 1] += 1.0
-            charts[j + 2] += z
-            charts[j + 3] += z * z
-            alarm = alarm or value > (
-                h if i < 2 else self.spread_threshold if i == 2 else self.shrink_threshold
+            alarm = (
+                _step(charts, 0, e - k, z, h)
+                | _step(charts, 4, -e - k, z, h)
+                | _step(charts, 8, e2 - self.spread_slack, z, self.spread_threshold)
+                | _step(charts, 12, shrink, z, self.shrink_threshold)
             )
         if alarm:
             self._detect(var, coarse)
@@ -432,15 +441,15 @@ class SeasonalCUSUM(DriftDetector):
         """
         moments = self._charts
         at = 20 if coarse else 16
-        n = moments[at + 3] = moments[at + 3] + 1.0
+        mean, variance, covariance, n = moments[at : at + 4]
+        n += 1.0
         alpha = 1.0 / n if n < 2000.0 else 0.0005
-        zc = z if -CAP < z < CAP else math.copysign(CAP, z)
-        pc = previous if -CAP < previous < CAP else math.copysign(CAP, previous)
-        mean = moments[at]
-        moments[at] = mean + alpha * (zc - mean)
-        moments[at + 1] += alpha * ((zc - mean) * (zc - mean) - moments[at + 1])
-        moments[at + 2] += alpha * ((zc - mean) * (pc - mean) - moments[at + 2])
-        phi = moments[at + 2] / moments[at + 1] if moments[at + 1] > 0.0 else 0.0
+        zc = z - mean if -CAP < z < CAP else math.copysign(CAP, z) - mean
+        pc = previous - mean if -CAP < previous < CAP else math.copysign(CAP, previous) - mean
+        variance += alpha * (zc * zc - variance)
+        covariance += alpha * (zc * pc - covariance)
+        moments[at : at + 4] = array("d", (mean + alpha * zc, variance, covariance, n))
+        phi = covariance / variance if variance > 0.0 else 0.0
         phi = 0.0 if phi < 0.0 else self.max_phi if phi > self.max_phi else phi
         if coarse:
             if abs(phi - self._coarse_phi) > 0.02:
@@ -618,6 +627,20 @@ class SeasonalCUSUM(DriftDetector):
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         yield {}
         yield {"seasonality": "none", "min_visits": 1, "mean_arl": 1e4}
+
+
+def _step(charts: array[float], at: int, increment: float, z: float, threshold: float) -> bool:
+    """One CUSUM step of the chart at ``at``: statistic, then values, sum and sum of squares of ``z``
+    since it last stood at zero. True when it crosses ``threshold``."""
+    value = charts[at] + increment
+    if value <= 0.0:
+        charts[at] = charts[at + 1] = charts[at + 2] = charts[at + 3] = 0.0
+        return False
+    charts[at] = value
+    charts[at + 1] += 1.0
+    charts[at + 2] += z
+    charts[at + 3] += z * z
+    return value > threshold
 
 
 def _siegmund_threshold(k: float, arl: float) -> float:
