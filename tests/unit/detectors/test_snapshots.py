@@ -185,6 +185,9 @@ def test_checkpointer_restores_snapshots_saves_on_interval_and_on_release(store:
     clock.now = 31.0
     cp.after_batch()
     assert cp.saved == 1
+    clock.now = 62.0
+    cp.after_batch()
+    assert cp.saved == 1  # no event since the last snapshot: nothing to write again
 
     taker = DetectStage()
     taken = Checkpointer(taker, store, scope="g", key=KEY, interval=30.0, clock=clock)
