@@ -21,6 +21,10 @@ so that a small shift is not learnt before it is found."""
 VALUES_PER_VISIT = 64
 """Values that make one visit of a profile without a cycle (``none``, or events without a time):
 its memory is then counted in values, as a stationary detector's is."""
+VISIT = 24
+"""Where the current visit's sums start in ``_charts``."""
+POOL = 28
+"""Where the pooled mean and variance are in ``_charts``."""
 SETTLE = 32
 """Values after a level change that place the new level before the charts resume."""
 POOL_WARM_UP = 64
@@ -138,33 +142,27 @@ class SeasonalCUSUM(DriftDetector):
         "_coarse_h",
         "_coarse_k",
         "_coarse_phi",
+        "_first",
         "_h",
         "_k",
         "_level",
         "_moved",
-        "_offset",
         "_phi",
         "_phi_used",
-        "_pool_mean",
         "_pool_n",
-        "_pool_var",
         "_profile",
         "_scale",
+        "_second",
         "_settle",
         "_settle_n",
         "_settle_sum",
         "_slot",
         "_slot_base",
-        "_slot_place",
         "_stuck",
         "_visit",
         "_visit_bucket",
         "_visit_judged",
         "_visit_n",
-        "_visit_r2",
-        "_visit_ref",
-        "_visit_sq",
-        "_visit_sum",
         "_visits",
         "_z",
         "detections",
@@ -235,15 +233,12 @@ class SeasonalCUSUM(DriftDetector):
         self._scale = math.nan  # the variance level: set by the first visit with some spread
         self._visits = array("B", bytes(size))
         self._level = math.nan
-        self._offset = 60.0 * self.utc_offset_minutes
-        self._slot = -1  # the half hour whose place in the profile is cached
-        self._slot_place = (0, 0, 0, 0)
+        self._slot = -1  # the half hour whose place in the profile (two buckets) is cached
+        self._first = self._second = 0
         self._slot_base = 0.0
         self._visit = -1  # the hour (or block of values) being accumulated
         self._visit_bucket = 0
         self._visit_n = 0
-        self._visit_sum = 0.0
-        self._visit_r2 = self._visit_sq = self._visit_ref = 0.0
         self._visit_judged = 0
         self._at = 0.0
         self._z = 0.0
@@ -253,7 +248,6 @@ class SeasonalCUSUM(DriftDetector):
         self._phi_used = -1.0
         self._k = self._h = self._coarse_k = self._coarse_h = 0.0
         self._coarse = False
-        self._pool_mean = self._pool_var = 0.0
         self._pool_n = 0
         self._settle = self._settle_n = 0
         self._settle_sum = 0.0
@@ -264,7 +258,9 @@ class SeasonalCUSUM(DriftDetector):
         # per chart (mean-up, mean-down, spread-up, spread-down): statistic, values, sum z, sum z^2
         # then at 16 and 20: mean, variance, lag-1 covariance and count of the residuals, the
         # profile's and the pooled ones'
-        self._charts = array("d", [0.0] * 16 + [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+        # then at VISIT: the visit's sum, sum of squares and sum of squared residuals, taken around
+        # its first value (at VISIT + 3); at POOL: the pooled mean and variance
+        self._charts = array("d", [0.0] * 16 + [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] + [0.0] * 6)
         self.detections = 0
 
     # --- time ---------------------------------------------------------------------------
@@ -318,14 +314,14 @@ class SeasonalCUSUM(DriftDetector):
         else:
             # Within a half hour the visit and the two buckets around ``at`` stay the same: only the
             # interpolation weight moves (this runs for every stream of every event).
-            hours = (at + self._offset) * (1.0 / 3600.0)
+            # (A half hour lies within one hour: the visit is the current one.)
+            hours = (at + 60.0 * self.utc_offset_minutes) * (1.0 / 3600.0)
             if int(hours * 2.0) == self._slot:
-                visit, bucket, first, second = self._slot_place
+                visit, bucket, first, second = self._visit, self._visit_bucket, self._first, self._second
                 weight = hours - self._slot_base
             else:
                 visit, bucket, first, second, weight = self._position(at)
-                self._slot = int(hours * 2.0)
-                self._slot_place = (visit, bucket, first, second)
+                self._slot, self._first, self._second = int(hours * 2.0), first, second
                 self._slot_base = hours - weight
         if visit != self._visit:
             self._fold()
@@ -341,12 +337,12 @@ class SeasonalCUSUM(DriftDetector):
         )
         if learn:
             if self._visit_n == 0:
-                self._visit_ref = x  # values are accumulated around the visit's first one (precision)
-            d = x - self._visit_ref
+                self._charts[VISIT + 3] = x  # values are accumulated around the visit's first one (precision)
+            d = x - self._charts[VISIT + 3]
             self._visit_n += 1
-            self._visit_sum += d
-            self._visit_sq += d * d
-        pooled = self._pool_mean
+            self._charts[VISIT] += d
+            self._charts[VISIT + 1] += d * d
+        pooled = self._charts[POOL]
         if visits[first] < self.min_visits or visits[second] < self.min_visits or self._scale != self._scale:
             # Both hours around ``at`` need their profile (and the variance level a first visit with
             # some spread; the level is set by then too): until
@@ -354,7 +350,7 @@ class SeasonalCUSUM(DriftDetector):
             if self._pool_n >= POOL_WARM_UP:
                 if not self._coarse:
                     self._switch(coarse=True)
-                self._judge(x - pooled, self._pool_var, pooled, coarse=True)
+                self._judge(x - pooled, self._charts[POOL + 1], pooled, coarse=True)
             self._pool(x)
             return
         self._pool(x)
@@ -367,7 +363,7 @@ class SeasonalCUSUM(DriftDetector):
         residual = x - expected
         if learn:
             self._visit_judged += 1
-            self._visit_r2 += residual * residual
+            self._charts[VISIT + 2] += residual * residual
         if self._settle:
             self._settling(residual)
         else:
@@ -376,9 +372,9 @@ class SeasonalCUSUM(DriftDetector):
     def _pool(self, x: float) -> None:
         n = self._pool_n = self._pool_n + 1
         weight = 1.0 / n if n < POOL_MEMORY else 1.0 / POOL_MEMORY
-        delta = x - self._pool_mean
-        self._pool_mean += weight * delta
-        self._pool_var = (1.0 - weight) * (self._pool_var + weight * delta * delta)
+        delta = x - self._charts[POOL]
+        self._charts[POOL] += weight * delta
+        self._charts[POOL + 1] = (1.0 - weight) * (self._charts[POOL + 1] + weight * delta * delta)
 
     def _switch(self, coarse: bool) -> None:
         """Between judging against the pooled level and against the profile: charts start over."""
@@ -491,10 +487,10 @@ class SeasonalCUSUM(DriftDetector):
         if n == 0:
             return
         judged = self._visit_judged
-        offset = self._visit_sum / n
-        mean = self._visit_ref + offset
-        within = max(0.0, self._visit_sq / n - offset * offset)
-        square = (self._visit_r2 + within * (n - judged)) / n
+        offset = self._charts[VISIT] / n
+        mean = self._charts[VISIT + 3] + offset
+        within = max(0.0, self._charts[VISIT + 1] / n - offset * offset)
+        square = (self._charts[VISIT + 2] + within * (n - judged)) / n
         level = self._level
         if level != level:  # the very first visit sets the level
             level = self._level = mean
@@ -514,7 +510,7 @@ class SeasonalCUSUM(DriftDetector):
         if self._scale != self._scale:
             if n < 2 or within <= 0.0:
                 self._visit_n = self._visit_judged = 0
-                self._visit_sum = self._visit_sq = self._visit_r2 = 0.0
+                self._charts[VISIT] = self._charts[VISIT + 1] = self._charts[VISIT + 2] = 0.0
                 return  # the variance level needs a visit with some spread first
             self._scale = within
         credible = n / (n + SPREAD_PRIOR_VALUES)
@@ -527,7 +523,7 @@ class SeasonalCUSUM(DriftDetector):
             if shape[spread_at] > 0.0:
                 self._scale += memory * (square / shape[spread_at] - self._scale)
         self._visit_n = self._visit_judged = 0
-        self._visit_sum = self._visit_sq = self._visit_r2 = 0.0
+        self._charts[VISIT] = self._charts[VISIT + 1] = self._charts[VISIT + 2] = 0.0
 
     def _detect(self, var: float, coarse: bool) -> None:
         """Describe the change against what was expected, then accept the new regime.
@@ -562,7 +558,7 @@ class SeasonalCUSUM(DriftDetector):
         profile = self._profile
         expected = self._level + profile[first] + weight * (profile[second] - profile[first])
         if coarse:
-            expected = self._pool_mean
+            expected = self._charts[POOL]
         after = expected + shift * sd if moved else expected
         usual = {"mean": expected, "sd": sd}
         now = {"n": n, "mean": after, "sd": sd * ratio}
@@ -621,7 +617,7 @@ class SeasonalCUSUM(DriftDetector):
         self._z = 0.0
         # This hour's values so far straddle the change: the profile learns from the rest of it.
         self._visit_n = self._visit_judged = 0
-        self._visit_sum = self._visit_sq = self._visit_r2 = 0.0
+        self._charts[VISIT] = self._charts[VISIT + 1] = self._charts[VISIT + 2] = 0.0
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
