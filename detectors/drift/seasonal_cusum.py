@@ -60,8 +60,11 @@ class SeasonalCUSUM(DriftDetector):
        bucket remembers its last few days), and into ``level`` with a memory of
        ``level_hours`` (slow growth is followed, not reported). Learning per visit
        rather than per value makes the memory a matter of days whatever the event
-       rate. A bucket judges values once it has been visited ``min_visits`` times:
-       the first day (the first weekend, for ``weekly``) is the warm-up.
+       rate. A bucket judges values once it and its neighbour have been visited
+       ``min_visits`` times: the first day (the first weekend, for ``weekly``) is the
+       warm-up, during which only gross changes (``COARSE_SHIFT`` sd against the level
+       and variance of everything seen so far) are judged. Without a cycle, a visit
+       is ``VALUES_PER_VISIT`` values and the memory ``UNCYCLED_VISITS`` visits.
     2. **Prewhitening.** Residuals ``z`` (in the bucket's standard deviations) are
        autocorrelated; an AR(1) coefficient ``phi`` is estimated online and the
        charts take the innovations ``e = (z - phi z') / sqrt(1 - phi^2)``, which are
