@@ -5,11 +5,13 @@ all mutable state is built in ``_reset()``, so ``clone()`` (a fresh detector wit
 same hyperparameters) and ``_reset()`` cannot disagree about what "fresh" means.
 Two families:
 
-- ``DriftDetector``: one value at a time through ``update(x)``; ``drift_detected``
+- ``DriftDetector``: one value at a time through ``update(x, at)``; ``drift_detected``
   is true right after the value that confirmed a change. A detector collects a
   reference sample first (``warming_up``) and never signals before it has one;
   after a signal it re-learns its reference from the new regime, so it does not
-  fire again on every following value.
+  fire again on every following value. ``at`` is the event's own time (epoch
+  seconds): detectors that follow a daily or weekly cycle read the phase of the
+  cycle from it, the others ignore it.
 - ``AnomalyDetector``: ``score_one(x)`` (higher is more anomalous) and
   ``learn_one(x)`` over a dict of numeric features.
 
@@ -78,7 +80,7 @@ class DriftDetector(Detector):
         self._evidence = {}
         self.n_seen = 0
 
-    def update(self, x: Any) -> None:
+    def update(self, x: Any, at: float | None = None) -> None:
         raise NotImplementedError
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -28,12 +28,28 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SeasonalityConfig(_Section):
+    """The cycle a model's traffic follows, for the detectors that learn one."""
+
+    cycle: Literal["none", "daily", "weekly"] = "weekly"
+    utc_offset_minutes: int = Field(default=0, ge=-14 * 60, le=14 * 60)
+
+
 class DetectorChoice(_Section):
     detector: str
     params: dict[str, Any] = Field(default_factory=dict)
 
-    def build(self) -> Detector:
-        return create(self.detector, self.params)
+    def build(self, seasonality: SeasonalityConfig | None = None) -> Detector:
+        """The detector; one that follows a cycle gets the model's unless its params name one."""
+        params = self.params
+        cls = REGISTRY.get(self.detector)
+        if seasonality is not None and cls is not None and getattr(cls, "follows_cycle", False):
+            params = {
+                "seasonality": seasonality.cycle,
+                "utc_offset_minutes": seasonality.utc_offset_minutes,
+                **params,
+            }
+        return create(self.detector, params)
 
     def check(self, kind: InputKind, where: str) -> None:
         cls = REGISTRY.get(self.detector)
@@ -73,6 +89,7 @@ class PerformanceConfig(_Section):
     error_rate: DetectorChoice
     calibration: DetectorChoice
     max_pending: int = Field(ge=1)
+    max_pending_bytes: int = Field(ge=4096)
     max_pending_age_seconds: float = Field(gt=0)
 
 
@@ -101,6 +118,7 @@ class OutliersConfig(_Section):
 
 
 class ModelConfig(_Section):
+    seasonality: SeasonalityConfig = Field(default_factory=SeasonalityConfig)
     features: FeaturesConfig
     prediction: Toggle
     operations: OperationsConfig

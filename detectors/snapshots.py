@@ -46,7 +46,8 @@ from detectors.stage import DetectStage, PartitionDetectors
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: seasonal detectors and the byte-bounded feedback join (state of version 1 lacks both)."""
 RIVER_VERSION = metadata.version("river")
 KEY_FILE = "detector-snapshots.key"
 
@@ -263,6 +264,9 @@ class Checkpointer:
         self.interval = interval
         self.clock = clock
         self._ready: set[int] = set()
+        self._saved_offsets: dict[int, dict[str, int]] = {}
+        """Offsets of each partition's last saved (or restored) snapshot: an unchanged partition
+        is not written again."""
         self._last = clock()
         self.saved = 0
         self.restored = 0
@@ -293,6 +297,7 @@ class Checkpointer:
                 continue
             self.stage.drop(number)
             self.stage.adopt(number, state)
+            self._saved_offsets[number] = dict(state.offsets)
             self.restored += 1
             log.info(
                 "restored detector state of partition %d: %d keys, offsets %s, taken %s",
@@ -303,11 +308,15 @@ class Checkpointer:
             )
 
     def after_batch(self) -> None:
-        """After a stored batch: snapshot every owned partition when the interval has passed."""
+        """After a stored batch: when the interval has passed, snapshot every owned partition
+        that applied events since its last snapshot (an idle partition is not written again)."""
         if self.interval <= 0 or self.clock() - self._last < self.interval:
             return
         self._last = self.clock()
-        self.save(self.stage.partitions)
+        self.save([p for p in self.stage.partitions if self._changed(p)])
+
+    def _changed(self, number: int) -> bool:
+        return self.stage.partition(number).offsets != self._saved_offsets.get(number)
 
     def save(self, partitions: Iterable[int]) -> None:
         snapshots = [
@@ -318,6 +327,8 @@ class Checkpointer:
         try:
             self.store.save(snapshots)
             self.saved += len(snapshots)
+            for snapshot in snapshots:
+                self._saved_offsets[snapshot.partition] = dict(snapshot.offsets)
         except Exception:
             log.exception("saving detector snapshots failed; retrying at the next interval")
 
@@ -328,3 +339,4 @@ class Checkpointer:
         for number in numbers:
             self.stage.drop(number)
             self._ready.discard(number)
+            self._saved_offsets.pop(number, None)

@@ -78,7 +78,7 @@ class ADWINMeanShift(DriftDetector):
     def warming_up(self) -> bool:
         return self.n_seen < self.reference_size
 
-    def update(self, x: Any) -> None:
+    def update(self, x: Any, at: float | None = None) -> None:
         if x is None or not -MAX_MAGNITUDE <= x <= MAX_MAGNITUDE:
             return
         value = float(x)

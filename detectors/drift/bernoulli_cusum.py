@@ -95,7 +95,7 @@ class BernoulliCUSUM(DriftDetector):
     def reference_rate(self) -> float | None:
         return None if self._p0 < 0.0 else self._p0
 
-    def update(self, x: Any) -> None:
+    def update(self, x: Any, at: float | None = None) -> None:
         if x is None:
             return
         one = 1 if x else 0

@@ -87,7 +87,7 @@ class ChiSquareWindow(DriftDetector):
     def warming_up(self) -> bool:
         return not self._frozen
 
-    def update(self, x: Any) -> None:
+    def update(self, x: Any, at: float | None = None) -> None:
         if x is None:
             return
         self.n_seen += 1

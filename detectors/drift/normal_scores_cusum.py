@@ -146,7 +146,7 @@ class NormalScoresCUSUM(DriftDetector):
     def warming_up(self) -> bool:
         return self._cuts is None
 
-    def update(self, x: Any) -> None:
+    def update(self, x: Any, at: float | None = None) -> None:
         if x is None:
             return
         self.n_seen += 1

@@ -34,6 +34,37 @@ def since(evidence: Mapping[str, Any], timeline: deque[datetime], seen: int) -> 
     }
 
 
+def seasonal_change(evidence: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What was expected at this time of the cycle and how far the values are from it.
+
+    >>> seasonal_change({"chart": "mean-up", "shift_sigmas": 2.71, "spread_ratio": 1.1,
+    ...     "reference": {"mean": 40.0, "sd": 5.0}, "window": {"n": 31, "mean": 53.55, "sd": 5.2},
+    ...     "expected": {"when": "Tuesday 14:00"}})[0]
+    '2.7 sd above its usual level for Tuesday 14:00 (usual 40 +- 5, 53.55 over the last 31 events)'
+    """
+    chart = evidence["chart"]
+    usual, now = evidence["reference"], evidence["window"]
+    expected = evidence["expected"]
+    when = expected["when"]
+    at = f" for {when}" if when else ""
+    if expected.get("learning"):
+        at = f" so far, while its {expected['seasonality']} profile is learnt"
+    magnitude = {
+        "mean_before": usual["mean"],
+        "mean_after": now["mean"],
+        "shift_sigmas": evidence["shift_sigmas"],
+        "spread_ratio": evidence["spread_ratio"],
+    }
+    if chart.startswith("mean"):
+        side = "above" if evidence["shift_sigmas"] >= 0 else "below"
+        phrase = f"{abs(evidence['shift_sigmas']):.1f} sd {side} its usual level{at}"
+    else:
+        phrase = f"spread x{evidence['spread_ratio']:.2g} its usual{at}"
+    recent = f"{g(now['mean'])} over the last {int(now['n'])} events"
+    phrase += f" (usual {g(usual['mean'])} +- {g(usual['sd'])}, {recent})"
+    return phrase, magnitude
+
+
 def numeric_change(evidence: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """Phrase and magnitude of a numeric stream's change."""
     chart = evidence["chart"]
@@ -80,4 +111,6 @@ def change(evidence: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         return categorical_change(evidence)
     if chart.startswith("rate"):
         return rate_change(evidence)
+    if "expected" in evidence:
+        return seasonal_change(evidence)
     return numeric_change(evidence)

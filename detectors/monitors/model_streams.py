@@ -97,6 +97,7 @@ class ModelStreams:
             model = self._models[event.model_id] = _Model()
         model.events += 1
         model.timeline.append(event.ts)
+        at = event.ts.timestamp()  # the event's own time: the phase of the daily and weekly cycle
         signals: list[Signal] = []
         numeric, categorical = model.numeric, model.categorical
         detector: DriftDetector | None
@@ -115,30 +116,30 @@ class ModelStreams:
                 value = str(value)
             if detector is None:
                 continue  # excluded by configuration, or beyond the key budget
-            detector.update(value)
+            detector.update(value, at)
             if detector._drift:  # the attribute, not the property: this loop runs per feature
                 signals.append(self._signal("feature-drift", "feature", name, detector, model, event))
         if config.prediction.enabled or config.operations.enabled:
-            self._observe_outputs(model, event, config, signals)
+            self._observe_outputs(model, event, config, signals, at)
         if config.outliers.enabled:
             signals.extend(self._outliers(model, event, config))
         return signals
 
     def _observe_outputs(
-        self, model: _Model, event: InferenceEvent, config: ModelConfig, signals: list[Signal]
+        self, model: _Model, event: InferenceEvent, config: ModelConfig, signals: list[Signal], at: float
     ) -> None:
         if config.prediction.enabled:
             prediction = event.prediction
             if prediction.score is not None:
-                self._output(model, event, config, signals, "prediction.score", prediction.score)
+                self._output(model, event, config, signals, "prediction.score", prediction.score, at)
             if prediction.label is not None:
-                self._output(model, event, config, signals, "prediction.label", str(prediction.label))
+                self._output(model, event, config, signals, "prediction.label", str(prediction.label), at)
         if config.operations.enabled:
-            self._output(model, event, config, signals, "latency_ms", event.latency_ms)
+            self._output(model, event, config, signals, "latency_ms", event.latency_ms, at)
             tokens = event.tokens
             if tokens is not None:
-                self._output(model, event, config, signals, "tokens.prompt", tokens.prompt)
-                self._output(model, event, config, signals, "tokens.completion", tokens.completion)
+                self._output(model, event, config, signals, "tokens.prompt", tokens.prompt, at)
+                self._output(model, event, config, signals, "tokens.completion", tokens.completion, at)
 
     def _output(
         self,
@@ -148,13 +149,14 @@ class ModelStreams:
         signals: list[Signal],
         name: str,
         value: Any,
+        at: float,
     ) -> None:
         detector = model.outputs.get(name)
         if detector is None:
             if not self.budget.take():
                 return
             detector = model.outputs[name] = _output_detector(name, config)
-        detector.update(value)
+        detector.update(value, at)
         if detector._drift:
             signal = self._output_signal(name, detector, model, event)
             if signal is not None:
@@ -165,7 +167,7 @@ class ModelStreams:
         if not features.tracks(name) or not self.budget.take():
             return None
         choice = features.numeric if kind == "numeric" else features.categorical
-        detector = choice.build()
+        detector = choice.build(config.seasonality)
         assert isinstance(detector, DriftDetector)
         return detector
 
@@ -187,10 +189,14 @@ class ModelStreams:
         when = since(evidence, model.timeline, detector.n_seen)
         started = f" since {when['ts']}" if when["ts"] else ""
         what = {"feature": "feature", "prediction": "output", "operation": "metric"}[kind]
+        learnt = (
+            f"profile of {int(evidence['reference']['n'])} hours"
+            if "expected" in evidence
+            else f"reference of {int(evidence['reference']['n'])} events"
+        )
         message = (
             f"{what} {name!r} of {event.model_id} drifted: {phrase}; "
-            f"{when['events_ago']} events in the new regime{started}, "
-            f"reference of {int(evidence['reference']['n'])} events"
+            f"{when['events_ago']} events in the new regime{started}, {learnt}"
         )
         return Signal(
             rule=rule,
@@ -208,6 +214,7 @@ class ModelStreams:
                 "window": evidence["window"],
                 "statistic": evidence["statistic"],
                 "events_seen": detector.n_seen,
+                **({"expected": evidence["expected"]} if "expected" in evidence else {}),
             },
         )
 
@@ -259,6 +266,6 @@ def _output_detector(name: str, config: ModelConfig) -> DriftDetector:
         choice = config.features.numeric
     else:
         choice = config.operations.detector
-    detector = choice.build()
+    detector = choice.build(config.seasonality)
     assert isinstance(detector, DriftDetector)
     return detector

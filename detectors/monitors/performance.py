@@ -1,13 +1,17 @@
 """Performance drift: feedback labels joined to their predictions by ``request_id``.
 
-Predictions wait in a per-model, insertion-ordered table bounded both in entries
-(``max_pending``) and in age (``max_pending_age_seconds``, by event time, checked
+Predictions wait in a per-model, insertion-ordered table bounded in entries
+(``max_pending``), in bytes (``max_pending_bytes``, each entry's memory estimated
+from its request id, label and segment: long ids or wide segments cannot grow it
+past the budget) and in age (``max_pending_age_seconds``, by event time, checked
 every ``AGE_CHECK_EVERY`` predictions); the oldest leave first, counted as
 ``expired``. A feedback event whose prediction is
 still there yields one labelled outcome: correct or not (fed to the error-rate
 detector, 1 = error) and, for binary labels with a score, the residual
 ``label - score`` (fed to the calibration detector). Feedback for an unknown or
-expired request is counted, not guessed.
+expired request is counted, not guessed. Outcomes are placed in the daily and weekly
+cycle at the time of the *prediction*: an error rate follows the traffic the model
+served, whenever its labels arrive.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from detectors.monitors.labels import as_binary, label_key
 from schemas.events import FeedbackEvent, InferenceEvent
 
 TIMELINE = 512
+ENTRY_BYTES = 300
+"""Memory of a waiting prediction besides its strings, measured with ``sys.getsizeof``
+on CPython 3.11: the table's slot and node, the key, the tuple, a float, a label."""
+PAIR_BYTES = 150
+"""The same for each (key, value) pair of its segment, besides the strings' characters."""
 AGE_CHECK_EVERY = 64
 """Predictions between checks for ones past their age: the check is cheap, not free."""
 
@@ -37,6 +46,10 @@ class Outcome:
     segment: tuple[tuple[str, str], ...]
 
 
+Pending = tuple[str | None, float | None, float, tuple[tuple[str, str], ...]]
+"""A prediction awaiting feedback: label key or None, score or None, epoch seconds, segment."""
+
+
 class _Model:
     __slots__ = (
         "calibration",
@@ -44,23 +57,46 @@ class _Model:
         "expired",
         "joined",
         "pending",
+        "pending_bytes",
         "remembered",
         "timeline",
         "unmatched",
     )
 
     def __init__(self, config: ModelConfig) -> None:
-        errors, calibration = config.performance.error_rate.build(), config.performance.calibration.build()
+        performance, seasonality = config.performance, config.seasonality
+        errors, calibration = (
+            performance.error_rate.build(seasonality),
+            performance.calibration.build(seasonality),
+        )
         assert isinstance(errors, DriftDetector)
         assert isinstance(calibration, DriftDetector)
         self.errors = errors
         self.calibration = calibration
-        # request_id -> (label key or None, score or None, epoch seconds, segment)
-        self.pending: OrderedDict[
-            str, tuple[str | None, float | None, float, tuple[tuple[str, str], ...]]
-        ] = OrderedDict()
+        self.pending: OrderedDict[str, Pending] = OrderedDict()
+        self.pending_bytes = 0
         self.timeline: deque[datetime] = deque(maxlen=TIMELINE)
         self.joined = self.expired = self.unmatched = self.remembered = 0
+
+    def forget(self, request_id: str) -> Pending | None:
+        entry = self.pending.pop(request_id, None)
+        if entry is not None:
+            self.pending_bytes -= entry_bytes(request_id, entry)
+        return entry
+
+    def expire_oldest(self) -> None:
+        request_id, entry = self.pending.popitem(last=False)
+        self.pending_bytes -= entry_bytes(request_id, entry)
+        self.expired += 1
+
+
+def entry_bytes(request_id: str, entry: Pending) -> int:
+    """Estimated memory of one waiting prediction (within ~10% on CPython 3.11)."""
+    label, _, _, segment = entry
+    size = ENTRY_BYTES + len(request_id) + (len(label) if label else 0)
+    for key, value in segment:
+        size += PAIR_BYTES + len(key) + len(value)
+    return size
 
 
 class Performance:
@@ -75,6 +111,11 @@ class Performance:
     def pending(self, model_id: str) -> int:
         model = self._models.get(model_id)
         return len(model.pending) if model else 0
+
+    def pending_bytes(self, model_id: str) -> int:
+        """Estimated memory of the model's predictions awaiting feedback."""
+        model = self._models.get(model_id)
+        return model.pending_bytes if model else 0
 
     def counts(self, model_id: str) -> dict[str, int]:
         model = self._models.get(model_id)
@@ -91,44 +132,47 @@ class Performance:
             return
         now = event.ts.timestamp()
         pending = model.pending
-        pending[event.request_id] = (
+        entry: Pending = (
             None if prediction.label is None else label_key(prediction.label),
             prediction.score,
             now,
             tuple(event.segment.items()) if event.segment else (),
         )
-        limit = config.performance.max_pending
-        while len(pending) > limit:
-            pending.popitem(last=False)
-            model.expired += 1
+        model.forget(event.request_id)  # a repeated request id replaces its prediction
+        pending[event.request_id] = entry
+        model.pending_bytes += entry_bytes(event.request_id, entry)
+        section = config.performance
+        while pending and (
+            len(pending) > section.max_pending or model.pending_bytes > section.max_pending_bytes
+        ):
+            model.expire_oldest()
         model.remembered += 1
         if model.remembered % AGE_CHECK_EVERY == 0:
-            horizon = now - config.performance.max_pending_age_seconds
+            horizon = now - section.max_pending_age_seconds
             while pending and next(iter(pending.values()))[2] < horizon:
-                pending.popitem(last=False)
-                model.expired += 1
+                model.expire_oldest()
 
     def observe(self, event: FeedbackEvent, config: ModelConfig) -> tuple[list[Signal], Outcome | None]:
         model = self._models.get(event.model_id)
-        entry = model.pending.pop(event.request_id, None) if model else None
+        entry = model.forget(event.request_id) if model else None
         if model is None or entry is None:
             if model is not None:
                 model.unmatched += 1
             return [], None
         model.joined += 1
         model.timeline.append(event.ts)
-        predicted, score, _, segment = entry
+        predicted, score, predicted_at, segment = entry
         signals: list[Signal] = []
         outcome = None
         if predicted is not None:
             correct = predicted == label_key(event.label)
             outcome = Outcome(correct, segment)
-            model.errors.update(0 if correct else 1)
+            model.errors.update(0 if correct else 1, predicted_at)
             if model.errors.drift_detected and model.errors.evidence["chart"] == "rate-up":
                 signals.append(self._error_signal(event, model))
         truth = as_binary(event.label)
         if score is not None and truth is not None:
-            model.calibration.update(truth - score)
+            model.calibration.update(truth - score, predicted_at)
             if model.calibration.drift_detected:
                 signals.append(self._calibration_signal(event, model))
         return signals, outcome

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +12,10 @@ import pytest
 from detectors.config import load_config
 from detectors.stage import DetectStage
 from tests.unit.detectors.events import inference
+
+STEP = 200
+"""Seconds between events: 1,000 events span ~2.3 days, so a change from event 1,000 on is judged
+against a daily profile the seasonal detector has seen twice (it judges gross changes only before)."""
 
 
 def run(
@@ -28,7 +31,7 @@ def run(
     rng = random.Random(seed)
     found = []
     for i in range(n):
-        event = inference(features={feature: value_at(i, rng)}, score=None, at=i)
+        event = inference(features={feature: value_at(i, rng)}, score=None, at=STEP * i)
         for finding in stage.observe(event, topic="t", offset=i):
             assert finding.detector_or_rule == "feature-drift"
             found.append({**orjson.loads(finding.details), "position": i, "message": finding.message})
@@ -46,14 +49,14 @@ def test_no_finding_on_a_long_stationary_stream(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_one_sigma_mean_shift_is_found_quickly_and_once(seed: int) -> None:
-    [finding] = run(shift_at(2_000), 4_000, seed=seed)
-    assert 2_000 <= finding["position"] <= 2_100
+    [finding] = run(shift_at(1_500), 3_000, seed=seed)  # on a Thursday: the weekday profile is learnt
+    assert 1_500 <= finding["position"] <= 1_600
     assert (finding["key"], finding["change"]) == ("amount", "mean-up")
     assert finding["magnitude"]["mean_before"] == pytest.approx(50.0, abs=1.0)
     assert finding["magnitude"]["mean_after"] == pytest.approx(54.0, abs=3.0)
-    assert finding["reference"]["n"] == 256
+    assert finding["expected"]["when"].startswith(("Thursday", "Friday"))  # the profile's weekday and hour
     assert finding["since"]["events_ago"] == finding["window"]["n"] >= 1
-    assert finding["since"]["first_event_index"] >= 1_990
+    assert finding["since"]["first_event_index"] >= 1_440  # where the chart last stood at zero
 
 
 def test_downward_shift_is_found_too() -> None:
@@ -72,12 +75,12 @@ def test_a_fourfold_variance_is_found() -> None:
 def test_a_feature_stuck_at_one_value_is_found() -> None:
     [finding] = run(lambda i, rng: rng.gauss(5.0, 1.0) if i < 1_000 else 5.0, 2_000, seed=5)
     assert finding["change"] == "spread-down"
-    assert 1_000 <= finding["position"] < 1_060
+    assert 1_000 <= finding["position"] < 1_120  # the spread-down chart needs ~80-100 values
 
 
 def test_no_finding_before_a_baseline_exists() -> None:
-    # a change within the warm-up becomes part of the baseline: nothing is compared yet
-    assert run(shift_at(60, before=0.0, after=5.0, sigma=1.0), 600) == []
+    # a change within the warm-up (64 values) becomes part of the baseline: nothing is compared yet
+    assert run(shift_at(30, before=0.0, after=5.0, sigma=1.0), 600) == []
 
 
 def test_a_sustained_shift_is_one_finding_not_one_per_event() -> None:
@@ -92,7 +95,8 @@ def test_a_ramp_is_reported_again_only_after_a_new_baseline() -> None:
     positions = [f["position"] for f in found]
     assert positions
     assert 1_000 <= positions[0] < 1_020
-    assert all(b - a >= 256 for a, b in itertools.pairwise(positions))
+    # one finding per step of the staircase at most, not one per event
+    assert len(positions) <= (3_000 - 1_000) // 150 + 1
 
 
 def test_two_separate_shifts_are_two_findings() -> None:
@@ -117,9 +121,9 @@ def test_booleans_and_strings_are_watched_as_categories() -> None:
 
 
 def test_integers_flipping_from_zero_to_one_are_numbers_and_drift() -> None:
-    [finding] = run(lambda i, rng: int(i >= 1_000), 2_000, feature="flag")
+    [finding] = run(lambda i, rng: int(rng.random() < (0.9 if i >= 1_000 else 0.1)), 2_000, feature="flag")
     assert finding["key"] == "flag"
-    assert 1_000 <= finding["position"] < 1_010
+    assert 1_000 <= finding["position"] < 1_030
 
 
 def test_keys_are_per_model_and_feature() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from detectors import ADWINMeanShift, NormalScoresCUSUM
+from detectors import ADWINMeanShift, SeasonalCUSUM
 from detectors.config import load_config
 from detectors.stage import DetectStage
 from tests.unit.detectors.events import inference
@@ -22,8 +22,9 @@ def write(tmp_path: Path, data: object) -> Path:
 def test_any_model_gets_the_shipped_defaults() -> None:
     config = load_config()
     model = config.for_model("never-configured")
-    assert model.features.numeric.detector == "normal-scores-cusum"
-    assert isinstance(model.features.numeric.build(), NormalScoresCUSUM)
+    assert model.features.numeric.detector == "seasonal-cusum"
+    assert model.seasonality.cycle == "weekly"
+    assert isinstance(model.features.numeric.build(model.seasonality), SeasonalCUSUM)
     assert model.outliers.enabled is False
     assert config.for_model("never-configured") is model  # resolved once
 

@@ -33,7 +33,9 @@ def traffic(n: int, seed: int, change: int) -> list:
     rng = random.Random(seed)
     return [
         inference(
-            features={"amount": rng.gauss(130.0 if i >= change else 100.0, 10.0)}, score=rng.random(), at=i
+            features={"amount": rng.gauss(130.0 if i >= change else 100.0, 10.0)},
+            score=rng.random(),
+            at=200 * i,  # 1,200 events span ~2.8 days: the seasonal profile judges by the change
         )
         for i in range(n)
     ]
@@ -183,6 +185,9 @@ def test_checkpointer_restores_snapshots_saves_on_interval_and_on_release(store:
     clock.now = 31.0
     cp.after_batch()
     assert cp.saved == 1
+    clock.now = 62.0
+    cp.after_batch()
+    assert cp.saved == 1  # no event since the last snapshot: nothing to write again
 
     taker = DetectStage()
     taken = Checkpointer(taker, store, scope="g", key=KEY, interval=30.0, clock=clock)

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from detectors.config import DetectorsConfig, load_config
 from detectors.findings import controls_by_rule
 from detectors.monitors.performance import AGE_CHECK_EVERY
 from detectors.stage import DetectStage
@@ -31,6 +32,11 @@ def details(finding: FindingRow) -> dict[str, Any]:
     return parsed
 
 
+STEP = 200
+"""Seconds between scoring events: 2,000 events span ~4.6 days, so the seasonal detectors (which
+judge an hour of the day once they have seen it on two days) are judging by event 1,000."""
+
+
 def scoring(
     n: int, seed: int, *, amount_after: float = 100.0, change: int = 10**9, latency_factor: float = 1.0
 ):
@@ -48,7 +54,7 @@ def scoring(
             score=score,
             label=int(score > 0.5),
             latency_ms=rng.lognormvariate(2.5, 0.3) * (latency_factor if after else 1.0),
-            at=i,
+            at=STEP * i,
         )
 
 
@@ -67,22 +73,27 @@ def test_a_drifted_feature_yields_one_finding_with_its_evidence() -> None:
         "feature-drift",
         "fraud-v3",
     )
-    assert finding.message.startswith("feature 'amount' of fraud-v3 drifted: mean up")
     d = details(finding)
+    when = d["expected"]["when"]  # the weekday and hour of the event that confirmed the change
+    assert when.split()[0] in ("Thursday", "Friday")
+    assert when.endswith(":00")
+    assert finding.message.startswith(
+        f"feature 'amount' of fraud-v3 drifted: {d['magnitude']['shift_sigmas']:.1f} sd above "
+        f"its usual level for {when} (usual 10"
+    )
     assert (d["key"], d["kind"], d["change"], d["detector"]) == (
         "amount",
         "feature",
         "mean-up",
-        "normal-scores-cusum",
+        "seasonal-cusum",
     )
     assert d["magnitude"]["mean_before"] == pytest.approx(100, abs=2)
     assert d["magnitude"]["mean_after"] == pytest.approx(115, abs=6)
     assert d["magnitude"]["shift_sigmas"] == pytest.approx(1.5, abs=0.6)
-    assert d["reference"]["n"] == 256
     assert d["reference"]["sd"] == pytest.approx(10, abs=2)
     assert d["window"]["n"] == d["since"]["events_ago"]
     assert d["since"]["ts"] is not None
-    started = (T0 + timedelta(seconds=position + 1 - d["since"]["events_ago"])).isoformat()
+    started = (T0 + timedelta(seconds=STEP * (position + 1 - d["since"]["events_ago"]))).isoformat()
     assert d["since"]["ts"] == started
     assert d["controls"] == list(controls_by_rule()["feature-drift"])
 
@@ -108,7 +119,7 @@ def test_token_counts_spike() -> None:
                 "prompt": rng.randint(50, 400) * (6 if i >= 1_000 else 1),
                 "completion": rng.randint(20, 200),
             },
-            at=i,
+            at=STEP * i,
         )
         for i in range(2_000)
     ]
@@ -190,6 +201,31 @@ def test_error_rate_rise_from_joined_feedback() -> None:
     assert d["window"]["rate"] > 0.18
     assert d["join"]["joined"] > 3_000
     assert d["labelled_events"] > 3_000
+
+
+def test_feedback_join_is_bounded_in_bytes_whatever_the_request_ids() -> None:
+    config = load_config()
+    performance = config.models["*"]["performance"]
+    bounded = config.model_copy(
+        update={
+            "models": {
+                **config.models,
+                "*": {**config.models["*"], "performance": {**performance, "max_pending_bytes": 200_000}},
+            }
+        }
+    )
+    stage = DetectStage(DetectorsConfig.model_validate(bounded.model_dump()))
+    wide = {f"attribute-{j}": "v" * 200 for j in range(8)}  # ~3.4 KB per waiting prediction
+    for i in range(2_000):
+        request_id = f"r{i}-" + "x" * 240
+        stage.observe(inference(features={}, label=1, request_id=request_id, segment=wide, at=i), offset=i)
+    performance_state = stage.partition(0).performance
+    assert performance_state.pending_bytes("fraud-v3") <= 200_000
+    assert 40 < performance_state.pending("fraud-v3") < 80  # not the 10,000 the entry bound allows
+    assert performance_state.counts("fraud-v3")["expired"] == 2_000 - performance_state.pending("fraud-v3")
+    # the newest predictions are the ones kept: their feedback still joins
+    stage.observe(feedback("r1999-" + "x" * 240, 1, at=2_001), offset=2_001)
+    assert performance_state.counts("fraud-v3")["joined"] == 1
 
 
 def test_feedback_join_is_bounded_in_entries_and_age() -> None:
