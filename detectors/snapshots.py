@@ -1,10 +1,9 @@
 """Checkpoints of detector state, so a worker taking over a partition resumes its baselines.
 
-Why periodic snapshots and not a faust table: a table writes a changelog message
-per key update, i.e. one or more per feature of every event, which would multiply
-Kafka traffic several times over; its values must be updated from the agent's
-event loop, while the pipeline (pure and synchronous) runs in a worker thread; and
-its recovery replays the whole changelog. A snapshot instead pickles one partition's
+Why periodic snapshots and not a changelog topic per key: a changelog writes a
+message per key update, i.e. one or more per feature of every event, which would
+multiply Kafka traffic several times over, and its recovery replays the whole
+changelog. A snapshot instead pickles one partition's
 state (``PartitionDetectors``) every ``snapshot_seconds`` after a stored batch, into
 the ``detector_snapshots`` table (sinks/ddl/0005_detectors.sql) of the same
 ClickHouse every worker already writes to, so any worker of the group can load it.

@@ -3,7 +3,8 @@
 State is kept per Kafka partition number. Events are keyed so that everything
 about one model (inference, feedback, training: key ``model_id``) or one principal
 (access: key ``principal.id``) lands on one partition number in every topic, and
-faust assigns the same partition number of every source topic to the same worker.
+the worker's range assignor gives the same partition number of every source topic to
+the same worker.
 A partition's state is therefore the unit a worker checkpoints, drops when the
 partition is revoked and restores when it is assigned (``detectors.snapshots``).
 
