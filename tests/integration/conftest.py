@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from sinks.query_server import QueryError, query_remote
 from tests.clock import FakeClock
@@ -119,6 +120,34 @@ class WorkerEnv:
                 return value
             time.sleep(0.5)
         raise AssertionError(f"{query!r} reached {value}, expected {expected}; logs: {self.logs()}")
+
+    def committed(self, topic: str = "ai.inference") -> int:
+        """Messages of ``topic`` the worker's consumer group has committed."""
+        consumer = Consumer({"bootstrap.servers": self.brokers, "group.id": f"{self.prefix}vigil"})
+        try:
+            partitions = [TopicPartition(self.topic(topic), p) for p in range(4)]
+            return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
+        finally:
+            consumer.close()
+
+    def read(self, topic: str, expected: int, timeout: float = 30.0, **config: Any) -> list[Any]:
+        """Up to ``expected`` records of ``topic`` (a full name), from its start."""
+        settings = {
+            "bootstrap.servers": self.brokers,
+            "group.id": f"{self.prefix}reader",
+            "auto.offset.reset": "earliest",
+            **config,
+        }
+        consumer = Consumer(settings)
+        consumer.subscribe([topic])
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(records) < expected and time.monotonic() < deadline:
+                records.extend(r for r in consumer.consume(100, 0.5) if r.error() is None)
+        finally:
+            consumer.close()
+        return records
 
     def logs(self) -> str:
         return "\n".join(

@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from confluent_kafka import Consumer, TopicPartition
 
 from identity.signing import sign_document
 from tests.integration.conftest import REPO, WorkerEnv, consume_all, produce, scoring_event
@@ -142,22 +141,13 @@ def _kill_with_a_batch_stored_but_uncommitted(env: WorkerEnv, worker: subprocess
     for _ in range(200):
         stored = env.scalar("SELECT count() FROM audit_ledger WHERE kind = 'decision'")
         worker.send_signal(signal.SIGSTOP)
-        if stored > _committed(env):
+        if stored > env.committed():
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=30)
             return stored
         worker.send_signal(signal.SIGCONT)
         time.sleep(0.05)
     raise AssertionError("the worker never had a stored batch left to commit")
-
-
-def _committed(env: WorkerEnv) -> int:
-    consumer = Consumer({"bootstrap.servers": env.brokers, "group.id": f"{env.prefix}vigil"})
-    try:
-        partitions = [TopicPartition(env.topic("ai.inference"), p) for p in range(4)]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
-    finally:
-        consumer.close()
 
 
 _LEDGER_SHAPE = """

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from identity.signing import sign_document
@@ -66,36 +66,6 @@ def _events(codec: str, t0: datetime) -> list[tuple[bytes, bytes]]:
     return messages
 
 
-def _committed(env: WorkerEnv) -> int:
-    """Messages the worker's group has committed on the inference topic."""
-    consumer = Consumer({"bootstrap.servers": env.brokers, "group.id": f"{env.prefix}vigil"})
-    try:
-        partitions = [TopicPartition(env.topic("ai.inference"), p) for p in range(4)]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10))
-    finally:
-        consumer.close()
-
-
-def _read_all(env: WorkerEnv, topic: str, expected: int, timeout: float = 30.0) -> list[object]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": env.brokers,
-            "group.id": f"{env.prefix}reader",
-            "auto.offset.reset": "earliest",
-            "fetch.max.bytes": 8 * BROKER_LIMIT,
-        }
-    )
-    consumer.subscribe([topic])
-    records: list[object] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            records.extend(r for r in consumer.consume(100, 0.5) if r.error() is None)
-    finally:
-        consumer.close()
-    return records
-
-
 def test_every_codec_and_a_message_at_the_size_limit_are_stored_then_committed(worker_env: WorkerEnv) -> None:
     _configure(worker_env)
     t0 = datetime.now(UTC) - timedelta(seconds=30)
@@ -118,16 +88,16 @@ def test_every_codec_and_a_message_at_the_size_limit_are_stored_then_committed(w
     assert stored == dict.fromkeys(CODECS, PER_CODEC)
     assert worker_env.sql("SELECT code, size FROM rejected_unique") == [["oversize", str(len(near_limit))]]
 
-    (dead,) = _read_all(worker_env, worker_env.topic("ai.deadletter"), 1)
+    (dead,) = worker_env.read(worker_env.topic("ai.deadletter"), 1, **{"fetch.max.bytes": 8 * BROKER_LIMIT})
     assert dead.value() == near_limit  # type: ignore[attr-defined]
     assert dict(dead.headers())["vigil.code"] == b"oversize"  # type: ignore[attr-defined]
 
     # The last batch is committed as soon as it is written, not when more traffic comes
     # (snapshots, which also drain the writer, are off in this test).
     deadline = time.monotonic() + 10
-    while _committed(worker_env) < total + 1 and time.monotonic() < deadline:
+    while worker_env.committed() < total + 1 and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _committed(worker_env) == total + 1
+    assert worker_env.committed() == total + 1
 
     worker = worker_env.processes[0]
     worker.send_signal(signal.SIGTERM)
@@ -147,7 +117,7 @@ def test_a_broker_that_refuses_an_alert_ends_the_worker_without_committing(worke
     worker = worker_env.start_worker()
     assert worker.wait(timeout=120) == 1, worker_env.logs()
     assert "resumes from the last commit" in worker_env.logs()
-    assert _committed(worker_env) == 0
+    assert worker_env.committed() == 0
 
 
 def test_a_second_worker_takes_over_half_the_partitions_and_nothing_is_lost(
@@ -170,7 +140,7 @@ def test_a_second_worker_takes_over_half_the_partitions_and_nothing_is_lost(
             time.sleep(0.5)
         _produce(worker_env, "lz4", _events("after", t0 + timedelta(seconds=1)))
         deadline = time.monotonic() + 60
-        while _committed(worker_env) < 2 * PER_CODEC and time.monotonic() < deadline:
+        while worker_env.committed() < 2 * PER_CODEC and time.monotonic() < deadline:
             time.sleep(0.5)
         query = "SELECT DISTINCT event_id FROM events"
         stored = [{row[0] for row in env.sql(query)} for env in (worker_env, second_env)]

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 import yaml
-from confluent_kafka import Consumer
 
 from identity.signing import sign_document
 from tests.integration.conftest import REPO, WorkerEnv, scoring_event
@@ -19,21 +17,6 @@ from tests.integration.conftest import REPO, WorkerEnv, scoring_event
 pytestmark = pytest.mark.integration
 
 SECRET = b"publish-integration-secret-0123456789"
-
-
-def _read(env: WorkerEnv, topic: str, expected: int, timeout: float = 30.0) -> list[object]:
-    consumer = Consumer(
-        {"bootstrap.servers": env.brokers, "group.id": f"{env.prefix}reader", "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    records: list[object] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            records.extend(r for r in consumer.consume(100, 0.5) if r.error() is None)
-    finally:
-        consumer.close()
-    return records
 
 
 def test_each_line_that_cannot_be_sent_is_reported_and_the_others_arrive(worker_env: WorkerEnv) -> None:
@@ -64,7 +47,7 @@ def test_each_line_that_cannot_be_sent_is_reported_and_the_others_arrive(worker_
     assert [line.split(":")[1].strip() for line in reported] == ["line 2", "line 3"], result.stderr
     assert "sent 2 messages" in result.stdout
 
-    arrived = _read(worker_env, worker_env.topic("ai.inference"), 2)
+    arrived = worker_env.read(worker_env.topic("ai.inference"), 2)
     documents = {orjson.loads(r.value())["event_id"]: r for r in arrived}  # type: ignore[attr-defined]
     assert set(documents) == {"first", "last"}
     assert documents["last"].key() == b"churn-v2"  # type: ignore[attr-defined]
