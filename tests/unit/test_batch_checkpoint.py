@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,10 @@ import pytest
 
 from schemas.records import AlertRow
 from streams.checkpoint import BatchCheckpoint, CheckpointFailedError, Offsets, StoreAbortedError
+from streams.outputs import KafkaOutputs
+from tests.unit.test_kafka_outputs import Producer, _rejected
 from vigil.pipeline import BatchResult
+from vigil.settings import Settings
 
 
 class Journal:
@@ -147,3 +151,32 @@ def test_the_next_batch_is_processed_while_one_is_stored_but_never_two_are_in_fl
     checkpoint.close()
     commits = [e for e in journal.entries if e.startswith("commit")]
     assert commits == ["commit [(('t', 0), 1)]", "commit [(('t', 0), 2)]"]
+
+
+def test_a_999999_byte_message_then_a_storage_error_and_nothing_is_stuck() -> None:
+    """A poison-sized dead letter and a store outage in a row: both batches commit, in order."""
+    journal = Journal()
+    producer = Producer()
+    outputs = KafkaOutputs(
+        Settings(),
+        producer,
+        store=None,
+        deadletter_limit=1_000_000,  # type: ignore[arg-type]
+    )
+    store = Store(journal, failures=2)
+    checkpoint = _checkpoint(journal, store, outputs)  # type: ignore[arg-type]
+    huge = b"x" * 999_999
+    checkpoint.add(BatchResult(rejected=[_rejected(huge)]), {("t", 0): 1})
+    checkpoint.add(_batch("a"), {("t", 0): 2})
+    checkpoint.flush()
+    checkpoint.close()
+    assert store.attempts == 4  # the first batch was retried through the outage
+    assert [e for e in journal.entries if e.startswith("commit")] == [
+        "commit [(('t', 0), 1)]",
+        "commit [(('t', 0), 2)]",
+    ]
+    (dead, alert) = producer.sent
+    assert dead[0] == "ai.deadletter"
+    assert huge.startswith(dead[1])
+    assert dead[3]["vigil.sha256"] == hashlib.sha256(huge).hexdigest().encode()
+    assert alert[0] == "ai.alerts"
