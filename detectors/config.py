@@ -186,6 +186,8 @@ class AccessConfig(_Section):
 class Limits(_Section):
     max_keys_per_partition: int = Field(ge=1)
     max_principals_per_partition: int = Field(ge=1)
+    max_access_mib: float = Field(gt=0)
+    """Access state per partition, estimated; least recently seen principals leave first."""
 
 
 class DetectorsConfig(_Section):

@@ -45,7 +45,7 @@ from detectors.stage import DetectStage, PartitionDetectors
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """2: seasonal detectors and the byte-bounded feedback join (state of version 1 lacks both)."""
 RIVER_VERSION = metadata.version("river")
 KEY_FILE = "detector-snapshots.key"

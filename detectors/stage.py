@@ -37,7 +37,9 @@ class PartitionDetectors:
         self.performance = Performance(self.budget)
         self.bias = Bias(self.budget)
         self.supply_chain = SupplyChain(self.budget)
-        self.access = Access(Budget(limits.max_principals_per_partition))
+        self.access = Access(
+            Budget(limits.max_principals_per_partition), max_bytes=int(limits.max_access_mib * (1 << 20))
+        )
         self.offsets: dict[str, int] = {}
         """Highest offset applied per topic: where a restored snapshot resumes."""
 

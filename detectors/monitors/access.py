@@ -23,9 +23,10 @@ traffic does).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
-from collections import OrderedDict, deque
+from collections import deque
 from datetime import UTC, datetime
 
 from detectors.config import AccessConfig, BurstConfig
@@ -37,23 +38,31 @@ BULK_ACTIONS = ("read", "export")
 
 
 class _Novelty:
-    """A bounded set of things seen (least recently used leave first) and a cool-down."""
+    """A bounded set of things seen (least recently used leave first) and a cool-down.
+
+    Items are kept as stable 64-bit digests, not as their text: about 60 bytes an item
+    instead of 150, the same in every process (a restored snapshot still recognises
+    them), and a collision (one in 2**64) only means one novelty finding not raised.
+    """
 
     __slots__ = ("quiet_until", "seen")
 
     def __init__(self) -> None:
-        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.seen: dict[int, None] = {}
         self.quiet_until = 0.0
 
-    def add(self, item: str, limit: int) -> bool:
-        """Remember ``item``; True when it was new."""
-        if item in self.seen:
-            self.seen.move_to_end(item)
-            return False
-        self.seen[item] = None
+    def add(self, item: str, limit: int) -> int:
+        """Remember ``item``: 1 when it was new, -1 when it was new and pushed an older one out, else 0."""
+        key = int.from_bytes(hashlib.blake2b(item.encode(), digest_size=8).digest(), "little")
+        if key in self.seen:
+            del self.seen[key]  # re-inserted last: the most recently used
+            self.seen[key] = None
+            return 0
+        self.seen[key] = None
         if len(self.seen) > limit:
-            self.seen.popitem(last=False)
-        return True
+            del self.seen[next(iter(self.seen))]
+            return -1
+        return 1
 
 
 class _Principal:
@@ -93,22 +102,46 @@ class _Principal:
         self.denied_alarm = False
 
 
+PRINCIPAL_BYTES = 1_500
+"""Memory of one principal's state without its remembered items (tracemalloc, CPython 3.11)."""
+ITEM_BYTES = 80
+"""Memory of one remembered resource or client network (65-82 bytes measured, by set size)."""
+
+
 class Access:
-    def __init__(self, budget: Budget) -> None:
+    """Per-principal access state, bounded in principals and in bytes.
+
+    Each principal remembers up to ``max_tracked`` resources and networks, so at the
+    principal cap the state could reach gigabytes. ``max_bytes`` bounds the estimate
+    (``PRINCIPAL_BYTES`` per principal plus ``ITEM_BYTES`` per remembered item): past
+    it, the principals seen least recently are forgotten first, and start their
+    warm-up again if they come back.
+    """
+
+    def __init__(self, budget: Budget, max_bytes: int = 64 << 20) -> None:
         self.budget = budget
+        self.max_bytes = max_bytes
+        self.forgotten = 0
+        """Principals dropped to stay within ``max_bytes``."""
         self._principals: dict[str, _Principal] = {}
+        self._items = 0
 
     @property
     def keys(self) -> int:
         return len(self._principals)
 
+    @property
+    def estimated_bytes(self) -> int:
+        return len(self._principals) * PRINCIPAL_BYTES + self._items * ITEM_BYTES
+
     def observe(self, event: AccessEvent, config: AccessConfig) -> list[Signal]:
-        principal = self._principals.get(event.principal.id)
+        principal = self._principals.pop(event.principal.id, None)
         if principal is None:
             if not self.budget.take():
                 return []
-            principal = self._principals[event.principal.id] = _Principal()
+            principal = _Principal()
             principal.first_ts = event.ts.timestamp()
+        self._principals[event.principal.id] = principal  # last: the most recently seen
         now = event.ts.timestamp()
         principal.events += 1
         signals = [
@@ -123,7 +156,16 @@ class Access:
             )
             if s is not None
         ]
+        self._within_bytes()
         return signals
+
+    def _within_bytes(self) -> None:
+        while self.estimated_bytes > self.max_bytes and len(self._principals) > 1:
+            oldest = next(iter(self._principals))
+            dropped = self._principals.pop(oldest)
+            self._items -= len(dropped.resources.seen) + len(dropped.ips.seen)
+            self.budget.used -= 1
+            self.forgotten += 1
 
     def _burst(self, event: AccessEvent, p: _Principal, config: AccessConfig, now: float) -> Signal | None:
         section = config.burst
@@ -229,8 +271,10 @@ class Access:
             else client_network(event.client.ip)
         )
         known = len(novelty.seen)
-        if not novelty.add(item, section.max_tracked):
+        added = novelty.add(item, section.max_tracked)
+        if added == 0:
             return None
+        self._items += max(added, 0)
         if p.events <= config.warmup_events or now < novelty.quiet_until:
             return None
         novelty.quiet_until = now + section.cooldown_seconds
