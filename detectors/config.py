@@ -188,6 +188,8 @@ class Limits(_Section):
     max_principals_per_partition: int = Field(ge=1)
     max_access_mib: float = Field(gt=0)
     """Access state per partition, estimated; least recently seen principals leave first."""
+    max_pending_mib: float = Field(gt=0)
+    """Predictions awaiting feedback per partition, all models together."""
 
 
 class DetectorsConfig(_Section):

@@ -34,7 +34,7 @@ class PartitionDetectors:
     def __init__(self, limits: Limits) -> None:
         self.budget = Budget(limits.max_keys_per_partition)
         self.streams = ModelStreams(self.budget)
-        self.performance = Performance(self.budget)
+        self.performance = Performance(self.budget, max_bytes=int(limits.max_pending_mib * (1 << 20)))
         self.bias = Bias(self.budget)
         self.supply_chain = SupplyChain(self.budget)
         self.access = Access(

@@ -100,8 +100,19 @@ def entry_bytes(request_id: str, entry: Pending) -> int:
 
 
 class Performance:
-    def __init__(self, budget: Budget) -> None:
+    """Feedback joins of every model of a partition.
+
+    Besides each model's own bounds, ``max_bytes`` bounds the predictions awaiting
+    feedback of the whole partition: with hundreds of models each at its own limit
+    they would hold gigabytes. Past it, the oldest predictions of the model holding
+    the most leave first, so a model that starts late still gets its joins.
+    """
+
+    def __init__(self, budget: Budget, max_bytes: int = 64 << 20) -> None:
         self.budget = budget
+        self.max_bytes = max_bytes
+        self.pending_total = 0
+        """Estimated bytes of every model's waiting predictions."""
         self._models: dict[str, _Model] = {}
 
     @property
@@ -132,6 +143,7 @@ class Performance:
             return
         now = event.ts.timestamp()
         pending = model.pending
+        held = model.pending_bytes
         entry: Pending = (
             None if prediction.label is None else label_key(prediction.label),
             prediction.score,
@@ -151,10 +163,26 @@ class Performance:
             horizon = now - section.max_pending_age_seconds
             while pending and next(iter(pending.values()))[2] < horizon:
                 model.expire_oldest()
+        self.pending_total += model.pending_bytes - held
+        while self.pending_total > self.max_bytes:
+            self._shed(model)
+
+    def _shed(self, inserting: _Model) -> None:
+        """Expire one prediction: the inserting model's if it holds over its share, else the largest's."""
+        share = self.max_bytes / len(self._models)
+        model = inserting
+        if inserting.pending_bytes <= share or not inserting.pending:
+            model = max(self._models.values(), key=lambda m: m.pending_bytes)
+        held = model.pending_bytes
+        model.expire_oldest()
+        self.pending_total += model.pending_bytes - held
 
     def observe(self, event: FeedbackEvent, config: ModelConfig) -> tuple[list[Signal], Outcome | None]:
         model = self._models.get(event.model_id)
+        held = model.pending_bytes if model else 0
         entry = model.forget(event.request_id) if model else None
+        if model is not None:
+            self.pending_total += model.pending_bytes - held
         if model is None or entry is None:
             if model is not None:
                 model.unmatched += 1

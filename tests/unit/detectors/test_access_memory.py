@@ -1,4 +1,4 @@
-"""Access state stays within its byte budget, however many principals and resources appear."""
+"""Per-partition state stays within its byte budgets, however many principals, resources and models appear."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from datetime import timedelta
 from detectors.config import load_config
 from detectors.monitors.access import Access
 from detectors.monitors.budget import Budget
-from tests.unit.detectors.events import T0, access
+from detectors.monitors.performance import Performance
+from tests.unit.detectors.events import T0, access, feedback, inference
 
 CONFIG = load_config().access
 
@@ -61,3 +62,18 @@ def test_a_restored_state_still_knows_what_it_saw() -> None:
     assert restored.observe(access(resource="dataset-1", ts=later), CONFIG) == []
     [signal] = restored.observe(access(resource="dataset-new", ts=later), CONFIG)
     assert signal.rule == "access-new-resource"
+
+
+def test_predictions_awaiting_feedback_stay_within_the_partition_budget() -> None:
+    """Many models each under their own limit still fit the partition's; a late model still joins."""
+    config = load_config().for_model("fraud-v3")
+    monitor = Performance(Budget(100_000), max_bytes=300_000)
+    for n in range(6_000):
+        model = f"model-{n % 30}"
+        monitor.remember(inference(model_id=model, request_id=f"r-{n}", at=n), config)
+    assert 0 < monitor.pending_total <= 300_000
+    assert monitor.pending_total == sum(monitor.pending_bytes(f"model-{m}") for m in range(30))
+    monitor.remember(inference(model_id="late-model", request_id="late-1", at=6_001), config)
+    assert monitor.pending("late-model") == 1
+    monitor.observe(feedback("late-1", 1, model_id="late-model", at=6_002), config)
+    assert monitor.counts("late-model")["joined"] == 1
