@@ -25,6 +25,7 @@ from sinks.query_server import QueryError, query_remote
 from sinks.read_only import check_read_only
 from streams import local
 from vigil.cli_support import load_settings
+from vigil.log_format import JsonFormatter
 from vigil.log_limits import RepeatLimiter
 from vigil.runtime import build_notifiers, build_pipeline, open_store, settle_memory
 from vigil.settings import Settings
@@ -53,6 +54,8 @@ def _setup_logging(settings: Settings) -> None:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(RepeatLimiter())  # an outage repeats itself; say it once a minute
+        if settings.log_format == "json":
+            handler.setFormatter(JsonFormatter())
 
 
 @click.group()

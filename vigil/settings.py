@@ -165,6 +165,8 @@ class Settings(BaseSettings):
     alert_min_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
     alert_repeat_seconds: float = Field(default=300.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one object per line with level, logger, message and context, for log collectors."""
     slack: SlackSettings = SlackSettings()
     alerting: AlertingSettings = AlertingSettings()
     kafka: KafkaSettings = KafkaSettings()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from vigil.demo import DemoTraffic, write_demo_keys
@@ -94,3 +95,26 @@ def test_missing_key_file_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "keys.yaml: cannot read key file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    secrets_by_source = write_demo_keys(tmp_path / "keys.yaml")
+    lines = b"\n".join(DemoTraffic(secrets_by_source, events=50, seed=2).lines()) + b"\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "run", "--input", "-"],
+        input=lines,
+        capture_output=True,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")},
+            "VIGIL_DATA_DIR": str(tmp_path),
+            "VIGIL_LOG_FORMAT": "json",
+            "VIGIL_LOG_LEVEL": "DEBUG",
+            "PYTHONPATH": str(REPO),
+        },
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    logged = [orjson.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert logged
+    assert all({"ts", "level", "logger", "message"} <= set(entry) for entry in logged)
