@@ -7,11 +7,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Install with the pinned dependency set. The build context is filtered by
-# .dockerignore: no tests, no local state, no key files.
+# Dependencies first, from pyproject.toml and the pinned set only, so the layer is
+# rebuilt when they change and not on every source edit. The build context is
+# filtered by .dockerignore: no tests, no local state, no key files.
 WORKDIR /src
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -c constraints.txt -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 COPY . .
-RUN pip install -c constraints.txt . \
+RUN pip install --no-deps . \
     && rm -rf /src
 
 # Run as an unprivileged user whose home is the working and data directory.
