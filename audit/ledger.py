@@ -83,6 +83,22 @@ class LedgerReader(Protocol):
         ...
 
 
+class NoHistory:
+    """A store with no ledger yet: every stream starts at its genesis.
+
+    For measuring or rehearsing the ledger on its own, without a store behind it.
+    """
+
+    def head(self, stream: str) -> Head | None:
+        return None
+
+    def record_keys(self, stream: str, after_seq: int) -> Iterable[tuple[str, str, str]]:
+        return ()
+
+    def latest_checkpoints(self, stream: str, limit: int) -> list[Checkpoint]:
+        return []
+
+
 @dataclass(frozen=True, slots=True)
 class StreamState:
     seq: int

@@ -105,7 +105,7 @@ def _load(path: Path) -> list[dict[str, list[Any]]]:
 
 
 def child_write(mode: str, batches_file: Path, data_dir: Path) -> dict[str, Any]:
-    from audit.ledger import Head, Ledger
+    from audit.ledger import Ledger, NoHistory
     from audit.store import audited_store, load_signer
     from sinks.clickhouse import ClickHouseStore, connect, migrate
 
@@ -114,18 +114,7 @@ def child_write(mode: str, batches_file: Path, data_dir: Path) -> dict[str, Any]
     records = sum(len(b["decisions"]) + len(b["findings"]) + len(b["alerts"]) for b in batches[1:])
     settings = _settings(data_dir)
     if mode == "prepare":
-
-        class Empty:
-            def head(self, stream: str) -> Head | None:
-                return None
-
-            def record_keys(self, stream: str, after_seq: int) -> list[tuple[str, str, str]]:
-                return []
-
-            def latest_checkpoints(self, stream: str, limit: int) -> list[Any]:
-                return []
-
-        ledger = Ledger(Empty(), load_signer(settings))
+        ledger = Ledger(NoHistory(), load_signer(settings))
         ledger.commit(ledger.prepare(batches[0]))
         started = time.perf_counter()
         for tables in batches[1:]:

@@ -62,7 +62,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import vigil
 from audit.keys import Signer
-from audit.ledger import Head, Ledger
+from audit.ledger import Ledger, NoHistory
 from identity.freshness import ReplayGuard
 from identity.verify import Verdict
 from policies.engine import PolicyEngine
@@ -501,7 +501,7 @@ def stage_rows(work: Workload, repeats: int) -> list[Row]:
     tables = [result.tables() for result in results]
 
     def ledger() -> Callable[[], object]:
-        ledger = Ledger(_EmptyLedgerStore(), Signer(Ed25519PrivateKey.generate()))
+        ledger = Ledger(NoHistory(), Signer(Ed25519PrivateKey.generate()))
 
         def body() -> None:
             for batch_tables in tables:
@@ -541,19 +541,6 @@ def stage_rows(work: Workload, repeats: int) -> list[Row]:
         fastest.note = f"{note}; fastest of {len(runs)}, alternating"
         stages.rows.append(fastest)
     return stages.rows
-
-
-class _EmptyLedgerStore:
-    """A store with no ledger yet: every stream starts at its genesis."""
-
-    def head(self, stream: str) -> Head | None:
-        return None
-
-    def record_keys(self, stream: str, after_seq: int) -> list[tuple[str, str, str]]:
-        return []
-
-    def latest_checkpoints(self, stream: str, limit: int) -> list[Any]:
-        return []
 
 
 def _accepted_batches(work: Workload, pipeline: Pipeline) -> list[list[Accepted]]:
