@@ -122,6 +122,45 @@ def publish(
     return report
 
 
+def preview(
+    lines: Iterable[bytes],
+    settings: Settings,
+    keyring: Keyring | None,
+    key_id: str | None = None,
+    raw_topic: str | None = None,
+    signer: Signer | None = None,
+) -> tuple[list[bytes], PublishReport]:
+    """What ``publish`` would send, without a broker: one JSON object per message.
+
+    Each object holds the topic, the message key and the value exactly as it would be
+    sent (the signed event), so a producer can check its signing and routing offline.
+    Lines that could not be sent are reported as ``publish`` reports them.
+    """
+    report = PublishReport()
+    shown: list[bytes] = []
+    for number, line in enumerate(lines, start=1):
+        value = line.rstrip(b"\r\n")
+        if not value.strip():
+            continue
+        try:
+            topic, key, payload = _message(value, settings, keyring, key_id, raw_topic, signer)
+        except (ValueError, orjson.JSONDecodeError) as error:
+            report.errors.append(f"line {number}: {error}")
+            continue
+        shown.append(
+            orjson.dumps(
+                {
+                    "line": number,
+                    "topic": topic,
+                    "key": key.decode("utf-8", "replace") if key else None,
+                    "value": payload.decode("utf-8", "replace"),
+                }
+            )
+        )
+        report.sent += 1
+    return shown, report
+
+
 def _line_number(problem: str) -> int:
     return int(problem.split(":", 1)[0].removeprefix("line "))
 

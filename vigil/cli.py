@@ -222,8 +222,16 @@ def worker() -> None:
     default=None,
     help="Ed25519 private key (PEM) to sign with, under --key-id.",
 )
-def publish(source: BinaryIO, key_id: str | None, raw_topic: str | None, private_key: Path | None) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print each message as it would be sent (topic, key, signed value) instead of sending it.",
+)
+def publish(
+    source: BinaryIO, key_id: str | None, raw_topic: str | None, private_key: Path | None, dry_run: bool
+) -> None:
     """Sign JSON-lines events and send each to the topic of its type."""
+    from streams.publisher import preview
     from streams.publisher import publish as publish_lines
 
     settings = _settings()
@@ -238,10 +246,18 @@ def publish(source: BinaryIO, key_id: str | None, raw_topic: str | None, private
             keyring = load_keyring(settings.keys_path)
         except KeyringError as error:
             raise click.ClickException(str(error)) from error
-    report = publish_lines(source, settings, keyring, key_id, raw_topic, signer)
+    if dry_run:
+        shown, report = preview(source, settings, keyring, key_id, raw_topic, signer)
+        for message in shown:
+            click.echo(message.decode())
+    else:
+        report = publish_lines(source, settings, keyring, key_id, raw_topic, signer)
     for problem in report.errors:
         click.echo(f"not sent: {problem}", err=True)
-    click.echo(f"sent {report.sent} messages to {settings.kafka_brokers}")
+    if dry_run:
+        click.echo(f"{report.sent} messages shown, nothing sent", err=True)
+    else:
+        click.echo(f"sent {report.sent} messages to {settings.kafka_brokers}")
     if report.errors:
         raise SystemExit(1)
 
