@@ -9,7 +9,7 @@ lines untouched to one topic, for replaying dead letters or testing rejects.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,18 @@ from vigil.settings import Settings
 log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """How lines become messages: signed with the registry's key for their source (or
+    ``key_id``), with an explicit ``signer``, or sent untouched to ``raw_topic``."""
+
+    settings: Settings
+    keyring: Keyring | None = None
+    key_id: str | None = None
+    raw_topic: str | None = None
+    signer: Signer | None = None
 
 
 @dataclass
@@ -74,18 +86,11 @@ def route(document: dict[str, Any]) -> tuple[str, bytes | None]:
     return TOPIC_BY_TYPE[kind], str(key).encode() if key else None
 
 
-def publish(
-    lines: Iterable[bytes],
-    settings: Settings,
-    keyring: Keyring | None,
-    key_id: str | None = None,
-    raw_topic: str | None = None,
-    signer: Signer | None = None,
-) -> PublishReport:
+def publish(lines: Iterable[bytes], outgoing: Outgoing) -> PublishReport:
     """Send every line it can; a line that cannot be signed or is refused by the broker is
     reported as ``line N: why`` and the others still go out."""
     report = PublishReport()
-    producer = Producer(producer_config(settings))
+    producer = Producer(producer_config(outgoing.settings))
     outcomes: dict[int, str | None] = {}
     """Line number to the broker's answer: None when confirmed, else why it was refused."""
 
@@ -96,15 +101,7 @@ def publish(
         return report_delivery
 
     queued: list[int] = []
-    for number, line in enumerate(lines, start=1):
-        value = line.rstrip(b"\r\n")
-        if not value.strip():
-            continue
-        try:
-            topic, key, payload = _message(value, settings, keyring, key_id, raw_topic, signer)
-        except (ValueError, orjson.JSONDecodeError) as error:
-            report.errors.append(f"line {number}: {error}")
-            continue
+    for number, topic, key, payload in _messages(lines, report, outgoing):
         try:
             _produce(producer, topic, key, payload, delivered(number))
         except KafkaException as error:  # refused before sending, e.g. larger than allowed
@@ -122,14 +119,7 @@ def publish(
     return report
 
 
-def preview(
-    lines: Iterable[bytes],
-    settings: Settings,
-    keyring: Keyring | None,
-    key_id: str | None = None,
-    raw_topic: str | None = None,
-    signer: Signer | None = None,
-) -> tuple[list[bytes], PublishReport]:
+def preview(lines: Iterable[bytes], outgoing: Outgoing) -> tuple[list[bytes], PublishReport]:
     """What ``publish`` would send, without a broker: one JSON object per message.
 
     Each object holds the topic, the message key and the value exactly as it would be
@@ -138,15 +128,7 @@ def preview(
     """
     report = PublishReport()
     shown: list[bytes] = []
-    for number, line in enumerate(lines, start=1):
-        value = line.rstrip(b"\r\n")
-        if not value.strip():
-            continue
-        try:
-            topic, key, payload = _message(value, settings, keyring, key_id, raw_topic, signer)
-        except (ValueError, orjson.JSONDecodeError) as error:
-            report.errors.append(f"line {number}: {error}")
-            continue
+    for number, topic, key, payload in _messages(lines, report, outgoing):
         shown.append(
             orjson.dumps(
                 {
@@ -159,6 +141,22 @@ def preview(
         )
         report.sent += 1
     return shown, report
+
+
+def _messages(
+    lines: Iterable[bytes], report: PublishReport, outgoing: Outgoing
+) -> Iterator[tuple[int, str, bytes | None, bytes]]:
+    """(line number, topic, key, value) of each line that can be sent; the others go to ``report``."""
+    for number, line in enumerate(lines, start=1):
+        value = line.rstrip(b"\r\n")
+        if not value.strip():
+            continue
+        try:
+            topic, key, payload = _message(value, outgoing)
+        except (ValueError, orjson.JSONDecodeError) as error:
+            report.errors.append(f"line {number}: {error}")
+            continue
+        yield number, topic, key, payload
 
 
 def _line_number(problem: str) -> int:
@@ -194,19 +192,13 @@ def _produce(
             producer.poll(0.1)
 
 
-def _message(
-    value: bytes,
-    settings: Settings,
-    keyring: Keyring | None,
-    key_id: str | None,
-    raw_topic: str | None,
-    signer: Signer | None,
-) -> tuple[str, bytes | None, bytes]:
-    if raw_topic is not None:
-        return settings.topic(raw_topic), None, value
+def _message(value: bytes, outgoing: Outgoing) -> tuple[str, bytes | None, bytes]:
+    settings = outgoing.settings
+    if outgoing.raw_topic is not None:
+        return settings.topic(outgoing.raw_topic), None, value
     document = orjson.loads(value)
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
-    signed = prepare(document, keyring, key_id, signer)
+    signed = prepare(document, outgoing.keyring, outgoing.key_id, outgoing.signer)
     topic, key = route(signed)
     return settings.topic(topic), key, orjson.dumps(signed)

@@ -231,7 +231,7 @@ def publish(
     source: BinaryIO, key_id: str | None, raw_topic: str | None, private_key: Path | None, dry_run: bool
 ) -> None:
     """Sign JSON-lines events and send each to the topic of its type."""
-    from streams.publisher import preview
+    from streams.publisher import Outgoing, preview
     from streams.publisher import publish as publish_lines
 
     settings = _settings()
@@ -246,12 +246,13 @@ def publish(
             keyring = load_keyring(settings.keys_path)
         except KeyringError as error:
             raise click.ClickException(str(error)) from error
+    outgoing = Outgoing(settings, keyring, key_id, raw_topic, signer)
     if dry_run:
-        shown, report = preview(source, settings, keyring, key_id, raw_topic, signer)
+        shown, report = preview(source, outgoing)
         for message in shown:
             click.echo(message.decode())
     else:
-        report = publish_lines(source, settings, keyring, key_id, raw_topic, signer)
+        report = publish_lines(source, outgoing)
     for problem in report.errors:
         click.echo(f"not sent: {problem}", err=True)
     if dry_run:
