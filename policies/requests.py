@@ -59,10 +59,11 @@ def request_for(event: Event, verdict: Verdict, inventory: Inventory) -> AuthzRe
     """Roles come from the inventory and a verified token, never from the event's claim.
 
     Traffic repeats itself, so requests are memoized per inventory by everything they
-    are built from (the minute stands in for the time of day): a hit costs a few
-    attribute reads instead of deriving every fact again.
+    are built from: a hit costs a few attribute reads instead of deriving every fact
+    again. The time of day enters only as the calendar's answer (``off_hours``), so a
+    principal that touches the same resource all day hits the memo all day.
     """
-    key = _memo_key(event, verdict)
+    key = _memo_key(event, verdict, inventory)
     memo = inventory.request_memo
     request = memo.get(key)
     if request is None:
@@ -75,7 +76,7 @@ def request_for(event: Event, verdict: Verdict, inventory: Inventory) -> AuthzRe
 MEMO_LIMIT = 50_000
 
 
-def _memo_key(event: Event, verdict: Verdict) -> tuple[object, ...]:
+def _memo_key(event: Event, verdict: Verdict, inventory: Inventory) -> tuple[object, ...]:
     """Every input of ``_build`` and ``facts.derive`` besides the inventory."""
     extra: tuple[object, ...] = ()
     if isinstance(event, InferenceEvent):
@@ -94,7 +95,7 @@ def _memo_key(event: Event, verdict: Verdict) -> tuple[object, ...]:
         resource.id,
         verdict.verified,
         verdict.token,
-        int(event.ts.timestamp()) // 60,
+        inventory.off_hours(event.ts),
         extra,
     )
 

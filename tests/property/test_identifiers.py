@@ -40,3 +40,10 @@ def test_registry_style_ids_are_canonical(identifier: str) -> None:
 def test_spacing_variants_of_a_canonical_id_are_not(identifier: str, space: str) -> None:
     assert identifier_problem(identifier + space, resource=True)
     assert identifier_problem(space + identifier, resource=False)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)), st.booleans())
+def test_an_ascii_id_is_canonical_exactly_when_every_character_is_visible(text: str, resource: bool) -> None:
+    visible = bool(text) and all("!" <= c <= "~" for c in text)
+    expected = visible and (not resource or text == text.lower())
+    assert (identifier_problem(text, resource) == "") is expected

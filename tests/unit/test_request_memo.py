@@ -45,3 +45,17 @@ def test_a_reloaded_inventory_starts_an_empty_memo() -> None:
     fresh = build_inventory()
     assert fresh.request_memo == {}
     assert request_for(event, OK, fresh) is not request_for(event, OK, old)
+
+
+def test_a_shape_seen_all_day_is_built_once_per_side_of_business_hours() -> None:
+    inventory = build_inventory()
+    monday = "2030-01-07T{}:00Z"  # a Monday; business hours 07:00-19:00 UTC
+    morning, afternoon, night = (
+        event_of(inference_doc(ts=monday.format(hour))) for hour in ("09:15", "16:40", "23:05")
+    )
+    first = request_for(morning, OK, inventory)
+    assert request_for(afternoon, OK, inventory) is first
+    late = request_for(night, OK, inventory)
+    assert dict(first.facts)["off_hours"] is False
+    assert dict(late.facts)["off_hours"] is True
+    assert late == _build(night, OK, build_inventory())
