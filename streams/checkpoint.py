@@ -143,6 +143,11 @@ class BatchCheckpoint:
     def pending(self) -> bool:
         return self._in_flight is not None
 
+    @property
+    def written(self) -> bool:
+        """A batch is stored and published, waiting for ``flush`` to commit it."""
+        return self._in_flight is not None and self._in_flight.written.done()
+
     def close(self) -> None:
         """Stop the writer. A batch not flushed by now stays uncommitted (retries give up)."""
         self.stopping.set()

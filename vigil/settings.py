@@ -58,7 +58,7 @@ class KafkaSettings(BaseModel):
     batch_size: int = Field(default=2000, ge=1)
     """Most messages processed and stored as one batch (one ``consume`` call)."""
     batch_within: float = Field(default=0.5, gt=0)
-    """Seconds a worker waits to fill a batch before processing what it has."""
+    """Longest a worker gathers one batch; an idle pipeline takes what has arrived sooner."""
     group_id: str = "vigil"
     session_timeout: float = Field(default=30.0, ge=3)
     """Seconds before a silent worker's partitions move to the others."""

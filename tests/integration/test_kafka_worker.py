@@ -199,3 +199,17 @@ def test_a_worker_not_allowed_to_fix_producer_timestamps_refuses_to_start(worker
     assert "keep producer-set timestamps (CreateTime)" in worker_env.logs()
     assert "Traceback" not in worker_env.logs()
     assert _timestamp_type(worker_env) == "CreateTime"
+
+
+def test_a_lone_event_is_stored_without_waiting_for_a_batch_to_fill(worker_env: WorkerEnv) -> None:
+    """At moderate rates the worker takes what has arrived, not a full batch or its time limit."""
+    _configure(worker_env)
+    worker_env.extra["VIGIL_KAFKA_BATCH_WITHIN"] = "20"
+    worker_env.start_worker()
+    worker_env.wait_until("SELECT count() FROM events", 0)
+    time.sleep(1)  # joined the group, waiting in an empty batch
+    now = datetime.now(UTC)
+    sent = time.monotonic()
+    _send_at(worker_env, scoring_event("lone-0001", 1, now, {"x": 1.0}), now)
+    worker_env.wait_until("SELECT count() FROM events_unique", 1, timeout=15)
+    assert time.monotonic() - sent < 10, "the event waited for the batch time limit"
