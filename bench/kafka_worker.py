@@ -308,7 +308,6 @@ def latency(
     settings = Settings(kafka_brokers=brokers, kafka={"topic_prefix": prefix, "partitions": PARTITIONS})  # type: ignore[arg-type]
     ensure_topics(settings)
     env, _ = worker_env(work, f"latency-{prefix}", brokers, prefix, f"{prefix}vigil")
-    env["VIGIL_KAFKA_BATCH_WITHIN"] = "0.1"
     log = (work / f"latency-{prefix}" / "worker.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "vigil", "worker"], env=env, cwd=work, stdout=log, stderr=log

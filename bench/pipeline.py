@@ -93,6 +93,11 @@ SHIPPED_GC = (50_000, 20, 100)
 MEMORY_WINDOW_HOURS = 1.0
 """Replay window in ``--memory`` runs: 72,000 ids at the fleet's 50 ms spacing, full well
 before 200k events, so the two sizes compare bounded state, not a filling window."""
+MEMORY_DETECTOR_LIMITS = {"max_pending_mib": 8, "max_access_mib": 4}
+"""Detector budgets in ``--memory`` runs, for the same reason. Fleet traffic leaves about
+70 bytes of predictions awaiting feedback and 35 bytes of access memory per event, so the
+shipped budgets (64 MiB each per partition) fill only after about 1M and 2M events: the
+run would measure a budget filling up. These are full after about 120k events."""
 SUMMARY = re.compile(r"(\d+) messages in ([\d.]+)s")
 
 # Runs in a separate interpreter so RUSAGE_CHILDREN covers exactly one child.
@@ -617,6 +622,8 @@ def memory_mode(directory: Path, sizes: Sequence[int], seed: int) -> list[tuple[
     """Peak RSS of ``vigil run`` at each stream length, on the same fleet and keys."""
     keys_file = directory / "keys.yaml"
     secrets_by_source = write_keys(keys_file)
+    limits_file = directory / "detector-limits.yaml"
+    limits_file.write_text(json.dumps({"limits": MEMORY_DETECTOR_LIMITS}))  # JSON is YAML
     lines = []
     peaks = []
     for size in sizes:
@@ -624,8 +631,11 @@ def memory_mode(directory: Path, sizes: Sequence[int], seed: int) -> list[tuple[
         print(f"  memory: generating {size:,} events...", file=sys.stderr, flush=True)
         write_events(events_file, secrets_by_source, size, seed)
         print(f"  memory: vigil run on {size:,} events...", file=sys.stderr, flush=True)
-        window = {"VIGIL_IDENTITY_REPLAY_WINDOW_HOURS": str(MEMORY_WINDOW_HOURS)}
-        child = run_vigil(directory, keys_file, events_file, f"memory-{size}", **window)
+        bounded = {
+            "VIGIL_IDENTITY_REPLAY_WINDOW_HOURS": str(MEMORY_WINDOW_HOURS),
+            "VIGIL_DETECTORS_CONFIG": str(limits_file),
+        }
+        child = run_vigil(directory, keys_file, events_file, f"memory-{size}", **bounded)
         events_file.unlink()
         peaks.append(child.peak_rss_mib)
         lines.append(
@@ -761,6 +771,8 @@ def main() -> None:
             lines = memory_mode(directory, sizes, args.seed)
             full_after = MEMORY_WINDOW_HOURS * 3600 / FleetTraffic.step.total_seconds()
             print(f"Replay window {MEMORY_WINDOW_HOURS} h: full after {full_after:,.0f} events")
+            budgets = ", ".join(f"{k} {v}" for k, v in MEMORY_DETECTOR_LIMITS.items())
+            print(f"Detector budgets per partition: {budgets} (full after about 120,000 events)")
             print(table([("run", "result"), *lines], numeric_from=99))
             document["memory"] = dict(lines)
         else:
