@@ -25,7 +25,8 @@ RUN pip install --no-deps . \
 ARG VIGIL_UID=10001
 RUN groupadd --gid "${VIGIL_UID}" vigil \
     && useradd --uid "${VIGIL_UID}" --gid vigil --home-dir /var/lib/vigil \
-        --create-home --shell /usr/sbin/nologin vigil
+        --create-home --shell /usr/sbin/nologin vigil \
+    && install -d -o vigil -g vigil /var/lib/vigil/alerting
 
 ENV VIGIL_DATA_DIR=/var/lib/vigil
 WORKDIR /var/lib/vigil

@@ -1,10 +1,12 @@
 """What an SRE needs next to an alert: the runbook, the controls, the evidence query.
 
-The runbook and controls come from, in order: the first matching ``annotations``
-entry of the configuration, then what the finding itself carries (policy and
-identity findings name their controls and runbooks in ``details``), then
-``global.runbook_url_template``. The evidence query selects every occurrence of the
-alert from ``findings_unique`` since it started, ready to paste into ``vigil sql``.
+The runbook comes from, in order: the first matching ``annotations`` entry of the
+configuration, then ``global.runbook_url_template`` when the operator set one (the
+runbooks an organisation keeps are where its on-call looks, whatever a shipped
+policy names), then what the finding itself carries (policies' ``@runbook``).
+Controls come from the matching entry, else from the finding's ``details``. The
+evidence query selects every occurrence of the alert from ``findings_unique`` since
+it started, ready to paste into ``vigil sql``.
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ def sql_string(value: str) -> str:
 
 def evidence_query(labels: Mapping[str, str], since: datetime) -> str:
     """Every occurrence of the alert with these labels since ``since``."""
-    conditions = [f"{column} = {sql_string(labels.get(name, ''))}" for name, column in _COLUMNS.items()]
-    if labels.get("stage") == "detector":
-        conditions.remove(f"principal_id = {sql_string('')}")
+    about_model = labels.get("stage") == "detector" and not labels.get("principal")
+    conditions = [
+        f"{column} = {sql_string(labels.get(name, ''))}"
+        for name, column in _COLUMNS.items()
+        if not (about_model and name == "principal")  # a model's drift, whoever called it
+    ]
     stamp = since.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     conditions.append(f"ts >= '{stamp}'")
     return (
@@ -54,7 +59,7 @@ def annotate(config: AlertingConfig, labels: Mapping[str, str], details: Mapping
         if match_all(entry.matchers, labels):
             controls = entry.controls or _strings(details.get("controls"))
             return Annotations(entry.runbook_url or _first(details.get("runbooks")), controls)
-    runbook = _first(details.get("runbooks")) or _template(config.global_.runbook_url_template, labels)
+    runbook = _template(config.global_.runbook_url_template, labels) or _first(details.get("runbooks"))
     return Annotations(runbook, _strings(details.get("controls")))
 
 

@@ -1,7 +1,8 @@
 """Owed notifications and the workers that deliver them, one queue per receiver.
 
 Each receiver integration (a Slack channel, a webhook, ...) has an :class:`Outbox`:
-an ordered queue journaled to disk, so what is owed survives a restart, and a
+an ordered queue kept in the notifier's state database (:mod:`alerting.state`), so
+what is owed survives a restart, and a
 :class:`DeliveryWorker` with its own thread, so a slow or dead receiver delays
 nobody else and never the stream. Delivery is in order per receiver: the head is
 retried with exponential back-off (capped) until the receiver answers again, then
@@ -20,14 +21,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Protocol
-
-import orjson
+from typing import Any, Protocol, runtime_checkable
 
 from alerting.dispatcher import Ack
 from alerting.notifications import Notification
 from alerting.records import NotificationRow
+from alerting.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,19 @@ class Receiver(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class StatefulReceiver(Protocol):
+    """A receiver that keeps something between deliveries (Slack: the thread of each group).
+
+    ``state`` is saved with every delivery, in the transaction that removes the
+    delivered notification from the outbox; ``restore`` gives it back at start.
+    """
+
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
 class Metrics:
     """Counters shared by the manager and its workers; ``snapshot`` for logs and tests."""
 
@@ -72,6 +84,7 @@ class Metrics:
 
 @dataclass
 class Pending:
+    row_id: int
     notification: Notification
     attempts: int = 0
     next_attempt: float = 0.0
@@ -80,20 +93,21 @@ class Pending:
 
 
 class Outbox:
-    """Notifications owed to one receiver, in order, mirrored in an append-only journal."""
+    """Notifications owed to one receiver integration, in order, kept in the state database.
 
-    def __init__(self, name: str, journal: Path | None = None, max_pending: int = 10_000) -> None:
+    ``owe`` writes a notification inside the caller's transaction (the one that also
+    saves the state that produced it); only once that transaction is committed does
+    ``reveal`` hand it to delivery, so nothing is delivered that a crash could undo.
+    """
+
+    def __init__(self, name: str, state: StateStore, max_pending: int = 10_000) -> None:
         self.name = name
-        self.journal = journal
+        self.state = state
         self.max_pending = max_pending
         self._lock = threading.Lock()
-        self._items: list[Pending] = []
-        if journal is not None:
-            journal.parent.mkdir(parents=True, exist_ok=True)
-            self._items = [Pending(n) for n in _replay(journal)]
-            self._rewrite()
-            if self._items:
-                log.warning("%s: %d notification(s) owed from before, delivering them", name, len(self))
+        self._items = [Pending(row_id, Notification.from_json(doc)) for row_id, doc in state.owed(name)]
+        if self._items:
+            log.warning("%s: %d notification(s) owed from before, delivering them", name, len(self))
 
     def __len__(self) -> int:
         with self._lock:
@@ -103,8 +117,14 @@ class Outbox:
         with self._lock:
             return list(self._items)
 
-    def put(self, notification: Notification) -> Notification | None:
-        """Queue, or fold into a waiting message of the group; None if the outbox is full.
+    def owe(self, notification: Notification) -> int | None:
+        """Record the notification as owed (in the open transaction); None when the outbox is full."""
+        if len(self) >= self.max_pending:
+            return None
+        return self.state.owe(self.name, notification.notification_id, notification.to_json())
+
+    def reveal(self, row_id: int, notification: Notification) -> Notification:
+        """Queue a committed notification, or fold an ``update`` into its group's waiting message.
 
         Returns what is now owed: the notification, or the waiting one it folded into.
         """
@@ -117,20 +137,15 @@ class Outbox:
                 if (
                     waiting is not None
                     and not waiting.in_flight
-                    and waiting.notification.kind
-                    in (
-                        "firing",
-                        "update",
-                    )
+                    and waiting.notification.kind in ("firing", "update")
                 ):
                     folded = _with_kind(notification, waiting.notification)
+                    with self.state.transaction():
+                        self.state.replace_owed(waiting.row_id, folded.to_json())
+                        self.state.settle(row_id, self.name, None)
                     waiting.notification = folded
-                    self._append({"op": "replace", "n": _encoded(folded)})
                     return folded
-            if len(self._items) >= self.max_pending:
-                return None
-            self._items.append(Pending(notification))
-            self._append({"op": "put", "n": _encoded(notification)})
+            self._items.append(Pending(row_id, notification))
             return notification
 
     def head(self) -> Pending | None:
@@ -145,32 +160,11 @@ class Outbox:
         with self._lock:
             item.in_flight = False
 
-    def remove(self, item: Pending) -> None:
+    def remove(self, item: Pending, receiver_state: dict[str, Any] | None = None) -> None:
+        """Done with it (delivered or given up), saved with the receiver's state in one transaction."""
         with self._lock:
+            self.state.settle(item.row_id, self.name, receiver_state)
             self._items.remove(item)
-            if self._items:
-                self._append({"op": "done", "id": item.notification.notification_id})
-            else:
-                self._rewrite()
-
-    def _append(self, record: dict[str, object]) -> None:
-        if self.journal is None:
-            return
-        with self.journal.open("ab") as handle:
-            handle.write(orjson.dumps(record) + b"\n")
-
-    def _rewrite(self) -> None:
-        if self.journal is None:
-            return
-        temporary = self.journal.with_suffix(".tmp")
-        with temporary.open("wb") as handle:
-            for item in self._items:
-                handle.write(orjson.dumps({"op": "put", "n": _encoded(item.notification)}) + b"\n")
-        temporary.replace(self.journal)
-
-
-def _encoded(notification: Notification) -> str:
-    return notification.to_json().decode()
 
 
 def _with_kind(newer: Notification, waiting: Notification) -> Notification:
@@ -188,24 +182,6 @@ def _with_kind(newer: Notification, waiting: Notification) -> Notification:
         seq=waiting.seq,
         extra=newer.extra,
     )
-
-
-def _replay(journal: Path) -> list[Notification]:
-    """The notifications still owed according to the journal (a torn last line is skipped)."""
-    if not journal.exists():
-        return []
-    owed: dict[str, Notification] = {}
-    for number, line in enumerate(journal.read_bytes().splitlines(), start=1):
-        try:
-            record = orjson.loads(line)
-            if record["op"] == "done":
-                owed.pop(record["id"], None)
-            else:
-                notification = Notification.from_json(record["n"])
-                owed[notification.notification_id] = notification
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            log.error("%s:%d: unreadable journal record skipped (%s)", journal, number, error)
-    return list(owed.values())
 
 
 StatusSink = Callable[[NotificationRow], None]
@@ -240,12 +216,15 @@ class DeliveryWorker:
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        if isinstance(receiver, StatefulReceiver):
+            saved = outbox.state.receiver_state(outbox.name)
+            if saved is not None:
+                receiver.restore(saved)
 
-    def submit(self, notification: Notification) -> None:
-        owed = self.outbox.put(notification)
-        if owed is not None:
-            self._report(owed, "pending", 0, "")
-        else:
+    def owe(self, notification: Notification) -> int | None:
+        """Inside the caller's transaction: the notification is owed, or refused when full."""
+        row_id = self.outbox.owe(notification)
+        if row_id is None:
             self.metrics.inc("notifications_overflow")
             self._report(notification, "overflow", 0, f"outbox full ({self.outbox.max_pending})")
             log.error(
@@ -253,6 +232,12 @@ class DeliveryWorker:
                 self.receiver.name,
                 notification.notification_id,
             )
+        return row_id
+
+    def submit(self, row_id: int, notification: Notification) -> None:
+        """After the commit: deliver it (in order, after what is owed before it)."""
+        owed = self.outbox.reveal(row_id, notification)
+        self._report(owed, "pending", 0, "")
         with self._wake:
             self._wake.notify()
 
@@ -290,7 +275,7 @@ class DeliveryWorker:
                     error,
                 )
                 return False
-            self.outbox.remove(item)
+            self.outbox.remove(item, self._receiver_state())
             self.metrics.inc("notifications_failed")
             self._report(notification, "failed", item.attempts, item.last_error)
             log.error(
@@ -300,10 +285,13 @@ class DeliveryWorker:
                 error,
             )
             return True
-        self.outbox.remove(item)
+        self.outbox.remove(item, self._receiver_state())
         self.metrics.inc("notifications_delivered")
         self._report(notification, "delivered", item.attempts, "")
         return True
+
+    def _receiver_state(self) -> dict[str, Any] | None:
+        return self.receiver.state() if isinstance(self.receiver, StatefulReceiver) else None
 
     def _poll(self) -> None:
         try:
@@ -354,7 +342,7 @@ class DeliveryWorker:
                 self._wake.wait(wait)
 
     def close(self, timeout: float) -> None:
-        """Deliver what is owed for up to ``timeout`` seconds; the rest stays journaled."""
+        """Deliver what is owed for up to ``timeout`` seconds; the rest stays owed in the state database."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
@@ -371,7 +359,7 @@ class DeliveryWorker:
                 "%s: %d notification(s) still owed at shutdown; kept in %s",
                 self.receiver.name,
                 len(self.outbox),
-                self.outbox.journal or "memory only",
+                self.outbox.state.path or "memory only",
             )
         try:
             self.receiver.close()

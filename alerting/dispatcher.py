@@ -133,7 +133,8 @@ class Dispatcher:
             if group is not None and groups is not None:
                 group.route, group.members = route, {}  # members are routed again by the caller
             if group is None:
-                group = AlertGroup(group_id, route, labels, created=now, next_flush=now + route.group_wait)
+                wait = 0.0 if alert.severity == "critical" else route.group_wait
+                group = AlertGroup(group_id, route, labels, created=now, next_flush=now + wait)
             target[group_id] = group
         return group
 
@@ -162,6 +163,8 @@ class Dispatcher:
             self.alerts[row.fingerprint] = alert
         for route in self.root.match(labels):
             group = self._group(route, alert, now)
+            if alert.alert_id not in group.members and alert.severity == "critical":
+                group.next_flush = min(group.next_flush, now)  # a page does not wait for the group's timer
             group.members[alert.alert_id] = alert
             ack = self.acks.get(group.group_id)
             if ack is not None and not alert.acked_by and _covers(ack, alert):
@@ -248,6 +251,11 @@ class Dispatcher:
                 del self.alerts[fingerprint]
         result.states, self._pending_states = self._pending_states, []
         return result
+
+    def take_states(self) -> list[AlertStateRow]:
+        """Alert state rows recorded since the last tick (by ingests and acks), handed over once."""
+        states, self._pending_states = self._pending_states, []
+        return states
 
     def next_due(self) -> float | None:
         """When ``tick`` next has something to do (a group timer or a resolve timeout)."""

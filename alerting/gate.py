@@ -67,12 +67,21 @@ class AlertGate:
             raise ValueError("max_fingerprints must be at least 1")
 
     def admit(self, findings: Iterable[FindingRow]) -> list[AlertRow]:
-        """One row per alert touched by this batch, in order of first touch."""
+        """One row per alert touched by this batch, in order of first touch.
+
+        An event whose sender could not be verified raises its identity alert only:
+        the policy denial that follows from it (unverified senders are denied) is the
+        same incident, and is kept as a finding, not raised again.
+        """
         threshold = SEVERITY_RANK[self.min_severity]
         now = self.clock()
+        findings = list(findings)
+        unverified = {f.event_id for f in findings if f.stage == "identity"}
         touched: dict[str, tuple[_Instance, FindingRow, dict[str, str]]] = {}
         for finding in findings:
             if severity_rank(finding.severity) < threshold:
+                continue
+            if finding.stage == "policy" and finding.event_id in unverified:
                 continue
             labels, key = _identify(
                 finding.stage,

@@ -1,14 +1,20 @@
-"""The alert manager: from stored alert rows to delivered notifications, off the stream.
+"""The alert manager: from alert rows to delivered notifications, with durable state.
 
-The stream's only contact is :meth:`AlertManager.notify`, which puts the row on a
-bounded queue and returns; when the queue is full the row is appended to a spill
-file on disk and read back later, so the stream never waits and nothing is lost.
-A dispatcher thread does the rest: it feeds the :class:`~alerting.dispatcher.Dispatcher`,
-re-reads silences, acknowledgements and the routing file every
-``refresh_interval``, applies requests the CLI left for it, hands notifications
-to one :class:`~alerting.delivery.DeliveryWorker` per receiver integration, and
-writes what happened to ClickHouse (``alert_states``, ``notifications``,
-``silences``, ``alert_acks``) in batches.
+Rows arrive through :meth:`AlertManager.ingest` (the notifier's Kafka consumer,
+with the offsets they came from) or :meth:`AlertManager.notify` (the embedded run).
+Each call is applied and saved in one transaction of the state database
+(:mod:`alerting.state`): the dispatcher's alerts and groups, the notifications the
+change made owed, the rows owed to ClickHouse and the consumed offsets. A dispatcher
+thread does the rest: it re-reads silences, acknowledgements and the routing file
+every ``refresh_interval``, applies requests the CLI left for it, ticks the
+dispatcher (timers, resolution, reminders), and writes the ClickHouse rows
+(``alert_states``, ``notifications``, ``silences``, ``alert_acks``) in batches. One
+:class:`~alerting.delivery.DeliveryWorker` per receiver integration delivers what
+is owed, in order, and saves the receiver's state (Slack threads) as it goes.
+
+A new manager on the same state database carries on: open alerts and groups with
+their timers, threads, silences, acks and owed notifications are restored, and
+rows already applied are recognised by their offsets and skipped.
 
 ``threaded=False`` runs the same code without threads: tests call
 :meth:`run_once` after moving an injected clock and see exactly what a live
@@ -18,12 +24,12 @@ manager would have done, without waiting.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,25 +45,23 @@ from alerting.receivers import ReceiverContext, build_receiver, integrations
 from alerting.records import AckRow, NotificationRow, SilenceRow
 from alerting.requests import take_requests
 from alerting.silences import Silence
-from alerting.store import AlertingStore
+from alerting.snapshot import SnapshotWriter, restore
+from alerting.state import StateStore
+from alerting.store import ROW_TYPES, AlertingStore
 from schemas.records import AlertRow
 
 log = logging.getLogger(__name__)
 
 ReceiverFactory = Callable[[str, str, BaseModel, ReceiverContext], Receiver]
-SPILL_FILE = "intake-overflow.jsonl"
-MAX_BUFFERED_ROWS = 200_000
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+Position = tuple[str, int, int]
+"""``(topic, partition, offset)`` of a consumed alert row."""
+RECORDS_PER_WRITE = 5_000
 
 
 @dataclass(frozen=True)
 class ManagerOptions:
     state_dir: Path | None = None
-    """Outbox journals, the intake spill file and CLI requests; None keeps all in memory."""
-    queue_size: int = 10_000
+    """The state database and CLI requests; None keeps the state in memory."""
     refresh_interval: float = 5.0
     max_pending: int = 10_000
     backoff_initial: float = 1.0
@@ -86,27 +90,40 @@ class AlertManager:
         self.threaded = threaded
         self.receiver_factory = receiver_factory
         self.metrics = Metrics()
+        if self.options.state_dir is not None:
+            self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state = StateStore.in_directory(self.options.state_dir)
         self.dispatcher = Dispatcher(
             source.current,
             self.clock,
             self.wall_clock,
             details=store.finding_details if store is not None else None,
         )
+        restored = restore(self.dispatcher, self.state)
+        self._snapshots = SnapshotWriter(self.state)
+        self._positions = self.state.positions()
+        self._silences = {
+            key: Silence.from_row(_decoded(SilenceRow, doc))
+            for key, doc in self.state.documents("silences").items()
+        }
+        self.dispatcher.set_silences(self._silences.values())
+        if restored:
+            log.info(
+                "alert manager restored %d open group(s) and %d alert(s)",
+                restored,
+                len(self.dispatcher.alerts),
+            )
         self.workers: dict[str, DeliveryWorker] = {}
         self._worker_configs: dict[str, str] = {}
-        self._intake: queue.Queue[AlertRow] = queue.Queue(maxsize=self.options.queue_size)
-        self._spill_lock = threading.Lock()
-        self._acks_in: queue.Queue[Ack] = queue.Queue()
-        self._rows_lock = threading.Lock()
-        self._rows: dict[str, list[NamedTuple]] = {}
-        self._silences: dict[str, Silence] = {}
+        self._lock = threading.RLock()
+        """Held while the dispatcher changes and its change is saved (stream, ticks, acks, CLI)."""
+        self._acks_in: list[Ack] = []
+        self._acks_lock = threading.Lock()
         self._seen_acks: set[tuple[str, datetime]] = set()
         self._next_refresh = float("-inf")
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        if self.options.state_dir is not None:
-            self.options.state_dir.mkdir(parents=True, exist_ok=True)
         self._build_workers(source.current)
         if threaded:
             self._thread = threading.Thread(target=self._run, name="vigil-alerting", daemon=True)
@@ -115,61 +132,46 @@ class AlertManager:
     # --- the stream's side -----------------------------------------------------------
 
     def notify(self, alert: AlertRow) -> None:
-        """Hand over a stored alert row; never blocks (overflow goes to a disk spill)."""
-        self.metrics.inc("alerts_received")
-        try:
-            self._intake.put_nowait(alert)
-        except queue.Full:
-            self._spill(alert)
-        self._wake.set()
+        """One alert row from the embedded run (no offsets: nothing is redelivered there)."""
+        self.ingest([alert])
 
-    def _spill(self, alert: AlertRow) -> None:
-        self.metrics.inc("alerts_spilled")
-        path = self._spill_path()
-        if path is None:
-            self.metrics.inc("alerts_dropped")
-            log.error("alert queue full and no state directory: alert %s not routed", alert.alert_id)
-            return
-        with self._spill_lock, path.open("ab") as handle:
-            handle.write(orjson.dumps(alert._asdict()) + b"\n")
+    def ingest(self, rows: Sequence[AlertRow], positions: Sequence[Position] | None = None) -> int:
+        """Apply alert rows and save the result with their offsets, in one transaction.
 
-    def _spill_path(self) -> Path | None:
-        return self.options.state_dir / SPILL_FILE if self.options.state_dir is not None else None
-
-    def _unspill(self) -> list[AlertRow]:
-        path = self._spill_path()
-        if path is None or not path.exists():
-            return []
-        with self._spill_lock:
-            claimed = path.with_suffix(".claimed")
-            path.replace(claimed)
-        rows = []
-        for line in claimed.read_bytes().splitlines():
-            try:
-                raw = orjson.loads(line)
-                raw["ts"], raw["fired_at"] = (datetime.fromisoformat(raw[k]) for k in ("ts", "fired_at"))
-                rows.append(AlertRow(**raw))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                log.error("unreadable spilled alert skipped: %s", error)
-        claimed.unlink()
-        return rows
+        A row whose offset is below the saved position of its partition was applied
+        before (a redelivery after a crash or a failover) and is skipped. Returns the
+        number of rows applied.
+        """
+        with self._lock:
+            advanced: dict[tuple[str, int], int] = {}
+            applied = 0
+            for index, row in enumerate(rows):
+                if positions is not None:
+                    topic, partition, offset = positions[index]
+                    key = (topic, partition)
+                    if offset < max(self._positions.get(key, 0), advanced.get(key, 0)):
+                        self.metrics.inc("alerts_redelivered")
+                        continue
+                    advanced[key] = offset + 1
+                self.dispatcher.ingest(row)
+                applied += 1
+            self.metrics.inc("alerts_received", applied)
+            if applied or advanced:
+                self._save([], advanced)
+        if applied:
+            self._wake.set()  # a critical alert is due now
+        return applied
 
     # --- the dispatcher's side ---------------------------------------------------------
 
     def run_once(self, force: bool = False) -> float | None:
-        """One pass: ingest, refresh, tick, hand out, (deliver,) record. Returns next due time."""
-        rows = self._drain()
-        for row in rows:
-            self.dispatcher.ingest(row)
+        """One pass: refresh, tick, save, hand out, (deliver,) record. Returns next due time."""
         now = self.clock()
         if now >= self._next_refresh:
             self._refresh()
             self._next_refresh = now + self.options.refresh_interval
         self._take_acks()
-        result = self.dispatcher.tick(force=force)
-        self._buffer("alert_states", result.states)
-        for notification in result.notifications:
-            self._hand_out(notification)
+        self._tick(force)
         if not self.threaded:
             for worker in list(self.workers.values()):
                 worker.step()
@@ -178,45 +180,70 @@ class AlertManager:
         due = [self._next_refresh, *(d for d in [self.dispatcher.next_due()] if d is not None)]
         return min(due)
 
-    def _drain(self) -> list[AlertRow]:
-        rows: list[AlertRow] = []
-        while len(rows) < self.options.queue_size:
-            try:
-                rows.append(self._intake.get_nowait())
-            except queue.Empty:
-                break
-        if not rows:
-            rows = self._unspill()
-        return rows
+    def _tick(self, force: bool = False) -> None:
+        with self._lock:
+            result = self.dispatcher.tick(force=force)
+            self._save(result.notifications, {}, result.states)
 
-    def _hand_out(self, notification: Notification) -> None:
+    def _save(
+        self,
+        notifications: list[Notification],
+        positions: dict[tuple[str, int], int],
+        states: Sequence[NamedTuple] = (),
+    ) -> None:
+        """Dispatcher state, owed notifications, records and offsets: all or nothing."""
+        owed: list[tuple[DeliveryWorker, int, Notification]] = []
+        try:
+            with self.state.transaction():
+                self._snapshots.save(self.dispatcher)
+                self._record("alert_states", [*states, *self.dispatcher.take_states()])
+                for notification in notifications:
+                    owed.extend(self._owe(notification))
+                if positions:
+                    self.state.advance(positions)
+        except BaseException:
+            self._snapshots.forget()
+            raise
+        for key, offset in positions.items():
+            self._positions[key] = max(self._positions.get(key, 0), offset)
+        for worker, row_id, notification in owed:
+            worker.submit(row_id, notification)
+
+    def _owe(self, notification: Notification) -> list[tuple[DeliveryWorker, int, Notification]]:
         self.metrics.inc("notifications_created")
         labels = [label for label in self.workers if label.split("/", 1)[0] == notification.receiver]
         if not labels:
             log.debug("receiver %s has no integrations: %s", notification.receiver, notification.headline())
+        owed = []
         for label in labels:
-            self.workers[label].submit(notification)
+            worker = self.workers[label]
+            row_id = worker.owe(notification)
+            if row_id is not None:
+                owed.append((worker, row_id, notification))
+        return owed
 
     def _take_acks(self) -> None:
-        while True:
-            try:
-                ack = self._acks_in.get_nowait()
-            except queue.Empty:
-                return
+        with self._acks_lock:
+            acks, self._acks_in = self._acks_in, []
+        for ack in acks:
             self._apply_ack(ack, record=True)
 
-    def _apply_ack(self, ack: Ack, record: bool) -> None:
-        self._seen_acks.add((ack.target_id, ack.acked_at))
-        covered = self.dispatcher.acknowledge(ack)
+    def _apply_ack(self, ack: Ack, record: bool, note: str = "") -> list[str]:
+        with self._lock, self.state.transaction():
+            self._seen_acks.add((ack.target_id, ack.acked_at))
+            covered = self.dispatcher.acknowledge(ack)
+            self._snapshots.save(self.dispatcher)
+            if record:
+                self._record("alert_acks", [AckRow(ack.target_id, ack.acked_by, ack.via, note, ack.acked_at)])
         log.info(
             "acknowledged %s by %s via %s (%d alert(s))", ack.target_id, ack.acked_by, ack.via, len(covered)
         )
-        if record:
-            self._buffer("alert_acks", [AckRow(ack.target_id, ack.acked_by, ack.via, "", ack.acked_at)])
+        self._wake.set()
+        return covered
 
     def _on_slack_acks(self, acks: list[Ack]) -> None:
-        for ack in acks:
-            self._acks_in.put(ack)
+        with self._acks_lock:
+            self._acks_in.extend(acks)
         self._wake.set()
 
     # --- refresh: configuration, silences, acknowledgements, CLI requests -------------
@@ -232,7 +259,6 @@ class AlertManager:
             self.reconfigure(changed)
         self._apply_requests()
         if self.store is None:
-            self.dispatcher.set_silences(self._silences.values())
             return
         try:
             now = self.wall_clock()
@@ -241,18 +267,30 @@ class AlertManager:
         except Exception as error:  # the store may be briefly unreachable; keep what we had
             self.metrics.inc("store_read_errors")
             log.warning("reading silences and acknowledgements failed: %s", error)
-            self.dispatcher.set_silences(self._silences.values())
             return
-        # The store is the truth (another worker or the CLI may have expired one);
-        # silences this process added but has not written yet still count.
-        with self._rows_lock:
-            unwritten = [Silence.from_row(r) for r in self._rows.get("silences", [])]  # type: ignore[arg-type]
-        current = {s.silence_id: s for s in [*stored, *unwritten]}
-        self._silences = {k: s for k, s in current.items() if s.ends_at > now}
-        self.dispatcher.set_silences(self._silences.values())
+        # The store is the truth (the CLI may have expired one); silences this
+        # process added but has not written yet still count.
+        unwritten = {s.silence_id: s for s in self._unwritten_silences()}
+        current = {s.silence_id: s for s in [*stored, *unwritten.values()]}
+        self._set_silences({k: s for k, s in current.items() if s.ends_at > now})
         for ack in acks:
             if (ack.target_id, ack.acked_at) not in self._seen_acks:
                 self._apply_ack(ack, record=False)
+
+    def _unwritten_silences(self) -> list[Silence]:
+        return [
+            Silence.from_row(_decoded(SilenceRow, orjson.loads(doc)))
+            for _, table, doc in self.state.records(RECORDS_PER_WRITE)
+            if table == "silences"
+        ]
+
+    def _set_silences(self, silences: dict[str, Silence]) -> None:
+        with self._lock, self.state.transaction():
+            gone = set(self._silences) - set(silences)
+            docs = {k: orjson.dumps(s.row()._asdict()) for k, s in silences.items()}
+            self.state.put_documents("silences", docs, gone)
+            self._silences = silences
+            self.dispatcher.set_silences(silences.values())
 
     def _apply_requests(self) -> None:
         if self.options.state_dir is None:
@@ -282,18 +320,16 @@ class AlertManager:
             self.expire_silence(request["silence_id"])
         elif kind == "ack":
             at = datetime.fromisoformat(request["acked_at"])
-            ack = Ack(request["target_id"], request["acked_by"], "cli", at)
-            self._apply_ack(ack, record=False)
-            self._buffer(
-                "alert_acks", [AckRow(ack.target_id, ack.acked_by, "cli", request.get("note", ""), at)]
+            self._apply_ack(
+                Ack(request["target_id"], request["acked_by"], "cli", at), True, request.get("note", "")
             )
         else:
             raise ValueError(f"unknown request kind {kind!r}")
 
     def add_silence(self, silence: Silence) -> None:
-        self._silences[silence.silence_id] = silence
-        self.dispatcher.set_silences(self._silences.values())
-        self._buffer("silences", [silence.row()])
+        with self._lock, self.state.transaction():
+            self._set_silences({**self._silences, silence.silence_id: silence})
+            self._record("silences", [silence.row()])
         log.info("silence %s until %s: %s", silence.silence_id, silence.ends_at.isoformat(), silence.reason)
 
     def expire_silence(self, silence_id: str) -> bool:
@@ -304,23 +340,22 @@ class AlertManager:
             log.warning("no silence %s to expire", silence_id)
             return False
         expired = silence.expired(self.wall_clock())
-        self._silences[silence_id] = expired
-        self.dispatcher.set_silences(self._silences.values())
-        self._buffer("silences", [expired.row()])
+        with self._lock, self.state.transaction():
+            self._set_silences({**self._silences, silence_id: expired})
+            self._record("silences", [expired.row()])
         return True
 
     def acknowledge(self, target_id: str, acked_by: str, via: str = "api") -> list[str]:
-        ack = Ack(target_id, acked_by, via, self.wall_clock())
-        self._seen_acks.add((ack.target_id, ack.acked_at))
-        self._buffer("alert_acks", [AckRow(target_id, acked_by, via, "", ack.acked_at)])
-        return self.dispatcher.acknowledge(ack)
+        return self._apply_ack(Ack(target_id, acked_by, via, self.wall_clock()), record=True)
 
     # --- receivers ----------------------------------------------------------------------
 
     def reconfigure(self, config: AlertingConfig) -> None:
         """Switch to a new routing configuration (hot reload)."""
         self._build_workers(config)
-        self.dispatcher.reconfigure(config)
+        with self._lock:
+            self.dispatcher.reconfigure(config)
+            self._save([], {})
         self.metrics.inc("config_reloads")
         log.info("alerting configuration reloaded: %d receiver(s)", len(config.receivers))
 
@@ -333,10 +368,9 @@ class AlertManager:
                 worker.close(timeout=0)
                 if spec is None and len(worker.outbox):
                     log.warning(
-                        "%s removed with %d notification(s) owed; kept in %s",
+                        "%s removed with %d notification(s) owed; kept in the state database",
                         label,
                         len(worker.outbox),
-                        worker.outbox.journal,
                     )
         for label, (name, kind, settings) in wanted.items():
             if label in self.workers:
@@ -345,12 +379,9 @@ class AlertManager:
                 receiver = self.receiver_factory(name, kind, settings, self.context)
             except ValueError as error:
                 raise ConfigError(str(error)) from None
-            journal = None
-            if self.options.state_dir is not None:
-                journal = self.options.state_dir / "outbox" / f"{label.replace('/', '.')}.jsonl"
             worker = DeliveryWorker(
                 receiver,
-                Outbox(label, journal, self.options.max_pending),
+                Outbox(label, self.state, self.options.max_pending),
                 self.clock,
                 self.wall_clock,
                 self._status,
@@ -366,7 +397,7 @@ class AlertManager:
                 worker.start()
 
     def _status(self, row: NotificationRow) -> None:
-        self._buffer("notifications", [row])
+        self._record("notifications", [row])
 
     def pending(self) -> dict[str, int]:
         """Notifications owed, per receiver integration (the backlog gauge)."""
@@ -374,33 +405,27 @@ class AlertManager:
 
     # --- rows to ClickHouse -----------------------------------------------------------
 
-    def _buffer(self, table: str, rows: list[Any]) -> None:
-        if not rows or self.store is None:
-            return
-        with self._rows_lock:
-            buffered = self._rows.setdefault(table, [])
-            buffered.extend(rows)
-            if len(buffered) > MAX_BUFFERED_ROWS:
-                dropped = len(buffered) - MAX_BUFFERED_ROWS
-                del buffered[:dropped]
-                self.metrics.inc("store_rows_dropped", dropped)
-                log.error("alerting store unreachable: %d old %s row(s) dropped from memory", dropped, table)
+    def _record(self, table: str, rows: Sequence[NamedTuple]) -> None:
+        """Rows owed to ClickHouse, kept in the state database until written."""
+        if rows and self.store is not None:
+            self.state.add_records(table, [orjson.dumps(row._asdict()) for row in rows])
 
     def _write(self) -> None:
         if self.store is None:
             return
-        with self._rows_lock:
-            rows, self._rows = self._rows, {}
-        if not rows:
-            return
-        try:
-            self.store.write(rows)
-        except Exception as error:  # keep them for the next pass; the stream is unaffected
-            self.metrics.inc("store_write_errors")
-            log.warning("writing alerting rows failed, will retry: %s", error)
-            with self._rows_lock:
-                for table, pending in rows.items():
-                    self._rows[table] = pending + self._rows.get(table, [])
+        while records := self.state.records(RECORDS_PER_WRITE):
+            tables: dict[str, list[NamedTuple]] = {}
+            for _, table, doc in records:
+                tables.setdefault(table, []).append(_decoded(ROW_TYPES[table], orjson.loads(doc)))
+            try:
+                self.store.write(tables)
+            except Exception as error:  # kept for the next pass; the stream is unaffected
+                self.metrics.inc("store_write_errors")
+                log.warning("writing alerting rows failed, will retry: %s", error)
+                return
+            self.state.drop_records(records[-1][0])
+            if len(records) < RECORDS_PER_WRITE:
+                return
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -415,19 +440,21 @@ class AlertManager:
             self._wake.wait(wait)
             self._wake.clear()
 
-    def close(self, timeout: float | None = None) -> None:
-        """Flush every group now, deliver for up to ``timeout``, record, stop.
+    def close(self, timeout: float | None = None, flush_groups: bool = False) -> None:
+        """Stop: deliver what is owed for up to ``timeout``, record, close the state.
 
-        Whatever a receiver could not take in time stays in its outbox journal and
-        is delivered by the next process that uses this state directory.
+        ``flush_groups`` notifies every group now instead of at its timer (a run that
+        ends with its input, ``vigil run``); a service leaves the timers in the state
+        for the next start. Whatever a receiver could not take in time stays owed.
         """
         timeout = self.options.close_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.run_once(force=True)
-        deadline = time.monotonic() + timeout
+        self._take_acks()
+        self._tick(force=flush_groups)
         for worker in self.workers.values():
             worker.close(max(0.0, deadline - time.monotonic()))
         self._take_acks()
@@ -436,3 +463,14 @@ class AlertManager:
         if owed:
             log.warning("alert manager stopped with notifications owed: %s", owed)
         log.info("alert manager stopped: %s", self.metrics.snapshot())
+        self.state.close()
+
+
+def _decoded(row_type: type[Any], doc: dict[str, Any]) -> Any:
+    """A row back from its JSON document: times are ISO strings there."""
+    hints = typing.get_type_hints(row_type)
+    values = {
+        name: datetime.fromisoformat(doc[name]) if hints[name] is datetime else doc[name]
+        for name in row_type._fields
+    }
+    return row_type(**values)

@@ -3,8 +3,9 @@
 Labels are derived from a finding's stage, rule, model and principal. The
 fingerprint hashes the identifying labels (everything but ``severity``), so the
 same condition on the same subject is always the same alert however often it
-recurs. Detector findings leave the principal out: a drifting model is one
-problem whoever happens to call it. An alert *instance* starts with the first
+recurs. Detector findings about a model leave the principal out: a drifting model
+is one problem whoever happens to call it; access anomalies keep it, since the
+principal is what they are about. An alert *instance* starts with the first
 occurrence and ends when it resolves; its ``alert_id`` names that instance.
 """
 
@@ -32,13 +33,23 @@ def severity_rank(severity: str) -> int:
     return SEVERITY_RANK.get(severity, 0)
 
 
+PRINCIPAL_RULE_PREFIX = "access-"
+"""Detector rules about what one principal does (the access monitor's): that principal is their subject."""
+
+
 def labels_for(stage: str, rule: str, model: str, principal: str, severity: str) -> dict[str, str]:
-    """The label set of an alert; empty values are left out (as in Alertmanager)."""
+    """The label set of an alert; empty values are left out (as in Alertmanager).
+
+    The labels name the alert's subject: identity and policy alerts are about a
+    principal (and the model it touched), access anomalies about the principal that
+    behaved unusually, other detector alerts about the model whoever calls it.
+    """
+    about_principal = stage != "detector" or rule.startswith(PRINCIPAL_RULE_PREFIX)
     candidates = {
         "stage": stage,
         "rule": rule,
         "model": model,
-        "principal": "" if stage == "detector" else principal,
+        "principal": principal if about_principal else "",
         "severity": severity,
     }
     return {name: value for name, value in candidates.items() if value}
@@ -70,6 +81,8 @@ def alert_id_for(fingerprint_value: str, first_finding_id: str) -> str:
 
 
 def subject_of(labels: Mapping[str, str]) -> str:
+    if labels.get("stage") == "detector" and labels.get("principal"):
+        return labels["principal"]  # an access anomaly: about who, not which model
     return labels.get("model") or labels.get("principal") or "-"
 
 

@@ -393,6 +393,22 @@ class SlackReceiver:
                     break
         return acks
 
+    def state(self) -> dict[str, Any]:
+        """The thread of every open group: saved with each delivery, so a restart continues them."""
+        return {
+            "threads": {
+                group_id: {"channel": t.channel, "ts": t.ts, "acked": t.acked}
+                for group_id, t in self.threads.items()
+            }
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        now = self.clock()
+        self.threads = {
+            group_id: _Thread(channel=t["channel"], ts=t["ts"], next_poll=now, acked=t["acked"])
+            for group_id, t in state.get("threads", {}).items()
+        }
+
     def _pace(self) -> None:
         wait = self._last_call + self.min_interval - self.clock()
         if wait > 0:

@@ -7,7 +7,8 @@ offsets that become safe to commit once the batch is. The batch is then, in orde
    an unstored batch must hold its partitions back, never be skipped;
 2. published (dead letters, alerts, audit checkpoints), returning only once the broker
    has confirmed every message;
-3. notified (alerts to the alert manager), then
+3. notified (alerts to the in-process notifier of an embedded run; a Kafka worker
+   has none: its alerts were published to ``ai.alerts`` in step 2), then
 4. committed.
 
 Steps 1 and 2 run on a writer thread of their own, so the driver processes the next
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,7 +53,8 @@ class Outputs(Protocol):
 
 
 class Notify(Protocol):
-    def notify(self, alert: Any) -> None: ...
+    def notify(self, alerts: Sequence[Any]) -> None:
+        """Apply one batch's alert rows; return once they are safely kept."""
 
 
 class StoreAbortedError(RuntimeError):
@@ -90,7 +92,7 @@ class BatchCheckpoint:
     def __init__(
         self,
         store: Store,
-        notifiers: Notify,
+        notifiers: Notify | None = None,
         *,
         outputs: Outputs | None = None,
         commit: Callable[[Offsets], None] | None = None,
@@ -130,8 +132,8 @@ class BatchCheckpoint:
         self._in_flight = None
         try:
             batch.written.result()
-            for alert in batch.result.alerts:
-                self.notifiers.notify(alert)
+            if self.notifiers is not None and batch.result.alerts:
+                self.notifiers.notify(batch.result.alerts)
             if self.commit is not None and batch.offsets:
                 self.commit(batch.offsets)
         except BaseException as error:

@@ -12,7 +12,9 @@ A batch's offsets are committed only after its rows are stored and its dead lett
 alerts and audit checkpoints are confirmed by the broker, strictly in order
 (``streams.checkpoint``). Delivery is therefore at least once: after a crash the
 next worker resumes from the last commit, and stored rows of a replayed batch
-replace the first copies (the ``*_unique`` views count them once).
+replace the first copies (the ``*_unique`` views count them once). Alerts go no
+further than ``ai.alerts``: routing, grouping and delivery belong to ``vigil
+notifier`` (``streams.notifier``), one for all workers.
 
 Rebalances use the eager ``range`` assignor, which gives a worker the same partition
 numbers of every source topic: detector state is kept per partition number. When
@@ -51,7 +53,7 @@ from confluent_kafka import (
 from detectors.snapshots import Checkpointer, ClickHouseSnapshots, snapshot_key
 from sinks.clickhouse import ClickHouseStore, connect
 from sinks.kafka import KafkaProducer
-from streams.checkpoint import BatchCheckpoint, Notify, Offsets
+from streams.checkpoint import BatchCheckpoint, Offsets
 from streams.outputs import KafkaOutputs
 from streams.topics import DEADLETTER_TOPIC, SOURCE_TOPICS, max_message_bytes
 from vigil.pipeline import BatchResult, Pipeline, RawMessage
@@ -312,7 +314,6 @@ def run_worker(
     settings: Settings,
     pipeline: Pipeline,
     store: ClickHouseStore,
-    notifiers: Notify,
     stopping: threading.Event,
 ) -> IngestWorker:
     """Run the worker until ``stopping`` is set; returns it (for its counts) or raises."""
@@ -327,7 +328,7 @@ def run_worker(
     )
 
     def checkpoint(commit: Callable[[Offsets], None]) -> BatchCheckpoint:
-        return BatchCheckpoint(store, notifiers, outputs=outputs, commit=commit, stopping=stopping)
+        return BatchCheckpoint(store, outputs=outputs, commit=commit, stopping=stopping)
 
     worker = IngestWorker(settings, pipeline, checkpoint, detector_checkpoints(settings, pipeline), stopping)
     try:

@@ -26,7 +26,9 @@ class RunStats:
     events: int = 0
     rejected: int = 0
     findings: int = 0
-    alerts: int = 0
+    alert_ids: set[str] = field(default_factory=set)
+    """Alert instances raised: a batch has a row for every alert it touched, so one
+    alert recurring across batches has several rows but is one alert."""
     decisions: Counter[str] = field(default_factory=Counter)
     elapsed: float = 0.0
 
@@ -34,9 +36,13 @@ class RunStats:
         self.events += len(result.events)
         self.rejected += len(result.rejected)
         self.findings += len(result.findings)
-        self.alerts += len(result.alerts)
+        self.alert_ids.update(a.alert_id for a in result.alerts)
         self.messages += len(result.events) + len(result.rejected)
         self.decisions.update(d.decision for d in result.decisions)
+
+    @property
+    def alerts(self) -> int:
+        return len(self.alert_ids)
 
     @property
     def rate(self) -> float:

@@ -85,6 +85,41 @@ def demo(events: int, seed: int) -> None:
 
 
 @main.command()
+def notifier() -> None:
+    """Route, group and deliver the alerts every worker publishes to ai.alerts.
+
+    Run one; a second one on the same state directory waits as a standby and takes
+    over when the first dies. State (open alerts and groups, Slack threads, silences,
+    acks, notifications owed) survives restarts. SIGTERM or Ctrl-C stops it (exit 0).
+    """
+    from streams.notifier import run_notifier
+    from streams.topics import ensure_topics
+    from vigil.runtime import build_alert_manager, open_notifier_store
+
+    settings = _settings()
+    _setup_logging(settings)
+    try:
+        ensure_topics(settings)
+    except Exception as error:
+        raise click.ClickException(f"cannot reach Kafka at {settings.kafka_brokers}: {error}") from error
+    opened = []
+
+    def build_manager():  # type: ignore[no-untyped-def]
+        try:  # only once this process is the active notifier: the store may be the standby's too
+            store = open_notifier_store(settings)
+        except StoreUnavailableError as error:
+            raise click.ClickException(str(error)) from error
+        opened.append(store)
+        return build_alert_manager(settings, store.store)
+
+    try:
+        run_notifier(settings, build_manager, settings.log_level.upper())
+    finally:
+        for store in opened:
+            store.close()
+
+
+@main.command()
 @click.option(
     "--input", "source", required=True, type=click.File("rb"), help="JSON-lines file, or - for stdin."
 )
@@ -104,7 +139,7 @@ def _run_lines(settings: Settings, lines, topic: str) -> local.RunStats:  # type
     try:
         return local.run(local.messages_from_lines(lines, topic), pipeline, opened.store, notifiers)
     finally:
-        notifiers.close()
+        notifiers.close(flush_groups=True)
         opened.close()
 
 
@@ -194,18 +229,16 @@ def worker() -> None:
     except Exception as error:
         raise click.ClickException(f"cannot reach Kafka at {settings.kafka_brokers}: {error}") from error
     opened = _open_store(settings)
-    notifiers = build_notifiers(settings)
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stopping.set())
     log.info("worker on %s, store %s", settings.kafka_brokers, redact(settings.store_url))
     try:
-        consumed = run_worker(settings, pipeline, opened.store, notifiers, stopping).messages
+        consumed = run_worker(settings, pipeline, opened.store, stopping).messages
     except Exception as error:
         log.exception("worker stopped by an error; the next start resumes from the last commit")
         raise SystemExit(1) from error
     finally:
-        notifiers.close()
         opened.close()
     log.info("worker stopped after %d messages", consumed)
 

@@ -1,13 +1,15 @@
-"""Build the pipeline, the store and the notifiers from settings (composition root)."""
+"""Build the pipeline, the store and the alert manager from settings (composition root)."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from alerting import AlertGate, AlertingStore, AlertManager, ConfigError, ConfigSource, ManagerOptions
 from alerting.config import builtin_config
@@ -22,16 +24,12 @@ from identity.verify import IdentityVerifier
 from policies.bundle import PACK_DIR
 from policies.runtime import PolicyRuntime
 from schemas.records import AlertRow
-from sinks.clickhouse import ClickHouseStore, connect, migrate, private_directory
+from sinks.clickhouse import ClickHouseStore, StoreLockedError, connect, migrate, private_directory
 from sinks.query_server import QueryServer
 from vigil.pipeline import Pipeline
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class Notifier(Protocol):
-    def notify(self, alert: AlertRow) -> None: ...
 
 
 def settle_memory() -> None:
@@ -137,46 +135,107 @@ def _alert_gate(settings: Settings) -> AlertGate:
 
 @dataclass
 class Notifiers:
-    """The alert manager behind the drivers' ``notify``: routing and delivery off the stream."""
+    """The alert manager of an embedded run, behind the drivers' ``notify``.
+
+    ``vigil run`` and ``vigil demo`` apply their alert rows in-process with the same
+    manager ``vigil notifier`` runs behind Kafka.
+    """
 
     manager: AlertManager
     client: Any = None
 
-    def notify(self, alert: AlertRow) -> None:
-        self.manager.notify(alert)
+    def notify(self, alerts: Sequence[AlertRow]) -> None:
+        self.manager.ingest(alerts)
 
-    def close(self) -> None:
+    def close(self, flush_groups: bool = False) -> None:
         try:
-            self.manager.close()
+            self.manager.close(flush_groups=flush_groups)
         finally:
             if self.client is not None:
                 self.client.close()
 
 
-def build_notifiers(settings: Settings, console: bool = True) -> Notifiers:
-    """Call after ``open_store``: the manager reads and writes its tables on its own client."""
+def receiver_context(settings: Settings) -> ReceiverContext:
+    """Slack and Kafka settings for the receivers; timers on epoch seconds, which survive restarts."""
     slack = settings.slack
-    context = ReceiverContext(
+    return ReceiverContext(
         slack_bot_token=slack.bot_token.get_secret_value() if slack.bot_token else None,
         slack_webhook_url=slack.webhook_url.get_secret_value() if slack.webhook_url else None,
         slack_channel=slack.channel,
         slack_base_url=slack.base_url,
         kafka_brokers=settings.kafka_brokers,
         topic_prefix=settings.kafka.topic_prefix,
+        clock=time.time,
     )
-    options = ManagerOptions(
+
+
+def manager_options(settings: Settings) -> ManagerOptions:
+    return ManagerOptions(
         state_dir=settings.alerting.state_dir or settings.data_dir / "alerting",
-        queue_size=settings.alerting.queue_size,
         max_pending=settings.alerting.max_pending,
         refresh_interval=settings.alerting.refresh_seconds,
         close_timeout=settings.alerting.close_timeout,
     )
-    client = connect(settings.store_url, already_owned=True)
+
+
+def build_alert_manager(
+    settings: Settings, store: AlertingStore | None, console: bool = True
+) -> AlertManager:
+    """The manager ``vigil notifier`` and embedded runs share; exits on a bad routing file."""
     try:
-        manager = AlertManager(
-            alerting_source(settings, console), context, AlertingStore.over_client(client), options
+        return AlertManager(
+            alerting_source(settings, console), receiver_context(settings), store, manager_options(settings)
         )
     except ConfigError as error:
-        client.close()
         raise SystemExit(f"vigil: {error}") from None
+
+
+def build_notifiers(settings: Settings, console: bool = True) -> Notifiers:
+    """Call after ``open_store``: the manager reads and writes its tables on its own client."""
+    client = connect(settings.store_url, already_owned=True)
+    try:
+        manager = build_alert_manager(settings, AlertingStore.over_client(client), console)
+    except BaseException:
+        client.close()
+        raise
     return Notifiers(manager, client)
+
+
+@dataclass
+class NotifierStore:
+    """The ClickHouse side of ``vigil notifier``: its client and, when embedded, the query server."""
+
+    store: AlertingStore | None
+    client: Any = None
+    query_server: QueryServer | None = None
+
+    def close(self) -> None:
+        if self.query_server is not None:
+            self.query_server.stop()
+        if self.client is not None:
+            self.client.close()
+
+
+def open_notifier_store(settings: Settings) -> NotifierStore:
+    """The alerting tables, or none when a worker owns the embedded store.
+
+    With a ClickHouse server every worker and the notifier share one store. An
+    embedded store admits one process: a notifier beside an embedded worker then
+    keeps its alert states in its own state database only (or gets a chDB directory
+    of its own through ``VIGIL_CLICKHOUSE_URL``, served to ``vigil alerts`` like a
+    worker's).
+    """
+    try:
+        client = connect(settings.store_url)
+    except StoreLockedError:
+        log.warning(
+            "the embedded store is owned by another process: alert states and notifications are kept in "
+            "the notifier's state only; give the notifier a store of its own to list them"
+        )
+        return NotifierStore(None)
+    migrate(client)
+    server = None
+    if settings.embedded and settings.store_url != "chdb://memory":
+        store_dir = Path(settings.store_url.removeprefix("chdb://"))
+        server = QueryServer(connect(settings.store_url, already_owned=True), store_dir).start()
+    return NotifierStore(AlertingStore.over_client(client), client, server)

@@ -41,13 +41,25 @@ class AlertingSettings(BaseModel):
     config: Path | None = None
     """Routing YAML; unset means the built-in route: console, plus Slack when configured."""
     state_dir: Path | None = None
-    """Outbox journals, intake spill and CLI requests; default ``<data_dir>/alerting``."""
-    queue_size: int = Field(default=10_000, ge=1)
+    """The notifier's state database and CLI requests; default ``<data_dir>/alerting``."""
     max_pending: int = Field(default=10_000, ge=1)
     """Notifications owed per receiver before new ones are refused (and recorded)."""
     refresh_seconds: float = Field(default=5.0, gt=0)
     """How often silences, acknowledgements and the routing file are re-read."""
-    close_timeout: float = Field(default=10.0, ge=0)
+    close_timeout: float = Field(default=5.0, ge=0)
+    """Seconds a stopping notifier keeps delivering what is owed; the rest waits in the state."""
+
+
+class NotifierSettings(BaseModel):
+    """``vigil notifier``: the consumer of ``ai.alerts`` (docs/alerting.md#the-notifier-service)."""
+
+    group_id: str = "vigil-notifier"
+    """Consumer group (and faust app id), after the topic prefix."""
+    session_timeout: float = Field(default=10.0, ge=6)
+    """Seconds before a dead notifier's partitions go to the standby that took over."""
+    batch_size: int = Field(default=500, ge=1)
+    batch_within: float = Field(default=0.1, gt=0)
+    """Seconds the agent waits to fill a batch: part of every alert's latency to its receiver."""
 
 
 class KafkaSettings(BaseModel):
@@ -169,6 +181,7 @@ class Settings(BaseSettings):
     """``json``: one object per line with level, logger, message and context, for log collectors."""
     slack: SlackSettings = SlackSettings()
     alerting: AlertingSettings = AlertingSettings()
+    notifier: NotifierSettings = NotifierSettings()
     kafka: KafkaSettings = KafkaSettings()
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()

@@ -1,4 +1,8 @@
-"""A test rig: gate + alert manager + receivers against the local Slack, on a hand-moved clock."""
+"""A test rig: gate + alert manager + receivers against the local Slack, on a hand-moved clock.
+
+Two rigs on the same ``state_dir`` and clock play a notifier and its successor
+(a restart, or the standby taking over after the first was killed).
+"""
 
 from __future__ import annotations
 
@@ -50,7 +54,6 @@ class Rig:
         store: AlertingStore | None = None,
         state_dir: Path | None = None,
         clock: FakeClock | None = None,
-        queue_size: int = 10_000,
     ) -> None:
         self.clock = clock or current()
         parsed = parse_config(config or slack_config())
@@ -61,7 +64,7 @@ class Rig:
             sleep=self.clock.sleep,
             wall_clock=self.clock.wall,
         )
-        options = ManagerOptions(state_dir=state_dir, refresh_interval=5.0, queue_size=queue_size)
+        options = ManagerOptions(state_dir=state_dir, refresh_interval=5.0)
         self.manager = AlertManager(ConfigSource(None, parsed), context, store, options, threaded=False)
         self.gate = AlertGate(
             resolve_timeout=parsed.global_.resolve_timeout, clock=self.clock, wall_clock=self.clock.wall

@@ -88,10 +88,14 @@ class WorkerEnv:
         return f"{self.prefix}{name}"
 
     def start_worker(self) -> subprocess.Popen[bytes]:
+        return self.start("worker")
+
+    def start(self, command: str, **extra: str) -> subprocess.Popen[bytes]:
+        """A ``vigil <command>`` subprocess (``worker``, ``notifier``), logging beside the data."""
         log = (self.data_dir / f"worker-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "vigil", "worker"],
-            env=self.env,
+            [sys.executable, "-m", "vigil", command],
+            env={**self.env, **extra},
             cwd=self.data_dir,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -99,21 +103,20 @@ class WorkerEnv:
         self.processes.append(process)
         return process
 
-    def sql(self, query: str) -> list[list[str]]:
-        """Query the running worker's store through its read-only query server."""
-        store = self.data_dir / "clickhouse"
-        output = query_remote(store, query, "TSV")
+    def sql(self, query: str, store: str = "clickhouse") -> list[list[str]]:
+        """Query a running process's embedded store (the worker's by default) through its query server."""
+        output = query_remote(self.data_dir / store, query, "TSV")
         return [line.split("\t") for line in output.decode().splitlines()]
 
-    def scalar(self, query: str) -> int:
-        return int(self.sql(query)[0][0])
+    def scalar(self, query: str, store: str = "clickhouse") -> int:
+        return int(self.sql(query, store)[0][0])
 
-    def wait_until(self, query: str, expected: int, timeout: float = 120.0) -> int:
+    def wait_until(self, query: str, expected: int, timeout: float = 120.0, store: str = "clickhouse") -> int:
         deadline = time.monotonic() + timeout
         value = -1
         while time.monotonic() < deadline:
             try:
-                value = self.scalar(query)
+                value = self.scalar(query, store)
             except QueryError:
                 value = -1  # worker still starting: no query server yet
             if value >= expected:

@@ -274,13 +274,52 @@ def test_generic_webhook_gets_an_alertmanager_shaped_document(fake_slack: FakeSl
     assert "findings_unique" in alert["annotations"]["evidence_query"]
 
 
-def test_a_full_intake_spills_to_disk_and_loses_nothing(fake_slack: FakeSlack, tmp_path: Path) -> None:
-    rig = Rig(fake_slack, state_dir=tmp_path / "alerting", queue_size=2)
-    rig.feed(*(drift(f"model-{i}") for i in range(6)), run=False)
-    assert rig.manager.metrics.snapshot()["alerts_spilled"] == 4
-    assert (tmp_path / "alerting" / "intake-overflow.jsonl").exists()
-    rig.run(10)
-    assert len(fake_slack.posts()) == 6
+def test_a_restart_inside_the_group_wait_notifies_once_when_the_wait_ends(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    first = Rig(fake_slack, state_dir=tmp_path / "alerting")
+    first.feed(drift(), drift())
+    first.run(2)  # killed 2 s into the 5 s group wait: no close, nothing flushed
+    second = Rig(fake_slack, state_dir=tmp_path / "alerting", clock=first.clock)
+    second.run(2)
+    assert fake_slack.posts() == []  # the restored group still waits its turn
+    second.run(2)
+    [post] = fake_slack.posts()
+    assert "*Occurrences*\\n2\\n" in post.rendered
+    second.run(120)
+    assert len(fake_slack.posts()) == 1
+
+
+def test_a_restart_continues_the_groups_thread_and_counts(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    config = slack_config(group_by=["stage", "model"])
+    first = Rig(fake_slack, config, state_dir=tmp_path / "alerting")
+    first.feed(drift())
+    first.run(6)
+    [post] = fake_slack.posts()
+    parent_ts = next(m.ts for m in fake_slack.messages.values() if m.thread_ts is None)
+    second = Rig(fake_slack, config, state_dir=tmp_path / "alerting", clock=first.clock)
+    second.gate = first.gate  # the workers carry on; only the notifier restarted
+    page_hinkley = finding(stage="detector", rule="page-hinkley", severity="medium", model_id="fraud-v3")
+    second.feed(drift(), page_hinkley)
+    second.run(70)
+    assert fake_slack.posts() == [post]
+    [reply] = fake_slack.replies()
+    assert reply.body["thread_ts"] == parent_ts
+    [edit] = fake_slack.ok("chat.update")
+    assert edit.body["ts"] == parent_ts
+    assert "*Occurrences*\\n2\\n" in edit.rendered  # the count carried over the restart
+
+
+def test_alert_rows_redelivered_after_a_crash_are_applied_once(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    first = Rig(fake_slack, state_dir=tmp_path / "alerting")
+    rows = first.gate.admit([drift(), drift()])
+    positions = [("ai.alerts", 0, offset) for offset in range(len(rows))]
+    assert first.manager.ingest(rows, positions) == len(rows) == 1
+    second = Rig(fake_slack, state_dir=tmp_path / "alerting", clock=first.clock)
+    assert second.manager.ingest(rows, positions) == 0  # the consumer resumed before the saved position
+    second.run(6)
+    [post] = fake_slack.posts()
+    assert "*Occurrences*\\n2\\n" in post.rendered
 
 
 def test_failures_never_log_the_token(fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:

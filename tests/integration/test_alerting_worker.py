@@ -2,10 +2,12 @@
 
 A ``vigil worker`` subprocess consumes signed inference events whose numeric
 features all shift, shift back and shift again, so the detectors report a burst
-of findings on one model. Every finding is stored; Slack receives one message
-for the model, and whatever follows (edits with counts, thread replies) stays
-in that message and its thread. Then ``vigil silence`` and ``vigil alerts`` talk
-to the running worker through its alerting directory.
+of findings on one model and publishes the alert rows to ``ai.alerts``. A ``vigil
+notifier`` beside it (with an embedded store of its own: one process per chDB
+directory) routes them: every occurrence is counted, Slack receives one message
+for the model, and whatever follows (edits with counts, thread replies) stays in
+that message and its thread. Then ``vigil silence`` and ``vigil alerts`` talk to
+the running notifier through its alerting directory.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tests.slack_server import FakeSlack
 pytestmark = pytest.mark.integration
 
 SECRET = b"alerting-integration-secret-0123456789"
+NOTIFIER_STORE = "notifier-clickhouse"
 FEATURES = [f"f{i}" for i in range(6)]
 
 
@@ -92,8 +95,13 @@ def _settled(env: WorkerEnv, query: str, quiet: float = 3.0, timeout: float = 90
     raise AssertionError(f"{query!r} kept changing; logs: {env.logs()}")
 
 
+def _notifier_env(env: WorkerEnv) -> dict[str, str]:
+    return {"VIGIL_CLICKHOUSE_URL": f"chdb://{env.data_dir / NOTIFIER_STORE}"}
+
+
 def _vigil(env: WorkerEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**env.env, "PYTHONPATH": str(REPO)}
+    """The CLI as an operator of the notifier runs it (its store, its alerting directory)."""
+    environment = {**env.env, **_notifier_env(env), "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "vigil", *args],
         capture_output=True,
@@ -111,6 +119,7 @@ def test_a_drift_burst_is_one_thread_and_every_occurrence_is_stored(
     messages = [(worker_env.topic(t), k, v) for t, k, v in _burst(1800)]
     asyncio.run(produce(worker_env.brokers, messages))
     worker_env.start_worker()
+    worker_env.start("notifier", **_notifier_env(worker_env))
 
     worker_env.wait_until("SELECT count() FROM events_unique", 1800)
     detector = "FROM findings_unique WHERE stage = 'detector' AND model_id = 'risk-v1'"
@@ -120,6 +129,7 @@ def test_a_drift_burst_is_one_thread_and_every_occurrence_is_stored(
         "SELECT sum(occurrences) FROM alert_states_unique "
         "WHERE labels['stage'] = 'detector' AND labels['model'] = 'risk-v1'",
         findings,
+        store=NOTIFIER_STORE,
     )
     assert counted == findings  # every occurrence counted into its alert, none lost to dedup
 
@@ -141,25 +151,31 @@ def test_a_drift_burst_is_one_thread_and_every_occurrence_is_stored(
     listed = _vigil(worker_env, "alerts", "list")
     assert listed.returncode == 0, listed.stderr
     group_id = worker_env.sql(
-        "SELECT group_ids[1] FROM alert_states_unique WHERE labels['model'] = 'risk-v1' LIMIT 1"
+        "SELECT group_ids[1] FROM alert_states_unique WHERE labels['model'] = 'risk-v1' LIMIT 1",
+        NOTIFIER_STORE,
     )[0][0]
     assert group_id in listed.stdout
     acked = _vigil(worker_env, "alerts", "ack", group_id, "--by", "dana")
     assert acked.returncode == 0, acked.stderr
     worker_env.wait_until(
-        "SELECT count() FROM alert_states_unique WHERE labels['model'] = 'risk-v1' AND acked_by = 'dana'", 1
+        "SELECT count() FROM alert_states_unique WHERE labels['model'] = 'risk-v1' AND acked_by = 'dana'",
+        1,
+        store=NOTIFIER_STORE,
     )
     silenced = _vigil(
         worker_env, "silence", "add", "--match", "model=risk-v1", "--for", "1h", "--reason", "retrain"
     )
     assert silenced.returncode == 0, silenced.stderr
     silence_id = silenced.stdout.split()[1]
-    worker_env.wait_until(f"SELECT count() FROM silences_unique WHERE silence_id = '{silence_id}'", 1)
+    worker_env.wait_until(
+        f"SELECT count() FROM silences_unique WHERE silence_id = '{silence_id}'", 1, store=NOTIFIER_STORE
+    )
     expired = _vigil(worker_env, "silence", "expire", silence_id)
     assert expired.returncode == 0, expired.stderr
     assert (
         worker_env.scalar(
-            f"SELECT count() FROM silences_unique WHERE silence_id = '{silence_id}' AND ends_at <= now64(3)"
+            f"SELECT count() FROM silences_unique WHERE silence_id = '{silence_id}' AND ends_at <= now64(3)",
+            NOTIFIER_STORE,
         )
         == 1
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,8 +61,9 @@ class Notifiers:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
 
-    def notify(self, alert: AlertRow) -> None:
-        self.journal.log(f"notify {alert.fingerprint}")
+    def notify(self, alerts: Sequence[AlertRow]) -> None:
+        for alert in alerts:
+            self.journal.log(f"notify {alert.fingerprint}")
 
 
 def _alert(fingerprint: str) -> AlertRow:

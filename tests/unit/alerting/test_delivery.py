@@ -1,4 +1,4 @@
-"""alerting.delivery: ordered, journaled outboxes and their retrying workers."""
+"""alerting.delivery: ordered outboxes in the state database and their retrying workers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from alerting.delivery import DeliveryError, DeliveryWorker, Metrics, Outbox
 from alerting.dispatcher import Ack
 from alerting.notifications import AlertSnapshot, Notification, NotificationKind
 from alerting.records import NotificationRow
+from alerting.state import StateStore
 from tests.clock import FakeClock
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -77,59 +78,84 @@ def worker(receiver: Flaky, outbox: Outbox, clock: FakeClock, rows: list[Notific
     )
 
 
-def test_notifications_survive_a_restart_through_the_journal(tmp_path: Path) -> None:
-    journal = tmp_path / "outbox" / "ml.jsonl"
-    first = Outbox("ml", journal)
+def outbox(state: StateStore | None = None, max_pending: int = 10_000) -> Outbox:
+    return Outbox("ml", state or StateStore(), max_pending)
+
+
+def put(box: Outbox, notification: Notification) -> Notification:
+    """What the manager does: owe it in a transaction, then reveal it once committed."""
+    with box.state.transaction():
+        row_id = box.owe(notification)
+    assert row_id is not None
+    return box.reveal(row_id, notification)
+
+
+def submit(w: DeliveryWorker, notification: Notification) -> None:
+    with w.outbox.state.transaction():
+        row_id = w.owe(notification)
+    if row_id is not None:
+        w.submit(row_id, notification)
+
+
+def test_notifications_survive_a_restart_in_the_state_database(tmp_path: Path) -> None:
+    first = outbox(StateStore(tmp_path / "state.sqlite"))
     for seq, group in enumerate(["a", "b", "c"], start=1):
-        first.put(note(group, seq))
+        put(first, note(group, seq))
     head = first.head()
     assert head is not None
     first.remove(head)
-    again = Outbox("ml", journal)
+    first.state.close()
+    again = outbox(StateStore(tmp_path / "state.sqlite"))
     assert [p.notification.notification_id for p in again.pending()] == ["b-2", "c-3"]
     assert again.pending()[0].notification == note("b", 2)
 
 
-def test_a_torn_journal_line_is_skipped_not_fatal(tmp_path: Path) -> None:
-    journal = tmp_path / "ml.jsonl"
-    outbox = Outbox("ml", journal)
-    outbox.put(note("a", 1))
-    with journal.open("ab") as handle:
-        handle.write(b'{"op": "put", "n": {"notific')
-    assert [p.notification.group_id for p in Outbox("ml", journal).pending()] == ["a"]
+def test_a_notification_owed_in_a_rolled_back_transaction_is_not_owed(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.sqlite")
+    box = outbox(state)
+    try:
+        with state.transaction():
+            box.owe(note("a", 1))
+            raise RuntimeError("crash before commit")
+    except RuntimeError:
+        pass
+    assert outbox(StateStore(tmp_path / "state.sqlite")).pending() == []
 
 
-def test_waiting_updates_fold_into_the_groups_waiting_message() -> None:
-    outbox = Outbox("ml")
-    outbox.put(note("a", 1, "firing", count=1))
-    outbox.put(note("b", 2, "firing"))
-    folded = outbox.put(note("a", 3, "update", count=40))
-    assert folded is not None
+def test_waiting_updates_fold_into_the_groups_waiting_message(tmp_path: Path) -> None:
+    box = outbox(StateStore(tmp_path / "state.sqlite"))
+    put(box, note("a", 1, "firing", count=1))
+    put(box, note("b", 2, "firing"))
+    folded = put(box, note("a", 3, "update", count=40))
     assert folded.notification_id == "a-1"
     assert folded.kind == "firing"
-    outbox.put(note("a", 4, "changed", count=41))
-    outbox.put(note("a", 5, "update", count=50))
-    owed = [(p.notification.notification_id, p.notification.kind) for p in outbox.pending()]
-    assert owed == [("a-1", "firing"), ("b-2", "firing"), ("a-4", "changed"), ("a-5", "update")]
-    assert outbox.pending()[0].notification.alerts[0].occurrences == 40
+    put(box, note("a", 4, "changed", count=41))
+    put(box, note("a", 5, "update", count=50))
+    expected = [("a-1", "firing"), ("b-2", "firing"), ("a-4", "changed"), ("a-5", "update")]
+    owed = [(p.notification.notification_id, p.notification.kind) for p in box.pending()]
+    assert owed == expected
+    assert box.pending()[0].notification.alerts[0].occurrences == 40
+    restored = outbox(StateStore(tmp_path / "state.sqlite")).pending()
+    assert [(p.notification.notification_id, p.notification.kind) for p in restored] == expected
+    assert restored[0].notification.alerts[0].occurrences == 40
 
 
 def test_a_full_outbox_refuses_and_says_so(clock: FakeClock) -> None:
     rows: list[NotificationRow] = []
-    w = worker(Flaky(), Outbox("ml", max_pending=1), clock, rows)
-    w.submit(note("a", 1))
-    w.submit(note("b", 2))
+    w = worker(Flaky(), outbox(max_pending=1), clock, rows)
+    submit(w, note("a", 1))
+    submit(w, note("b", 2))
     assert [(r.notification_id, r.status) for r in rows] == [("a-1", "pending"), ("b-2", "overflow")]
     assert w.metrics.snapshot()["notifications_overflow"] == 1
 
 
 def test_an_outage_holds_the_line_then_everything_goes_out_in_order(clock: FakeClock) -> None:
     receiver, rows = Flaky(), []
-    w = worker(receiver, Outbox("ml"), clock, rows)
+    w = worker(receiver, outbox(), clock, rows)
     receiver.down = True
     attempts_at = []
     for seq, group in enumerate("abc", start=1):
-        w.submit(note(group, seq))
+        submit(w, note(group, seq))
     while clock.now < clock.start + 300:
         due = w.step()
         attempts_at.append(clock.now)
@@ -149,27 +175,28 @@ def test_an_outage_holds_the_line_then_everything_goes_out_in_order(clock: FakeC
 
 def test_errors_a_retry_cannot_fix_fail_that_notification_and_move_on(clock: FakeClock) -> None:
     receiver, rows = Flaky(), []
-    w = worker(receiver, Outbox("ml"), clock, rows)
+    w = worker(receiver, outbox(), clock, rows)
     receiver.error = DeliveryError("Slack API error channel_not_found (HTTP 200)", retryable=False)
-    w.submit(note("a", 1))
+    submit(w, note("a", 1))
     assert w.step() is None
     [failed] = [r for r in rows if r.status == "failed"]
     assert "channel_not_found" in failed.last_error
     assert w.metrics.snapshot()["notifications_failed"] == 1
     receiver.error = None
-    w.submit(note("b", 2))
+    submit(w, note("b", 2))
     w.step()
     assert receiver.got == ["b-2:firing:1"]
 
 
 def test_close_delivers_what_it_can_in_time_and_keeps_the_rest(clock: FakeClock, tmp_path: Path) -> None:
     receiver = Flaky()
-    journal = tmp_path / "ml.jsonl"
-    w = worker(receiver, Outbox("ml", journal), clock, [])
+    w = worker(receiver, outbox(StateStore(tmp_path / "state.sqlite")), clock, [])
     receiver.down = True
-    w.submit(note("a", 1))
+    submit(w, note("a", 1))
     w.close(timeout=5)
-    assert [p.notification.notification_id for p in Outbox("ml", journal).pending()] == ["a-1"]
+    assert [
+        p.notification.notification_id for p in outbox(StateStore(tmp_path / "state.sqlite")).pending()
+    ] == ["a-1"]
 
 
 def test_notification_json_round_trip() -> None:

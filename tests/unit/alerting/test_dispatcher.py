@@ -274,3 +274,17 @@ def test_reconfiguring_reroutes_live_alerts_and_keeps_unchanged_groups(h: Harnes
     assert group.route.receiver == "pager"
     assert not group.notified
     assert [n.receiver for n in h.run(11)] == ["pager"]
+
+
+def test_a_critical_alert_skips_the_group_wait_and_the_group_interval(clock: FakeClock) -> None:
+    config = {**CONFIG, "route": {**CONFIG["route"], "group_by": ["stage", "model"], "routes": []}}
+    h = Harness(clock, config)
+    h.feed(finding(stage="detector", rule="model-stolen", severity="critical", model_id="fraud-v3"))
+    [page] = h.run(1)
+    assert page.kind == "firing"
+    h.feed(drift())  # a medium alert joining waits for the group interval...
+    assert h.run(30) == []
+    h.feed(finding(stage="detector", rule="weights-leaked", severity="critical", model_id="fraud-v3"))
+    [changed] = h.run(1)  # ...a critical one does not
+    assert changed.kind == "changed"
+    assert {a.labels["rule"] for a in changed.alerts if a.joined} == {"adwin-mean-shift", "weights-leaked"}

@@ -146,3 +146,44 @@ def test_capacity_prefers_forgetting_resolved_instances(clock: FakeClock) -> Non
     assert gate.evicted == 0
     [live] = gate.admit([finding(principal_id="live")])
     assert live.occurrences == 2
+
+
+def test_an_unverified_event_raises_its_identity_alert_only(gate: AlertGate) -> None:
+    forged = finding(stage="identity", rule="identity-bad-signature", severity="critical", event_id="e1")
+    denied = finding(stage="policy", rule="verified-sender", severity="high", event_id="e1")
+    other = finding(stage="policy", rule="verified-sender", severity="high", event_id="e2")
+    alerts = gate.admit([forged, denied, other])
+    assert [(a.stage, a.event_id) for a in alerts] == [("identity", "e1"), ("policy", "e2")]
+
+
+def test_forgeries_and_replays_on_one_model_are_two_alerts(gate: AlertGate) -> None:
+    forged = finding(stage="identity", rule="identity-bad-signature", severity="critical", event_id="e1")
+    replayed = finding(stage="identity", rule="identity-replayed", severity="high", event_id="e2")
+    denials = [finding(stage="policy", rule="verified-sender", event_id=e) for e in ("e1", "e2")]
+    alerts = gate.admit([forged, replayed, *denials])
+    assert sorted(a.detector_or_rule for a in alerts) == ["identity-bad-signature", "identity-replayed"]
+
+
+def test_access_anomalies_of_two_principals_are_two_alerts_named_after_them(gate: AlertGate) -> None:
+    def anomaly(principal: str) -> object:
+        return finding(
+            stage="detector",
+            rule="access-new-resource",
+            severity="medium",
+            model_id="",
+            principal_id=principal,
+        )
+
+    alerts = gate.admit([anomaly("bob"), anomaly("carol"), anomaly("bob")])
+    assert [(a.title, a.occurrences) for a in alerts] == [
+        ("[MEDIUM] access-new-resource on bob", 2),
+        ("[MEDIUM] access-new-resource on carol", 1),
+    ]
+
+
+def test_drift_of_one_model_is_one_alert_whoever_calls_it(gate: AlertGate) -> None:
+    drifts = [
+        finding(stage="detector", rule="feature-drift", severity="medium", principal_id=p) for p in "ab"
+    ]
+    [alert] = gate.admit(drifts)
+    assert alert.title == "[MEDIUM] feature-drift on fraud-v3"
