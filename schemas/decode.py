@@ -8,6 +8,7 @@ signature check. Anything that fails becomes a ``Rejection`` carrying a stable
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
@@ -22,14 +23,31 @@ _MAX_REASON_ERRORS = 3
 _CODE_BY_ERROR_TYPE = {
     "json_invalid": "invalid_json",
     "json_type": "invalid_json",
-    "dict_type": "not_an_object",
-    "model_type": "not_an_object",
-    "model_attributes_type": "not_an_object",
     "union_tag_invalid": "unknown_type",
     "union_tag_not_found": "missing_field",
     "missing": "missing_field",
     "extra_forbidden": "unknown_field",
 }
+_WRONG_TYPE_ERRORS = frozenset(
+    {
+        "dict_type",
+        "model_type",
+        "model_attributes_type",
+        "bool_type",
+        "int_type",
+        "int_from_float",
+        "float_type",
+        "string_type",
+        "list_type",
+        "tuple_type",
+        "datetime_type",
+        "none_required",
+    }
+)
+"""A field holds a value of another JSON type (``"principal": 42``, ``"mfa": "yes"``). For the
+message itself (an empty location) the same errors mean the message is not an object."""
+_ESCAPE = re.compile(rb"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
+_UTF8_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +73,27 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Decoded | Rejectio
     try:
         event = EVENT_ADAPTER.validate_json(raw)
     except ValidationError as error:
-        return _rejection_from(error)
+        return _rejection_from(error, raw)
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        # pydantic's parser accepted it but a strict parser does not (e.g. lone
-        # surrogates): the signature could never be checked reproducibly.
-        return Rejection("invalid_json", f"not canonicalizable JSON: {error}")
+        # pydantic's parser accepted it but a strict parser does not: the signature
+        # could never be checked reproducibly.
+        return Rejection("invalid_json", _surrogate_problem(raw) or f"not canonicalizable JSON: {error}")
     return Decoded(event=event, canonical=canonical_of_parsed(document))
 
 
-def _rejection_from(error: ValidationError) -> Rejection:
+def _rejection_from(error: ValidationError, raw: bytes) -> Rejection:
     errors = error.errors(include_url=False, include_input=False)
     first_type = errors[0]["type"] if errors else "schema"
-    code = _CODE_BY_ERROR_TYPE.get(first_type, "schema")
+    if first_type == "json_invalid":
+        surrogate = _surrogate_problem(raw)
+        if surrogate is not None:  # the parser's own words ("end of hex escape") hide the cause
+            return Rejection("invalid_json", surrogate)
+    if first_type in _WRONG_TYPE_ERRORS:
+        code = "wrong_type" if errors[0]["loc"] else "not_an_object"
+    else:
+        code = _CODE_BY_ERROR_TYPE.get(first_type, "schema")
     parts = []
     for item in errors[:_MAX_REASON_ERRORS]:
         where = ".".join(str(p) for p in item["loc"]) or "message"
@@ -76,3 +101,35 @@ def _rejection_from(error: ValidationError) -> Rejection:
     if len(errors) > _MAX_REASON_ERRORS:
         parts.append(f"and {len(errors) - _MAX_REASON_ERRORS} more errors")
     return Rejection(code, "; ".join(parts))
+
+
+def _surrogate_problem(raw: bytes) -> str | None:
+    """Where the message holds a lone UTF-16 surrogate, said so; else None.
+
+    A surrogate escape (``\\ud800``) is text only as the first half of a pair; alone it
+    is no character at all, and JSON parsers disagree on what to make of it. Escapes are
+    read in order, so an escaped backslash followed by ``ud800`` is not mistaken for one.
+    """
+    previous_high: re.Match[bytes] | None = None
+    for match in _ESCAPE.finditer(raw):
+        escaped = match.group(1)
+        code = int(escaped[1:], 16) if len(escaped) == 5 else -1  # u + 4 hex digits, else one character
+        is_low = 0xDC00 <= code <= 0xDFFF
+        if previous_high is not None and not (is_low and match.start() == previous_high.end()):
+            return _lone(previous_high, raw)
+        if is_low and previous_high is None:
+            return _lone(match, raw)
+        previous_high = match if 0xD800 <= code <= 0xDBFF else None
+    if previous_high is not None:
+        return _lone(previous_high, raw)
+    encoded = _UTF8_SURROGATE.search(raw)
+    if encoded is not None:
+        return f"message: a UTF-16 surrogate encoded as UTF-8 at byte {encoded.start()} (not valid UTF-8)"
+    return None
+
+
+def _lone(match: re.Match[bytes], raw: bytes) -> str:
+    line = raw.count(b"\n", 0, match.start()) + 1
+    column = match.start() - (raw.rfind(b"\n", 0, match.start()) + 1) + 1
+    escape = match.group().decode("ascii")
+    return f"message: lone surrogate {escape} at line {line} column {column}: strings must be valid Unicode"
