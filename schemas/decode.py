@@ -4,6 +4,10 @@ Validation runs straight from the bytes (pydantic's JSON parser, about 5 µs for
 typical event), then the canonical form is built from the same bytes for the
 signature check. Anything that fails becomes a ``Rejection`` carrying a stable
 ``code`` for analysts and a human ``reason`` naming the offending field.
+
+A message with Kafka headers may be a CloudEvent (``schemas.envelopes``): it is mapped
+onto the native event first. A native event without headers takes the path above
+unchanged; trace context and GenAI attributes cost only the events that carry them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,18 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.canonical import canonical_of_parsed
-from schemas.events import EVENT_ADAPTER, Event
+from schemas.envelopes import (
+    NO_TRACE,
+    EnvelopeError,
+    Headers,
+    from_binary,
+    from_structured,
+    header_trace,
+    is_binary,
+    is_structured,
+    with_gen_ai,
+)
+from schemas.events import EVENT_ADAPTER, Event, InferenceEvent, trace_ids
 
 DEFAULT_MAX_BYTES = 64 * 1024
 _MAX_REASON_ERRORS = 3
@@ -56,6 +71,10 @@ class Decoded:
 
     event: Event
     canonical: bytes
+    trace_id: str = ""
+    """W3C trace id (32 hex digits) of the call: the signed ``traceparent`` field, else the
+    CloudEvent's ``traceparent``, else the Kafka ``traceparent`` header; "" without one."""
+    span_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +85,19 @@ class Rejection:
     reason: str
 
 
-def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Decoded | Rejection:
-    """Validate one message. Never raises for any input bytes."""
+def decode(
+    raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES, headers: Headers | None = None
+) -> Decoded | Rejection:
+    """Validate one message (with its Kafka headers, if any). Never raises for any input."""
     if len(raw) > max_bytes:
         return Rejection("oversize", f"message is {len(raw)} bytes, limit is {max_bytes}")
+    if headers:
+        return _decode_with_headers(raw, headers)
     try:
         event = EVENT_ADAPTER.validate_json(raw)
     except ValidationError as error:
+        if b'"specversion"' in raw:  # a structured CloudEvent read from a file, without headers
+            return _decode_cloudevent(raw, None)
         return _rejection_from(error, raw)
     try:
         document = orjson.loads(raw)
@@ -80,7 +105,55 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Decoded | Rejectio
         # pydantic's parser accepted it but a strict parser does not: the signature
         # could never be checked reproducibly.
         return Rejection("invalid_json", _surrogate_problem(raw) or f"not canonicalizable JSON: {error}")
-    return Decoded(event=event, canonical=canonical_of_parsed(document))
+    decoded = Decoded(event=event, canonical=canonical_of_parsed(document))
+    if event.traceparent is not None or (event.__class__ is InferenceEvent and event.attributes is not None):
+        return _enriched(decoded, NO_TRACE)
+    return decoded
+
+
+def _decode_with_headers(raw: bytes, headers: Headers) -> Decoded | Rejection:
+    if is_structured(headers) or is_binary(headers):
+        return _decode_cloudevent(raw, headers)
+    decoded = decode(raw, len(raw))
+    if isinstance(decoded, Rejection) or decoded.trace_id:
+        return decoded
+    trace_id, span_id = header_trace(headers)
+    return Decoded(decoded.event, decoded.canonical, trace_id, span_id) if trace_id else decoded
+
+
+def _decode_cloudevent(raw: bytes, headers: Headers | None) -> Decoded | Rejection:
+    """A CloudEvent (structured without headers or by ``content-type``, else binary) as the
+    native event it carries; the canonical form is that native event's."""
+    try:
+        if headers is None or is_structured(headers):
+            document, traceparent = from_structured(raw)
+        else:
+            document, traceparent = from_binary(raw, headers)
+    except EnvelopeError as error:
+        return Rejection(error.code, error.reason)
+    body = orjson.dumps(document)
+    try:
+        event = EVENT_ADAPTER.validate_json(body)
+    except ValidationError as error:
+        return _rejection_from(error, body)
+    envelope_trace = trace_ids(traceparent) if traceparent else None
+    return _enriched(
+        Decoded(event=event, canonical=canonical_of_parsed(document)),
+        envelope_trace or header_trace(headers),
+    )
+
+
+def _enriched(decoded: Decoded, trace: tuple[str, str]) -> Decoded | Rejection:
+    """``decoded`` with its trace ids (the signed field first) and its GenAI attributes mapped."""
+    event = decoded.event
+    if event.__class__ is InferenceEvent and event.attributes is not None:
+        try:
+            event = with_gen_ai(event)
+        except ValueError as error:
+            return Rejection("schema", str(error))
+    if event.traceparent is not None:
+        trace = trace_ids(event.traceparent) or trace
+    return Decoded(event, decoded.canonical, *trace)
 
 
 def _rejection_from(error: ValidationError, raw: bytes) -> Rejection:
