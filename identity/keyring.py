@@ -7,6 +7,10 @@ window, so rotation is two keys valid at once.
 - ``hmac-sha256`` keys hold a shared ``secret`` (``SecretStr``: never in reprs or logs).
 - ``ed25519`` keys hold only the producer's ``public_key``: the monitor never holds a
   secret that could forge events.
+
+A key marked ``backfill: true`` may sign history: its events are not judged stale for
+being old when they arrive (identity/verify.py); ``backfill_from``/``backfill_until``
+bound when such arrivals are accepted. Every other check still applies to them.
 """
 
 from __future__ import annotations
@@ -92,6 +96,14 @@ class KeyEntry(BaseModel):
     principals: tuple[str, ...] = ("*",)
     not_before: AwareDatetime | None = None
     not_after: AwareDatetime | None = None
+    backfill: bool = False
+    """Events signed with this key may arrive long after their ``ts`` (a backfill of
+    history): the freshness check is waived for them, nothing else. A separate key for
+    the backfill job, so that a captured live event stays stale."""
+    backfill_from: AwareDatetime | None = None
+    backfill_until: AwareDatetime | None = None
+    """When backfilled events may arrive (message time); outside it the key's events are
+    judged fresh or stale like any other. Both optional."""
 
     _hmac_secret: bytes = PrivateAttr(default=b"")
     _ed25519: Ed25519PublicKey | None = PrivateAttr(default=None)
@@ -110,12 +122,24 @@ class KeyEntry(BaseModel):
             self._ed25519 = load_ed25519_public_key(self.public_key)
         if self.not_before and self.not_after and self.not_after <= self.not_before:
             raise ValueError("not_after must be later than not_before")
+        if not self.backfill and (self.backfill_from or self.backfill_until):
+            raise ValueError("backfill_from and backfill_until need `backfill: true`")
+        if self.backfill_from and self.backfill_until and self.backfill_until <= self.backfill_from:
+            raise ValueError("backfill_until must be later than backfill_from")
         return self
 
     def valid_at(self, when: datetime) -> bool:
         if self.not_before is not None and when < self.not_before:
             return False
         return self.not_after is None or when <= self.not_after
+
+    def may_backfill(self, arrival: datetime) -> bool:
+        """Whether an event of this key arriving at ``arrival`` may be older than the skew."""
+        if not self.backfill:
+            return False
+        if self.backfill_from is not None and arrival < self.backfill_from:
+            return False
+        return self.backfill_until is None or arrival <= self.backfill_until
 
     def speaks_for(self, principal_id: str) -> bool:
         # "*" (the default) matches every id: skip pattern matching on the per-event path.

@@ -6,8 +6,11 @@ Checks, in order, the first failure naming the reason:
    event's ``source`` and ``principal``, key valid at the event's time, signature
    matches the canonical form (constant-time for HMAC);
 2. bearer token, when the event carries one and a JWKS is configured;
-3. freshness: event time within ``max_skew`` of arrival;
-4. replay: the ``event_id`` was not seen before at another place in the log.
+3. freshness: event time within ``max_skew`` of arrival, unless the key may backfill and
+   the event is from the past (verdict reason ``backfill``);
+4. replay: the ``event_id`` was not seen before at another place in the log. A backfilled
+   event is remembered from its arrival rather than from its own (old) time, so the
+   replay window covers it as long as it covers a live event.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ IDENTITY_CONTROLS = (
 )
 """What a failed identity check evidences: authentication enforced before access."""
 
+BACKFILL = "backfill"
+"""Verdict reason of a verified event older than the skew, signed by a key that may backfill."""
 NO_TOKEN = TokenResult(False, "none")
 UNCHECKED_TOKEN = TokenResult(False, "unchecked")
 
@@ -87,7 +92,7 @@ class IdentityVerifier:
         """``verify`` for each item in order; replay memory is searched once for the batch."""
         verdicts = [self._proven(event, canonical, arrival) for event, canonical, _, arrival in items]
         fresh = [n for n, verdict in enumerate(verdicts) if verdict.verified]
-        replays = self.replay.check_many([(items[n][0].event_id, items[n][2], items[n][0].ts) for n in fresh])
+        replays = self.replay.check_many([self._remembered(items[n], verdicts[n]) for n in fresh])
         for n, replay in zip(fresh, replays, strict=True):
             if replay:
                 verdicts[n] = Verdict(False, "replay", verdicts[n].key_id, verdicts[n].token)
@@ -102,8 +107,24 @@ class IdentityVerifier:
         if event.auth is not None and token is not UNCHECKED_TOKEN and not token.ok:
             return Verdict(False, token.reason, verdict.key_id, token)
         if is_stale(event.ts, arrival, self.max_skew):
+            if arrival is not None and event.ts < arrival and self._backfills(verdict.key_id, arrival):
+                return Verdict(True, BACKFILL, verdict.key_id, token)
             return Verdict(False, "stale", verdict.key_id, token)
         return Verdict(True, "ok", verdict.key_id, token)
+
+    def _backfills(self, key_id: str, arrival: datetime) -> bool:
+        entry = self.keyring.get(key_id)
+        return entry is not None and entry.may_backfill(arrival)
+
+    @staticmethod
+    def _remembered(
+        item: tuple[Event, bytes, Position, datetime | None], verdict: Verdict
+    ) -> tuple[str, Position, datetime]:
+        """What replay memory keeps of a verified event: its id, place and the time it is
+        filed under (its arrival for a backfill, whose own time lies outside the window)."""
+        event, _, position, arrival = item
+        when = arrival if verdict.reason == BACKFILL and arrival is not None else event.ts
+        return event.event_id, position, when
 
     def _token(self, event: Event) -> TokenResult:
         if event.auth is None:

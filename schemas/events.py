@@ -9,6 +9,7 @@ the only widening is JSON's own, integers where numbers are expected.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -77,6 +78,29 @@ class Auth(_Strict):
     token: Annotated[str, Field(min_length=1, max_length=8192)]
 
 
+TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$")
+"""W3C Trace Context ``traceparent``: version, trace id, parent (span) id, flags; a later
+version may append fields after a ``-``."""
+
+
+def trace_ids(traceparent: str) -> tuple[str, str] | None:
+    """(trace id, span id) of a valid ``traceparent``, else None (W3C Trace Context, level 1:
+    version ``ff`` and all-zero ids are invalid, version ``00`` has exactly four fields)."""
+    match = TRACEPARENT.match(traceparent)
+    if match is None:
+        return None
+    version, trace_id, span_id, more = match.groups()
+    if version == "ff" or (version == "00" and more) or not trace_id.strip("0") or not span_id.strip("0"):
+        return None
+    return trace_id, span_id
+
+
+def _valid_traceparent(value: str | None) -> str | None:
+    if value is not None and trace_ids(value) is None:
+        raise ValueError("not a W3C traceparent: version-traceid(32 hex)-spanid(16 hex)-flags, lowercase")
+    return value
+
+
 class _EventBase(_Strict):
     event_id: Identifier
     schema_version: Literal[1]
@@ -85,7 +109,11 @@ class _EventBase(_Strict):
     principal: Principal
     resource: Resource
     auth: Auth | None = None
+    traceparent: Annotated[str, Field(max_length=256)] | None = None
+    """The W3C trace context of the call, signed with the event (a Kafka header is not)."""
     signature: Signature | None = None
+
+    _check_traceparent = field_validator("traceparent")(_valid_traceparent)
 
 
 def _finite(values: dict[str, float] | None) -> dict[str, float] | None:
@@ -106,6 +134,59 @@ class TokenUsage(_Strict):
     completion: Count = 0
 
 
+AttributeValue = FeatureValue | tuple[FeatureValue, ...]
+
+
+class GenAiAttributes(_Strict):
+    """OpenTelemetry GenAI semantic-convention attributes of an LLM call, by their dotted names.
+
+    The names an instrumented client already records on its span, so a service sends them
+    as they are. The known names are typed; other attribute names (newer conventions,
+    vendor attributes) are kept with scalar or array values but not interpreted. Token
+    usage, the request parameters and the model names are mapped onto the contract by
+    ``schemas.envelopes.with_gen_ai`` so the detectors see them.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+    __pydantic_extra__: dict[str, AttributeValue] = Field(init=False)
+
+    operation_name: Identifier | None = Field(None, alias="gen_ai.operation.name")
+    provider_name: Identifier | None = Field(None, alias="gen_ai.provider.name")
+    system: Identifier | None = Field(None, alias="gen_ai.system")
+    request_model: Identifier | None = Field(None, alias="gen_ai.request.model")
+    response_model: Identifier | None = Field(None, alias="gen_ai.response.model")
+    response_id: Identifier | None = Field(None, alias="gen_ai.response.id")
+    conversation_id: Identifier | None = Field(None, alias="gen_ai.conversation.id")
+    finish_reasons: tuple[Identifier, ...] | None = Field(None, alias="gen_ai.response.finish_reasons")
+    temperature: float | None = Field(None, alias="gen_ai.request.temperature", allow_inf_nan=False)
+    top_p: float | None = Field(None, alias="gen_ai.request.top_p", allow_inf_nan=False)
+    top_k: float | None = Field(None, alias="gen_ai.request.top_k", allow_inf_nan=False)
+    frequency_penalty: float | None = Field(
+        None, alias="gen_ai.request.frequency_penalty", allow_inf_nan=False
+    )
+    presence_penalty: float | None = Field(None, alias="gen_ai.request.presence_penalty", allow_inf_nan=False)
+    max_tokens: Count | None = Field(None, alias="gen_ai.request.max_tokens")
+    choice_count: Count | None = Field(None, alias="gen_ai.request.choice.count")
+    seed: Int64 | None = Field(None, alias="gen_ai.request.seed")
+    input_tokens: Count | None = Field(None, alias="gen_ai.usage.input_tokens")
+    output_tokens: Count | None = Field(None, alias="gen_ai.usage.output_tokens")
+    prompt_tokens: Count | None = Field(None, alias="gen_ai.usage.prompt_tokens")
+    completion_tokens: Count | None = Field(None, alias="gen_ai.usage.completion_tokens")
+
+    @model_validator(mode="after")
+    def _extras_are_bounded(self) -> GenAiAttributes:
+        extra = self.__pydantic_extra__ or {}
+        if len(extra) > 128:
+            raise ValueError(f"at most 128 other attributes, got {len(extra)}")
+        for name, value in extra.items():
+            if not 1 <= len(name) <= 256:
+                raise ValueError("an attribute name has 1 to 256 characters")
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ValueError(f"{name!r} is not a finite number")
+        return self
+
+
 class InferenceEvent(_EventBase):
     type: Literal["inference"]
     action: Literal["infer"]
@@ -118,6 +199,7 @@ class InferenceEvent(_EventBase):
     latency_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     segment: dict[Identifier, Identifier] = Field(default_factory=dict, max_length=64)
     tokens: TokenUsage | None = None
+    attributes: GenAiAttributes | None = None
 
     _check_features = field_validator("features")(_finite)
 

@@ -54,6 +54,11 @@ MODEL_DESCRIPTIONS = {
     "Auth": "The acting user's bearer token from the identity provider.",
     "Prediction": "What the model answered; may be `{}`.",
     "TokenUsage": "Token counts of a language-model call.",
+    "GenAiAttributes": (
+        "OpenTelemetry GenAI semantic-convention attributes of an LLM call, by their dotted names"
+        " (docs/events.md, 'OpenTelemetry GenAI attributes'). Other attribute names are kept (string,"
+        " number, boolean or an array of them, at most 128) but not interpreted."
+    ),
     "Approval": "The change approval; policies require it for `fine_tune`, `deploy` and `rollback`.",
     "Client": "The client as the service saw it.",
 }
@@ -73,6 +78,10 @@ COMMON_FIELDS = {
     "signature": (
         "Signature over the canonical form; an event without it is stored but unverified and denied."
     ),
+    "traceparent": (
+        "W3C Trace Context `traceparent` of the call (`00-<32 hex trace id>-<16 hex span id>-<2 hex"
+        " flags>`, lowercase); signed with the event, stored as `trace_id` and `span_id`."
+    ),
     "type": "The event type; decides the schema, not the topic.",
 }
 
@@ -91,6 +100,10 @@ FIELDS = {
         "latency_ms": "Time the call took, in milliseconds; at least 0." + _NUMBER_ADVICE,
         "segment": 'Slices to compare drift by (at most 64), e.g. `{"region": "eu"}`.',
         "tokens": "Token counts, for language models.",
+        "attributes": (
+            "OpenTelemetry GenAI attributes of an LLM call; token usage fills `tokens` (and must agree"
+            " with it), request parameters and model names become features."
+        ),
     },
     "FeedbackEvent": {
         "action": "Always `feedback`.",
@@ -140,6 +153,28 @@ FIELDS = {
         "score": "The model's score or probability." + _NUMBER_ADVICE,
     },
     "TokenUsage": {"prompt": "Prompt tokens.", "completion": "Completion tokens."},
+    "GenAiAttributes": {
+        "gen_ai.operation.name": "The operation, e.g. `chat`; a categorical feature.",
+        "gen_ai.provider.name": "The provider, e.g. `openai`; a categorical feature.",
+        "gen_ai.system": "Deprecated name of `gen_ai.provider.name`, used when that is absent.",
+        "gen_ai.request.model": "The model asked for, e.g. `gpt-4o`; a categorical feature.",
+        "gen_ai.response.model": "The model that answered; a categorical feature.",
+        "gen_ai.response.id": "The provider's id of the completion.",
+        "gen_ai.conversation.id": "The conversation the call belongs to.",
+        "gen_ai.response.finish_reasons": "Why generation stopped, one reason per choice.",
+        "gen_ai.request.temperature": "Sampling temperature; a numeric feature.",
+        "gen_ai.request.top_p": "Nucleus sampling bound; a numeric feature.",
+        "gen_ai.request.top_k": "Top-k sampling bound; a numeric feature.",
+        "gen_ai.request.frequency_penalty": "Frequency penalty; a numeric feature.",
+        "gen_ai.request.presence_penalty": "Presence penalty; a numeric feature.",
+        "gen_ai.request.max_tokens": "Most tokens the call may generate; a numeric feature.",
+        "gen_ai.request.choice.count": "Choices asked for.",
+        "gen_ai.request.seed": "Sampling seed.",
+        "gen_ai.usage.input_tokens": "Input (prompt) tokens; fills `tokens.prompt`.",
+        "gen_ai.usage.output_tokens": "Output (completion) tokens; fills `tokens.completion`.",
+        "gen_ai.usage.prompt_tokens": "Deprecated name of `gen_ai.usage.input_tokens`.",
+        "gen_ai.usage.completion_tokens": "Deprecated name of `gen_ai.usage.output_tokens`.",
+    },
     "Approval": {"ticket": "The change ticket, e.g. `CHG-1042`.", "approver": "Who approved the change."},
     "Client": {
         "ip": "The client address as the service saw it (not checked as an IP address).",

@@ -34,6 +34,8 @@ class EventRow(NamedTuple):
     partition: int
     offset: int
     token_status: str
+    trace_id: str
+    span_id: str
 
 
 class DecisionRow(NamedTuple):

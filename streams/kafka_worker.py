@@ -197,6 +197,7 @@ class IngestWorker:
                     partition=partition,
                     offset=offset,
                     key=record.key(),
+                    headers=record.headers(),
                     timestamp=None
                     if kind == TIMESTAMP_NOT_AVAILABLE
                     else datetime.fromtimestamp(millis / 1000, UTC),

@@ -37,6 +37,9 @@ class Outgoing:
     key_id: str | None = None
     raw_topic: str | None = None
     signer: Signer | None = None
+    event_time: bool = False
+    """Set each message's Kafka timestamp from the event's ``ts`` instead of the send time
+    (not with ``raw_topic``: raw lines are sent as they are)."""
 
 
 @dataclass
@@ -101,9 +104,9 @@ def publish(lines: Iterable[bytes], outgoing: Outgoing) -> PublishReport:
         return report_delivery
 
     queued: list[int] = []
-    for number, topic, key, payload in _messages(lines, report, outgoing):
+    for number, topic, key, payload, millis in _messages(lines, report, outgoing):
         try:
-            _produce(producer, topic, key, payload, delivered(number))
+            _produce(producer, topic, key, payload, millis, delivered(number))
         except KafkaException as error:  # refused before sending, e.g. larger than allowed
             report.errors.append(f"line {number}: {error.args[0].str()}")
             continue
@@ -123,40 +126,41 @@ def preview(lines: Iterable[bytes], outgoing: Outgoing) -> tuple[list[bytes], Pu
     """What ``publish`` would send, without a broker: one JSON object per message.
 
     Each object holds the topic, the message key and the value exactly as it would be
-    sent (the signed event), so a producer can check its signing and routing offline.
+    sent (the signed event), and with ``event_time`` the message time in milliseconds,
+    so a producer can check its signing and routing offline.
     Lines that could not be sent are reported as ``publish`` reports them.
     """
     report = PublishReport()
     shown: list[bytes] = []
-    for number, topic, key, payload in _messages(lines, report, outgoing):
-        shown.append(
-            orjson.dumps(
-                {
-                    "line": number,
-                    "topic": topic,
-                    "key": key.decode("utf-8", "replace") if key else None,
-                    "value": payload.decode("utf-8", "replace"),
-                }
-            )
-        )
+    for number, topic, key, payload, millis in _messages(lines, report, outgoing):
+        message: dict[str, Any] = {
+            "line": number,
+            "topic": topic,
+            "key": key.decode("utf-8", "replace") if key else None,
+            "value": payload.decode("utf-8", "replace"),
+        }
+        if millis is not None:
+            message["timestamp_ms"] = millis
+        shown.append(orjson.dumps(message))
         report.sent += 1
     return shown, report
 
 
 def _messages(
     lines: Iterable[bytes], report: PublishReport, outgoing: Outgoing
-) -> Iterator[tuple[int, str, bytes | None, bytes]]:
-    """(line number, topic, key, value) of each line that can be sent; the others go to ``report``."""
+) -> Iterator[tuple[int, str, bytes | None, bytes, int | None]]:
+    """(line number, topic, key, value, message time in ms or None) of each line that can be
+    sent; the others go to ``report``."""
     for number, line in enumerate(lines, start=1):
         value = line.rstrip(b"\r\n")
         if not value.strip():
             continue
         try:
-            topic, key, payload = _message(value, outgoing)
+            topic, key, payload, millis = _message(value, outgoing)
         except (ValueError, orjson.JSONDecodeError) as error:
             report.errors.append(f"line {number}: {error}")
             continue
-        yield number, topic, key, payload
+        yield number, topic, key, payload, millis
 
 
 def _line_number(problem: str) -> int:
@@ -181,24 +185,42 @@ def _produce(
     topic: str,
     key: bytes | None,
     payload: bytes,
+    millis: int | None,
     on_delivery: Callable[[KafkaError | None, Message], None],
 ) -> None:
     """Queue one message, waiting while the local queue is full."""
     while True:
         try:
-            producer.produce(topic, payload, key, on_delivery=on_delivery)
+            if millis is None:
+                producer.produce(topic, payload, key, on_delivery=on_delivery)
+            else:
+                producer.produce(topic, payload, key, on_delivery=on_delivery, timestamp=millis)
             return
         except BufferError:
             producer.poll(0.1)
 
 
-def _message(value: bytes, outgoing: Outgoing) -> tuple[str, bytes | None, bytes]:
+def _message(value: bytes, outgoing: Outgoing) -> tuple[str, bytes | None, bytes, int | None]:
     settings = outgoing.settings
     if outgoing.raw_topic is not None:
-        return settings.topic(outgoing.raw_topic), None, value
+        return settings.topic(outgoing.raw_topic), None, value, None
     document = orjson.loads(value)
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
+    millis = event_millis(document) if outgoing.event_time else None
     signed = prepare(document, outgoing.keyring, outgoing.key_id, outgoing.signer)
     topic, key = route(signed)
-    return settings.topic(topic), key, orjson.dumps(signed)
+    return settings.topic(topic), key, orjson.dumps(signed), millis
+
+
+def event_millis(document: dict[str, Any]) -> int:
+    """The event's ``ts`` as Kafka message time (ms since the epoch); a missing ``ts`` or one
+    that is not an RFC 3339 time with an offset is a ``ValueError`` naming it."""
+    ts = document.get("ts")
+    try:
+        when = datetime.fromisoformat(ts) if isinstance(ts, str) else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ValueError(f"ts {ts!r} is not an RFC 3339 time with an offset: cannot be the message time")
+    return int(when.timestamp() * 1000)

@@ -260,13 +260,28 @@ def worker() -> None:
     is_flag=True,
     help="Print each message as it would be sent (topic, key, signed value) instead of sending it.",
 )
+@click.option(
+    "--timestamp",
+    "timestamp",
+    type=click.Choice(["send", "event"]),
+    default="send",
+    show_default=True,
+    help="Kafka message time: the send time, or each event's ts (a backfill; see docs/events.md).",
+)
 def publish(
-    source: BinaryIO, key_id: str | None, raw_topic: str | None, private_key: Path | None, dry_run: bool
+    source: BinaryIO,
+    key_id: str | None,
+    raw_topic: str | None,
+    private_key: Path | None,
+    dry_run: bool,
+    timestamp: str,
 ) -> None:
     """Sign JSON-lines events and send each to the topic of its type."""
     from streams.publisher import Outgoing, preview
     from streams.publisher import publish as publish_lines
 
+    if timestamp == "event" and raw_topic is not None:
+        raise click.ClickException("--timestamp event reads each event's ts: not with --raw")
     settings = _settings()
     _setup_logging(settings)
     keyring = signer = None
@@ -279,7 +294,7 @@ def publish(
             keyring = load_keyring(settings.keys_path)
         except KeyringError as error:
             raise click.ClickException(str(error)) from error
-    outgoing = Outgoing(settings, keyring, key_id, raw_topic, signer)
+    outgoing = Outgoing(settings, keyring, key_id, raw_topic, signer, event_time=timestamp == "event")
     if dry_run:
         shown, report = preview(source, outgoing)
         for message in shown:

@@ -30,6 +30,7 @@ from policies.facts import Facts
 from policies.requests import AuthzRequest, request_for
 from policies.runtime import PolicyRuntime
 from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
+from schemas.envelopes import Headers
 from schemas.events import Event, InferenceEvent, model_id_of
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow
 
@@ -66,6 +67,8 @@ class RawMessage:
     key: bytes | None = None
     timestamp: datetime | None = None
     """When the log accepted it (Kafka message time); None for files, so no freshness check."""
+    headers: Headers | None = None
+    """Kafka record headers: a CloudEvent's attributes in binary mode, a ``traceparent``."""
 
 
 @dataclass
@@ -190,7 +193,7 @@ class Pipeline:
 
     def _decode(self, message: RawMessage, received_at: datetime) -> Decoded | Rejection:
         try:
-            decoded = decode(message.value, self.max_bytes)
+            decoded = decode(message.value, self.max_bytes, message.headers)
             if isinstance(decoded, Rejection):
                 return decoded
             skew = abs(decoded.event.ts - received_at)
@@ -336,6 +339,8 @@ def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRo
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
+        trace_id=item.decoded.trace_id,
+        span_id=item.decoded.span_id,
     )
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pytest
@@ -27,10 +27,13 @@ from vigil_client import (
     message_key,
     parse,
     sign,
+    to_cloudevent,
     topic_for,
 )
 
+from identity.verify import verify
 from schemas.canonical import canonical_bytes as vigil_canonical_bytes
+from schemas.decode import Decoded, decode
 from schemas.json_schema import EXAMPLES
 from tests.clients.reference import load_vectors, vector_keyring, vigil_verdict
 from tests.clients.vectors import REGENERATE, VECTORS_PATH, render
@@ -68,6 +71,44 @@ def test_canonical_form_and_signature_equal_the_vector(vector: dict[str, Any]) -
 def test_messages_vigil_cannot_canonicalize_are_refused(vector: dict[str, Any]) -> None:
     with pytest.raises(CanonicalFormError, match="lone surrogate"):
         sign(parse(vector["message"]), SIGNER)
+
+
+def _native_of(vector: dict[str, Any]) -> dict[str, Any]:
+    """The native event a CloudEvent vector maps to, as a producer builds it before signing."""
+    headers = dict(vector["headers"])
+    if headers.get("content-type", "").startswith("application/cloudevents+json"):
+        envelope = parse(vector["message"])
+        attributes, data = envelope, envelope["data"]
+    else:
+        attributes = {k.removeprefix("ce_"): v for k, v in headers.items() if k.startswith("ce_")}
+        data = parse(vector["message"])
+    lifted = {"event_id": "id", "source": "source", "ts": "time", "type": "type"}
+    native = {field: attributes[name] for field, name in lifted.items()}
+    native["type"] = native["type"].removeprefix("vigil.")
+    return {**data, **native}
+
+
+@pytest.mark.parametrize("vector", VECTORS["cloudevents"], ids=lambda v: v["name"])
+def test_a_cloudevent_is_signed_as_the_native_event_it_maps_to(vector: dict[str, Any]) -> None:
+    signed = sign(_native_of(vector), SIGNER)
+    assert canonical_bytes(signed) == vector["canonical"].encode("utf-8")
+    assert signed["signature"]["value"] == vector["hmac_sha256"]
+
+
+@pytest.mark.parametrize("mode", ["structured", "binary"])
+@pytest.mark.parametrize("vector", VECTORS["cloudevents"], ids=lambda v: v["name"])
+def test_a_signed_event_sent_as_a_cloudevent_verifies(
+    vector: dict[str, Any], mode: Literal["structured", "binary"]
+) -> None:
+    signed = sign(_native_of(vector), SIGNER)
+    headers, value = to_cloudevent(
+        signed, mode, traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    )
+    decoded = decode(value, headers=headers)
+    assert isinstance(decoded, Decoded), decoded
+    assert decoded.canonical == vector["canonical"].encode("utf-8")
+    assert decoded.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert verify(decoded.event, decoded.canonical, vector_keyring()).reason == "ok"
 
 
 def test_ed25519_signature_verifies_with_the_public_key() -> None:

@@ -120,6 +120,35 @@ INVALID = {
 }
 
 
+CLOUDEVENTS: dict[str, tuple[list[tuple[str, str]], str]] = {
+    "structured CloudEvent: id, source, time and type are lifted into the native event": (
+        [("content-type", "application/cloudevents+json; charset=utf-8")],
+        '{"specversion":"1.0","id":"tv-ce-structured","source":"data-portal","time":"2026-03-01T12:00:00.250Z",'
+        '"type":"vigil.access","datacontenttype":"application/json","subject":"not signed",'
+        '"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",'
+        '"data":{"schema_version":1,"resource":{"kind":"dataset","id":"transactions-2026"},"outcome":"allowed",'
+        '"mfa":true,"action":"read","principal":{"id":"bob","kind":"user"},"client":{"ip":"10.0.0.1"}}}',
+    ),
+    "binary CloudEvent: attributes in ce_ headers, data with OpenTelemetry GenAI attributes": (
+        [
+            ("ce_specversion", "1.0"),
+            ("ce_id", "tv-ce-binary"),
+            ("ce_source", "checkout-api"),
+            ("ce_type", "vigil.inference"),
+            ("ce_time", "2026-03-01T12:00:00Z"),
+            ("content-type", "application/json"),
+            ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ],
+        '{"schema_version":1,"principal":{"id":"svc-checkout","kind":"service"},"action":"infer",'
+        '"resource":{"kind":"model","id":"support-bot"},"model_id":"support-bot","model_version":"3",'
+        '"artifact_digest":"sha256:00","request_id":"r-1","latency_ms":840.5,"features":{},"prediction":{},'
+        '"attributes":{"gen_ai.operation.name":"chat","gen_ai.request.model":"gpt-4o",'
+        '"gen_ai.request.temperature":0.2,"gen_ai.usage.input_tokens":1200,"gen_ai.usage.output_tokens":87}}',
+    ),
+}
+"""CloudEvents as Kafka headers and value; the signature covers the native event they map to."""
+
+
 def build() -> dict[str, Any]:
     """Every vector, computed by Vigil's decoder, canonical form and HMAC."""
     secret = bytes.fromhex(SECRET_HEX)
@@ -141,16 +170,32 @@ def build() -> dict[str, Any]:
         rejected = decode(message.encode("utf-8"))
         assert isinstance(rejected, Rejection), name
         invalid.append({"name": name, "message": message, "vigil_rejects_with": rejected.code})
+    cloudevents = []
+    for name, (headers, message) in CLOUDEVENTS.items():
+        decoded = decode(message.encode("utf-8"), headers=[(k, v.encode("utf-8")) for k, v in headers])
+        assert isinstance(decoded, Decoded), f"{name}: {decoded}"
+        cloudevents.append(
+            {
+                "name": name,
+                "headers": [list(header) for header in headers],
+                "message": message,
+                "canonical": decoded.canonical.decode("utf-8"),
+                "hmac_sha256": hmac_hex(secret, decoded.canonical),
+            }
+        )
     return {
         "about": (
             "Test vectors of Vigil's canonical form (docs/events.md, 'Signing'), made by Vigil's own code;"
             f" regenerate with `{REGENERATE}`. Each valid message's canonical form and HMAC-SHA256 under"
-            " secret_hex; each invalid message must be refused."
+            " secret_hex; each invalid message must be refused. Each CloudEvent (Kafka headers and"
+            " value, docs/events.md 'CloudEvents over Kafka') with the canonical form and HMAC of the"
+            " native event it maps to, whose signature goes in data.signature."
         ),
         "secret_hex": SECRET_HEX,
         "key_id": KEY_ID,
         "valid": valid,
         "invalid": invalid,
+        "cloudevents": cloudevents,
     }
 
 

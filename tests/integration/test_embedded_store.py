@@ -53,6 +53,18 @@ def test_replayed_rows_count_once_in_the_unique_views(store: OpenStore) -> None:
     assert client.query("SELECT count() FROM rejected_unique").result_rows[0][0] == 5
 
 
+def test_events_of_a_trace_are_found_by_its_id(store: OpenStore) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    rows = [make(EventRow, event_id=f"e{n}", offset=n, trace_id=trace if n % 2 else "") for n in range(6)]
+    store.store.write({"events": rows})
+    client = store.store.client
+    found = client.query(
+        "SELECT event_id FROM events_unique WHERE trace_id = {trace:String} ORDER BY event_id",
+        parameters={"trace": trace},
+    ).result_rows
+    assert [r[0] for r in found] == ["e1", "e3", "e5"]
+
+
 def test_rows_read_back_as_written(store: OpenStore) -> None:
     """Batches travel as Arrow columns: every column type must come back unchanged."""
     berlin = timezone(timedelta(hours=1))
@@ -68,6 +80,8 @@ def test_rows_read_back_as_written(store: OpenStore) -> None:
         payload='{"ü":"ß"}',
         partition=3,
         offset=2**40,
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        span_id="00f067aa0ba902b7",
     )
     decision = make(DecisionRow, event_id="e1", ts=event.ts, policy_ids=[], controls=["a:1"], verified=False)
     store.store.write({"events": [event], "decisions": [decision]})

@@ -38,6 +38,7 @@ CODES = {
     "unknown_type",
     "missing_field",
     "unknown_field",
+    "wrong_type",
     "schema",
 }
 MODELS = {

@@ -317,3 +317,54 @@ def test_distinct_integers_never_share_a_canonical_form() -> None:
     events_differ = isinstance(one, Decoded) and isinstance(two, Decoded) and one.event != two.event
     if events_differ:
         assert one.canonical != two.canonical
+
+
+# --- the code names the fault ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"principal": 42}, "access.principal: Input should be an object"),
+        ({"principal": None}, "access.principal: Input should be an object"),
+        ({"mfa": "yes"}, "access.mfa: Input should be a valid boolean"),
+        ({"records": "120"}, "access.records: Input should be a valid integer"),
+        ({"ts": 1764000000}, "access.ts: Input should be a valid datetime"),
+        ({"event_id": ["e-1"]}, "access.event_id: Input should be a valid string"),
+    ],
+)
+def test_a_field_of_another_json_type_is_a_wrong_type_not_a_missing_field(
+    changes: dict[str, object], reason: str
+) -> None:
+    rejection = rejected(encode({**access_doc(), **changes}))
+    assert rejection.code == "wrong_type"
+    assert rejection.reason == reason
+
+
+def _with_principal_id_text(escaped: bytes) -> bytes:
+    return encode(access_doc(principal="PLACEHOLDER")).replace(b"PLACEHOLDER", escaped)
+
+
+@pytest.mark.parametrize(
+    "escaped", [b"\\ud800", b"a\\udbff", b"\\udc00b", b"\\ude00\\ud83d", b"\\ud83d\\u0041"]
+)
+def test_a_lone_surrogate_is_named_with_its_place(escaped: bytes) -> None:
+    raw = _with_principal_id_text(escaped)
+    rejection = rejected(raw)
+    assert rejection.code == "invalid_json"
+    assert "lone surrogate \\u" in rejection.reason
+    column = int(rejection.reason.split("column ")[1].split(":")[0])
+    assert raw[column - 1 : column + 5].lower().startswith(b"\\ud")
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_are_text() -> None:
+    pair = decoded(_with_principal_id_text(b"\\ud83d\\ude00"))
+    assert pair.event.principal.id == "\U0001f600"
+    backslash = decoded(_with_principal_id_text(b"\\\\ud800"))
+    assert backslash.event.principal.id == "\\ud800"
+
+
+def test_a_surrogate_encoded_as_utf8_is_named() -> None:
+    rejection = rejected(_with_principal_id_text(b"\xed\xa0\x80"))
+    assert rejection.code == "invalid_json"
+    assert "surrogate encoded as UTF-8" in rejection.reason

@@ -5,6 +5,7 @@ extra (``cryptography``) and publishing the ``kafka`` extra (``confluent-kafka``
 """
 
 from vigil_client.canonical import CanonicalFormError, canonical_bytes, encode, format_float, parse
+from vigil_client.cloudevents import to_cloudevent
 from vigil_client.publisher import Delivered, DeliveryReport, Failed, Publisher
 from vigil_client.routing import message_key, topic_for
 from vigil_client.signing import Ed25519Signer, HmacSigner, Signer, decode_secret, sign
@@ -25,5 +26,6 @@ __all__ = [
     "message_key",
     "parse",
     "sign",
+    "to_cloudevent",
     "topic_for",
 ]
