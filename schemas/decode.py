@@ -25,9 +25,7 @@ from schemas.envelopes import (
     Headers,
     from_binary,
     from_structured,
-    header_trace,
-    is_binary,
-    is_structured,
+    read_headers,
     with_gen_ai,
 )
 from schemas.events import EVENT_ADAPTER, Event, InferenceEvent, trace_ids
@@ -112,23 +110,25 @@ def decode(
 
 
 def _decode_with_headers(raw: bytes, headers: Headers) -> Decoded | Rejection:
-    if is_structured(headers) or is_binary(headers):
-        return _decode_cloudevent(raw, headers)
+    mode, header_trace = read_headers(headers)
+    if mode is not None:
+        return _decode_cloudevent(raw, headers if mode == "binary" else None, header_trace)
     decoded = decode(raw, len(raw))
-    if isinstance(decoded, Rejection) or decoded.trace_id:
+    if isinstance(decoded, Rejection) or decoded.trace_id or not header_trace[0]:
         return decoded
-    trace_id, span_id = header_trace(headers)
-    return Decoded(decoded.event, decoded.canonical, trace_id, span_id) if trace_id else decoded
+    return Decoded(decoded.event, decoded.canonical, *header_trace)
 
 
-def _decode_cloudevent(raw: bytes, headers: Headers | None) -> Decoded | Rejection:
-    """A CloudEvent (structured without headers or by ``content-type``, else binary) as the
-    native event it carries; the canonical form is that native event's."""
+def _decode_cloudevent(
+    raw: bytes, binary_headers: Headers | None, header_trace: tuple[str, str] = NO_TRACE
+) -> Decoded | Rejection:
+    """A CloudEvent (binary when its headers are given, else structured) as the native
+    event it carries; the canonical form is that native event's."""
     try:
-        if headers is None or is_structured(headers):
+        if binary_headers is None:
             document, traceparent = from_structured(raw)
         else:
-            document, traceparent = from_binary(raw, headers)
+            document, traceparent = from_binary(raw, binary_headers)
     except EnvelopeError as error:
         return Rejection(error.code, error.reason)
     body = orjson.dumps(document)
@@ -138,8 +138,7 @@ def _decode_cloudevent(raw: bytes, headers: Headers | None) -> Decoded | Rejecti
         return _rejection_from(error, body)
     envelope_trace = trace_ids(traceparent) if traceparent else None
     return _enriched(
-        Decoded(event=event, canonical=canonical_of_parsed(document)),
-        envelope_trace or header_trace(headers),
+        Decoded(event=event, canonical=canonical_of_parsed(document)), envelope_trace or header_trace
     )
 
 
