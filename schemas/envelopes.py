@@ -129,9 +129,16 @@ def _native(attributes: dict[str, Any], data: Any, where: str) -> tuple[dict[str
             "invalid_envelope", f"{at('datacontenttype')}: must be JSON, got {content_type!r}"
         )
     if not isinstance(data, dict):
-        raise EnvelopeError("invalid_envelope", f"{at('data')}: must be a JSON object (the event)")
+        where_data = "message" if where.endswith("_") else at("data")  # binary: the value is the data
+        raise EnvelopeError(
+            "invalid_envelope", f"{where_data}: CloudEvent data must be a JSON object (the event)"
+        )
     kind = attributes.get("type")
-    if not isinstance(kind, str) or kind.removeprefix(TYPE_PREFIX) not in EVENT_TYPES:
+    if (
+        not isinstance(kind, str)
+        or not kind.startswith(TYPE_PREFIX)
+        or kind[len(TYPE_PREFIX) :] not in EVENT_TYPES
+    ):
         raise EnvelopeError(
             "unknown_type",
             f"{at('type')}: {kind!r} is not one of {', '.join(TYPE_PREFIX + t for t in EVENT_TYPES)}",
