@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from schemas.canonical import canonical_of_parsed
 from schemas.envelopes import (
@@ -25,9 +27,7 @@ from schemas.envelopes import (
     Headers,
     from_binary,
     from_structured,
-    header_trace,
-    is_binary,
-    is_structured,
+    read_headers,
     with_gen_ai,
 )
 from schemas.events import EVENT_ADAPTER, Event, InferenceEvent, trace_ids
@@ -61,6 +61,7 @@ _WRONG_TYPE_ERRORS = frozenset(
 )
 """A field holds a value of another JSON type (``"principal": 42``, ``"mfa": "yes"``). For the
 message itself (an empty location) the same errors mean the message is not an object."""
+_UNION_TAGS = frozenset({"bool", "int", "constrained-int", "float", "str", "constrained-str", "none"})
 _ESCAPE = re.compile(rb"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _UTF8_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
 
@@ -112,23 +113,25 @@ def decode(
 
 
 def _decode_with_headers(raw: bytes, headers: Headers) -> Decoded | Rejection:
-    if is_structured(headers) or is_binary(headers):
-        return _decode_cloudevent(raw, headers)
+    mode, header_trace = read_headers(headers)
+    if mode is not None:
+        return _decode_cloudevent(raw, headers if mode == "binary" else None, header_trace)
     decoded = decode(raw, len(raw))
-    if isinstance(decoded, Rejection) or decoded.trace_id:
+    if isinstance(decoded, Rejection) or decoded.trace_id or not header_trace[0]:
         return decoded
-    trace_id, span_id = header_trace(headers)
-    return Decoded(decoded.event, decoded.canonical, trace_id, span_id) if trace_id else decoded
+    return Decoded(decoded.event, decoded.canonical, *header_trace)
 
 
-def _decode_cloudevent(raw: bytes, headers: Headers | None) -> Decoded | Rejection:
-    """A CloudEvent (structured without headers or by ``content-type``, else binary) as the
-    native event it carries; the canonical form is that native event's."""
+def _decode_cloudevent(
+    raw: bytes, binary_headers: Headers | None, header_trace: tuple[str, str] = NO_TRACE
+) -> Decoded | Rejection:
+    """A CloudEvent (binary when its headers are given, else structured) as the native
+    event it carries; the canonical form is that native event's."""
     try:
-        if headers is None or is_structured(headers):
+        if binary_headers is None:
             document, traceparent = from_structured(raw)
         else:
-            document, traceparent = from_binary(raw, headers)
+            document, traceparent = from_binary(raw, binary_headers)
     except EnvelopeError as error:
         return Rejection(error.code, error.reason)
     body = orjson.dumps(document)
@@ -138,8 +141,7 @@ def _decode_cloudevent(raw: bytes, headers: Headers | None) -> Decoded | Rejecti
         return _rejection_from(error, body)
     envelope_trace = trace_ids(traceparent) if traceparent else None
     return _enriched(
-        Decoded(event=event, canonical=canonical_of_parsed(document)),
-        envelope_trace or header_trace(headers),
+        Decoded(event=event, canonical=canonical_of_parsed(document)), envelope_trace or header_trace
     )
 
 
@@ -167,13 +169,51 @@ def _rejection_from(error: ValidationError, raw: bytes) -> Rejection:
         code = "wrong_type" if errors[0]["loc"] else "not_an_object"
     else:
         code = _CODE_BY_ERROR_TYPE.get(first_type, "schema")
-    parts = []
-    for item in errors[:_MAX_REASON_ERRORS]:
-        where = ".".join(str(p) for p in item["loc"]) or "message"
-        parts.append(f"{where}: {item['msg']}")
-    if len(errors) > _MAX_REASON_ERRORS:
-        parts.append(f"and {len(errors) - _MAX_REASON_ERRORS} more errors")
+    problems = _problems(errors)
+    parts = [f"{where}: {what}" for where, what in problems[:_MAX_REASON_ERRORS]]
+    if len(problems) > _MAX_REASON_ERRORS:
+        parts.append(f"and {len(problems) - _MAX_REASON_ERRORS} more errors")
     return Rejection(code, "; ".join(parts))
+
+
+def _problems(errors: list[ErrorDetails]) -> list[tuple[str, str]]:
+    """(location, message) of each problem; a value that fits none of the types a field
+    allows is one problem, not one per type (``features.a: Input should be a boolean,
+    integer, number or string`` rather than four lines ending in ``.bool``, ``.float``...)."""
+    problems: list[tuple[str, str]] = []
+    last_union: tuple[Any, ...] | None = None
+    for item in errors:
+        loc, message = item["loc"], item["msg"]
+        if item["type"] in _WRONG_TYPE_ERRORS and loc and _is_union_member(loc[-1]):
+            where = ".".join(str(p) for p in loc[:-1])
+            kind = message.removeprefix("Input should be a valid ").removeprefix("Input should be ")
+            if last_union == loc[:-1]:
+                where, expected = problems[-1]
+                problems[-1] = (where, f"{expected}, {kind}")
+            else:
+                problems.append((where, f"Input should be {_article(kind)}"))
+                last_union = loc[:-1]
+            continue
+        last_union = None
+        problems.append((".".join(str(p) for p in loc) or "message", message))
+    return [(where, _last_or(what)) for where, what in problems]
+
+
+def _is_union_member(part: str | int) -> bool:
+    """Whether a location part names a member of a union (pydantic's type tag), not a field."""
+    return isinstance(part, str) and (
+        part in _UNION_TAGS or part.startswith(("tuple[", "list[", "function-"))
+    )
+
+
+def _article(kind: str) -> str:
+    return kind if kind.startswith(("a ", "an ")) else f"a {kind}"
+
+
+def _last_or(text: str) -> str:
+    """``a, b, c`` -> ``a, b or c``."""
+    head, comma, tail = text.rpartition(", ")
+    return f"{head} or {tail}" if comma else text
 
 
 def _surrogate_problem(raw: bytes) -> str | None:

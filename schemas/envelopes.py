@@ -43,38 +43,38 @@ class EnvelopeError(ValueError):
         self.reason = reason
 
 
-def header(headers: Headers, name: str) -> bytes | None:
-    """The last value of header ``name`` (Kafka header names are case-sensitive)."""
-    found = None
+def read_headers(headers: Headers) -> tuple[str | None, tuple[str, str]]:
+    """The CloudEvents mode the headers announce (``structured``, ``binary`` or None) and the
+    (trace id, span id) of a ``traceparent`` header, in one pass (Kafka header names are
+    case-sensitive; the last of a repeated header counts).
+
+    Structured mode is ``content-type: application/cloudevents+json`` (parameters such as
+    ``charset`` allowed); binary mode has the attributes as ``ce_*`` headers, among them
+    ``ce_specversion``.
+    """
+    content_type = specversion = traceparent = None
     for key, value in headers:
-        if key == name:
-            found = value
-    return found
+        if key == "content-type":
+            content_type = value
+        elif key == "ce_specversion":
+            specversion = value
+        elif key == "traceparent":
+            traceparent = value
+    mode = None
+    if content_type is not None and _media_type(content_type) == CLOUDEVENTS_CONTENT_TYPE:
+        mode = "structured"
+    elif specversion is not None:
+        mode = "binary"
+    return mode, _trace_of(traceparent)
 
 
-def is_structured(headers: Headers | None) -> bool:
-    """Structured mode: ``content-type: application/cloudevents+json`` (parameters allowed)."""
-    if not headers:
-        return False
-    content_type = header(headers, "content-type")
-    return content_type is not None and _media_type(content_type) == CLOUDEVENTS_CONTENT_TYPE
-
-
-def is_binary(headers: Headers | None) -> bool:
-    """Binary mode: the event's attributes are ``ce_*`` headers, ``ce_specversion`` among them."""
-    return headers is not None and header(headers, "ce_specversion") is not None
-
-
-def header_trace(headers: Headers | None) -> tuple[str, str]:
-    """(trace id, span id) from a ``traceparent`` header; an invalid one is ignored, as W3C
-    Trace Context asks of a receiver, rather than costing the event."""
-    if not headers:
-        return NO_TRACE
-    value = header(headers, "traceparent")
-    if value is None:
+def _trace_of(traceparent: bytes | None) -> tuple[str, str]:
+    """An invalid ``traceparent`` header is ignored, as W3C Trace Context asks of a receiver,
+    rather than costing the event."""
+    if traceparent is None:
         return NO_TRACE
     try:
-        return trace_ids(value.decode("ascii")) or NO_TRACE
+        return trace_ids(traceparent.decode("ascii")) or NO_TRACE
     except UnicodeDecodeError:
         return NO_TRACE
 
@@ -129,9 +129,16 @@ def _native(attributes: dict[str, Any], data: Any, where: str) -> tuple[dict[str
             "invalid_envelope", f"{at('datacontenttype')}: must be JSON, got {content_type!r}"
         )
     if not isinstance(data, dict):
-        raise EnvelopeError("invalid_envelope", f"{at('data')}: must be a JSON object (the event)")
+        where_data = "message" if where.endswith("_") else at("data")  # binary: the value is the data
+        raise EnvelopeError(
+            "invalid_envelope", f"{where_data}: CloudEvent data must be a JSON object (the event)"
+        )
     kind = attributes.get("type")
-    if not isinstance(kind, str) or kind.removeprefix(TYPE_PREFIX) not in EVENT_TYPES:
+    if (
+        not isinstance(kind, str)
+        or not kind.startswith(TYPE_PREFIX)
+        or kind[len(TYPE_PREFIX) :] not in EVENT_TYPES
+    ):
         raise EnvelopeError(
             "unknown_type",
             f"{at('type')}: {kind!r} is not one of {', '.join(TYPE_PREFIX + t for t in EVENT_TYPES)}",

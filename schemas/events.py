@@ -78,21 +78,23 @@ class Auth(_Strict):
     token: Annotated[str, Field(min_length=1, max_length=8192)]
 
 
-TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$")
-"""W3C Trace Context ``traceparent``: version, trace id, parent (span) id, flags; a later
-version may append fields after a ``-``."""
+TRACEPARENT = re.compile(
+    r"(?!ff)(?:00-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-[0-9a-f]{2}"
+    r"|(?!00)[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-[0-9a-f]{2}(?:-.*)?)",
+    re.DOTALL,
+)
+"""W3C Trace Context ``traceparent``: version, trace id, parent (span) id, flags, lowercase
+hex. Version ``ff`` and all-zero ids are invalid; version ``00`` has exactly these four
+fields, a later version may append more after a ``-``."""
 
 
 def trace_ids(traceparent: str) -> tuple[str, str] | None:
-    """(trace id, span id) of a valid ``traceparent``, else None (W3C Trace Context, level 1:
-    version ``ff`` and all-zero ids are invalid, version ``00`` has exactly four fields)."""
-    match = TRACEPARENT.match(traceparent)
+    """(trace id, span id) of a valid ``traceparent``, else None."""
+    match = TRACEPARENT.fullmatch(traceparent)
     if match is None:
         return None
-    version, trace_id, span_id, more = match.groups()
-    if version == "ff" or (version == "00" and more) or not trace_id.strip("0") or not span_id.strip("0"):
-        return None
-    return trace_id, span_id
+    trace_id, span_id, later_trace_id, later_span_id = match.groups()
+    return (trace_id, span_id) if trace_id is not None else (later_trace_id, later_span_id)
 
 
 def _valid_traceparent(value: str | None) -> str | None:

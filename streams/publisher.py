@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from identity.keyring import Keyring, secret_bytes
 from identity.signing import HmacSigner, Signer
+from schemas.decode import Rejection, decode
 from streams.topics import TOPIC_BY_TYPE
 from vigil.settings import Settings
 
@@ -51,7 +52,7 @@ class PublishReport:
 def signer_for(document: dict[str, Any], keyring: Keyring, key_id: str | None) -> Signer:
     """The registry's HMAC key for the event's source (or ``key_id``)."""
     source = document.get("source")
-    principal = str(document.get("principal", {}).get("id", ""))
+    principal = _principal_id(document)
     now = datetime.now(UTC)
     if key_id:
         candidates = [key_id]
@@ -85,8 +86,13 @@ def route(document: dict[str, Any]) -> tuple[str, bytes | None]:
     kind = document.get("type")
     if kind not in TOPIC_BY_TYPE:
         raise ValueError(f"unknown event type {kind!r}")
-    key = document.get("principal", {}).get("id") if kind == "access" else document.get("model_id")
+    key = _principal_id(document) if kind == "access" else document.get("model_id")
     return TOPIC_BY_TYPE[kind], str(key).encode() if key else None
+
+
+def _principal_id(document: dict[str, Any]) -> str:
+    principal = document.get("principal")
+    return str(principal.get("id", "")) if isinstance(principal, dict) else ""
 
 
 def publish(lines: Iterable[bytes], outgoing: Outgoing) -> PublishReport:
@@ -207,6 +213,9 @@ def _message(value: bytes, outgoing: Outgoing) -> tuple[str, bytes | None, bytes
     document = orjson.loads(value)
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
+    problem = decode(value, settings.max_event_bytes)
+    if isinstance(problem, Rejection):  # the worker would reject it: say why here instead
+        raise ValueError(f"{problem.code}: {problem.reason}")
     millis = event_millis(document) if outgoing.event_time else None
     signed = prepare(document, outgoing.keyring, outgoing.key_id, outgoing.signer)
     topic, key = route(signed)

@@ -25,17 +25,18 @@ REQUIRED_NESTED = [("principal", "id"), ("principal", "kind"), ("resource", "kin
 CLOSED_OBJECTS = [(), ("principal",), ("resource",)]
 """Objects whose members the contract lists: any other member is unknown."""
 
+small_ints = st.integers(-(2**31), 2**31)
 not_strings = st.one_of(
     st.integers(-(2**31), 2**31),
     st.booleans(),
-    st.lists(st.integers(-(2**31), 2**31), max_size=2),
+    st.lists(small_ints, max_size=2),
     st.just({"a": 1}),
 )
 not_objects = st.one_of(
     st.integers(-(2**31), 2**31),
     st.booleans(),
     st.text(max_size=5),
-    st.lists(st.integers(-(2**31), 2**31), max_size=2),
+    st.lists(small_ints, max_size=2),
 )
 
 
@@ -127,3 +128,24 @@ def test_another_type_name_is_an_unknown_type(document: dict[str, Any], kind: st
     rejection = rejection_of(document)
     assert rejection.code == "unknown_type", rejection
     assert f"Input tag '{kind}'" in rejection.reason
+
+
+@CHECKED
+@given(
+    valid_documents(), st.one_of(st.none(), st.lists(small_ints, max_size=2), st.just({"a": 1})), st.data()
+)
+def test_a_feature_or_label_of_no_allowed_type_is_a_wrong_type_naming_them(
+    document: dict[str, Any], value: Any, data: st.DataObject
+) -> None:
+    if document["type"] == "inference":
+        name = data.draw(st.text(min_size=1, max_size=8))
+        document["features"][name] = value
+        where = f"inference.features.{name}"
+    elif document["type"] == "feedback" and value is not None:
+        document["label"] = value
+        where = "feedback.label"
+    else:
+        return
+    rejection = rejection_of(document)
+    assert rejection.code == "wrong_type", rejection
+    assert f"{where}: Input should be a boolean, integer, number or string" in rejection.reason

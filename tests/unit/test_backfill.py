@@ -15,7 +15,7 @@ from identity.verify import IdentityVerifier
 from policies.bundle import load_bundle
 from policies.engine import PolicyEngine
 from schemas.decode import Decoded, decode
-from streams.publisher import Outgoing, preview
+from streams.publisher import Outgoing, event_millis, preview
 from tests.clock import wall_now
 from tests.factories import (
     KEYS,
@@ -110,14 +110,17 @@ def test_a_backfill_window_is_checked_when_the_key_file_loads(
 def test_publish_with_event_time_sets_the_message_time_from_ts() -> None:
     keyring = direct_keyring(key_entries())
     ts = "2026-03-01T12:00:00.250+01:00"
-    lines = [orjson.dumps(access_doc(ts=ts)), orjson.dumps(access_doc(ts="yesterday"))]
-    shown, report = preview(lines, Outgoing(Settings(), keyring, event_time=True))
+    shown, report = preview([orjson.dumps(access_doc(ts=ts))], Outgoing(Settings(), keyring, event_time=True))
+    assert report.errors == []
     assert orjson.loads(shown[0])["timestamp_ms"] == int(datetime.fromisoformat(ts).timestamp() * 1000)
-    assert report.errors == [
-        "line 2: ts 'yesterday' is not an RFC 3339 time with an offset: cannot be the message time"
-    ]
-    plain, _ = preview(lines[:1], Outgoing(Settings(), keyring))
+    plain, _ = preview([orjson.dumps(access_doc(ts=ts))], Outgoing(Settings(), keyring))
     assert "timestamp_ms" not in orjson.loads(plain[0])
+
+
+@pytest.mark.parametrize("document", [{"ts": "yesterday"}, {"ts": 5}, {}, {"ts": "2026-03-01T12:00:00"}])
+def test_a_ts_that_cannot_be_the_message_time_is_named(document: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="is not an RFC 3339 time with an offset"):
+        event_millis(document)
 
 
 def test_the_skew_limit_still_bounds_a_backfill() -> None:

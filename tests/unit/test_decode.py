@@ -368,3 +368,12 @@ def test_a_surrogate_encoded_as_utf8_is_named() -> None:
     rejection = rejected(_with_principal_id_text(b"\xed\xa0\x80"))
     assert rejection.code == "invalid_json"
     assert "surrogate encoded as UTF-8" in rejection.reason
+
+
+@pytest.mark.parametrize("value", [None, [1], {"a": 1}])
+def test_a_value_that_fits_no_allowed_type_is_one_problem_naming_them(value: object) -> None:
+    rejection = rejected(encode(inference_doc(features={"amount": value})))
+    assert rejection.code == "wrong_type"
+    assert (
+        rejection.reason == "inference.features.amount: Input should be a boolean, integer, number or string"
+    )

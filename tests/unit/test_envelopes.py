@@ -113,7 +113,8 @@ def test_data_may_repeat_the_lifted_fields_but_not_contradict_them() -> None:
             "invalid_envelope",
             "cloudevent.datacontenttype: must be JSON",
         ),
-        ({"data": "text"}, "invalid_envelope", "cloudevent.data: must be a JSON object"),
+        ({"data": "text"}, "invalid_envelope", "cloudevent.data: CloudEvent data must be a JSON object"),
+        ({"type": "access"}, "unknown_type", "cloudevent.type: 'access' is not one of vigil.inference"),
         ({"data_base64": "e30="}, "invalid_envelope", "data must be a JSON object"),
     ],
 )
@@ -131,6 +132,7 @@ def test_a_binary_cloudevent_names_its_header_and_schema_faults_name_the_field()
     raw, headers = binary(native)
     wrong = [(k, b"0.3" if k == "ce_specversion" else v) for k, v in headers]
     assert "header ce_specversion" in rejected(raw, wrong).reason
+    assert rejected(b"[1]", headers).reason.startswith("message: CloudEvent data must be a JSON object")
     del native["mfa"]
     raw, headers = binary(native)
     rejection = rejected(raw, headers)
