@@ -7,6 +7,7 @@ instead of writing into the wrong column.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import NamedTuple
 
@@ -101,3 +102,28 @@ class RejectedRow(NamedTuple):
     reason: str
     raw_base64: str
     size: int
+    headers: list[tuple[str, str]]
+    """Kafka headers as they arrived, each value as ``header_text`` stores it."""
+
+
+_BASE64 = "base64:"
+
+
+def header_text(value: bytes | None) -> str:
+    """A Kafka header value as a ``String`` column keeps it: UTF-8 text as it is, other
+    bytes (and text that would read as this encoding) as ``base64:`` and their base64."""
+    raw = value or b""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and not text.startswith(_BASE64):
+        return text
+    return _BASE64 + base64.b64encode(raw).decode()
+
+
+def header_bytes(text: str) -> bytes:
+    """The bytes ``header_text`` was given."""
+    if text.startswith(_BASE64):
+        return base64.b64decode(text[len(_BASE64) :])
+    return text.encode("utf-8")

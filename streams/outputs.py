@@ -13,7 +13,7 @@ import logging
 import orjson
 
 from audit.kafka_export import publish_checkpoints
-from schemas.records import RejectedRow
+from schemas.records import RejectedRow, header_bytes
 from sinks.clickhouse import ClickHouseStore
 from sinks.kafka import Headers, KafkaProducer
 from streams.topics import ALERTS_TOPIC, AUDIT_TOPIC, DEADLETTER_TOPIC
@@ -48,7 +48,8 @@ class KafkaOutputs:
         publish_checkpoints(self.producer, self.audit_topic, self.store)  # confirms all of the above
 
     def send_dead_letter(self, row: RejectedRow) -> None:
-        """The rejected message as it arrived, with why and where in headers.
+        """The rejected message as it arrived (its own headers first), with why and where
+        in ``vigil.*`` headers.
 
         A message too large for the dead-letter topic (created larger than the broker's
         default, but an existing topic may be smaller) goes out cut to fit, with a
@@ -58,7 +59,7 @@ class KafkaOutputs:
         """
         value = base64.b64decode(row.raw_base64)
         key = row.key.encode() or None
-        headers = deadletter_headers(row)
+        headers = [(name, header_bytes(text)) for name, text in row.headers] + deadletter_headers(row)
         if len(value) > self._room(key, headers):
             headers.append(("vigil.truncated", str(len(value)).encode()))
             headers.append(("vigil.sha256", hashlib.sha256(value).hexdigest().encode()))

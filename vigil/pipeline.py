@@ -32,7 +32,7 @@ from policies.runtime import PolicyRuntime
 from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
 from schemas.envelopes import Headers
 from schemas.events import Event, InferenceEvent, model_id_of
-from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow
+from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow, header_text
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +423,24 @@ def _rejected_row(message: RawMessage, rejection: Rejection, received_at: dateti
         reason=rejection.reason,
         raw_base64=base64.b64encode(_without_tokens(message.value)).decode(),
         size=len(message.value),
+        headers=[
+            (name, header_text(_header_without_tokens(name, value))) for name, value in message.headers or ()
+        ],
     )
+
+
+_CREDENTIAL_HEADER = re.compile(r"authorization|token|secret|password|api[-_]?key", re.IGNORECASE)
+
+
+def _header_without_tokens(name: str, value: bytes | None) -> bytes | None:
+    """A header kept with a rejected message: one named like a credential is replaced by
+    its digest whole (``Bearer <opaque>`` has no shape to find), any other is searched
+    for tokens as the message is."""
+    if value is None:
+        return None
+    if _CREDENTIAL_HEADER.search(name):
+        return _redacted(value)
+    return _without_tokens(value)
 
 
 _TOKEN_FIELD = re.compile(rb'("token"\s*:\s*")((?:[^"\\]|\\.)*)(")')

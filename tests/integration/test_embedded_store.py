@@ -35,7 +35,9 @@ def _store_dir(tmp_path: Path) -> Path:
 
 
 def _rejected(n: int) -> RejectedRow:
-    return RejectedRow(f"r{n}", datetime.now(UTC), "ai.access", 0, n, "", "invalid_json", "bad", "e30=", 2)
+    return RejectedRow(
+        f"r{n}", datetime.now(UTC), "ai.access", 0, n, "", "invalid_json", "bad", "e30=", 2, [("ce_id", "x")]
+    )
 
 
 def test_migrations_apply_once(store: OpenStore) -> None:

@@ -17,6 +17,7 @@ from policies.bundle import load_bundle
 from policies.engine import PolicyEngine
 from schemas.decode import Decoded, Rejection, decode
 from schemas.events import AccessEvent, FeedbackEvent, InferenceEvent, TrainingEvent
+from schemas.records import header_bytes, header_text
 from tests.factories import (
     BUILDERS,
     build_inventory,
@@ -332,3 +333,8 @@ def test_a_redelivered_batch_gives_the_same_verdicts(batch: list[RawMessage]) ->
     assert [(d.decision, sorted(d.policy_ids)) for d in first.decisions] == [
         (d.decision, sorted(d.policy_ids)) for d in second.decisions
     ]
+
+
+@given(st.binary(max_size=64))
+def test_a_header_value_survives_the_rejected_table_byte_for_byte(value: bytes) -> None:
+    assert header_bytes(header_text(value)) == value

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from datetime import UTC, datetime
 
-from schemas.records import RejectedRow
+from schemas.records import RejectedRow, header_text
 from streams.outputs import RECORD_OVERHEAD, KafkaOutputs
 from vigil.pipeline import BatchResult
 from vigil.settings import Settings
@@ -30,7 +30,7 @@ class Producer:
         self.confirmed += len(self.sent)
 
 
-def _rejected(value: bytes) -> RejectedRow:
+def _rejected(value: bytes, headers: list[tuple[str, str]] | None = None) -> RejectedRow:
     return RejectedRow(
         rejected_id="r1",
         received_at=datetime(2026, 1, 1, tzinfo=UTC),
@@ -42,6 +42,7 @@ def _rejected(value: bytes) -> RejectedRow:
         reason="message larger than 65536 bytes",
         raw_base64=base64.b64encode(value).decode(),
         size=len(value),
+        headers=headers or [],
     )
 
 
@@ -77,3 +78,14 @@ def test_a_message_at_the_brokers_limit_still_leaves_as_a_dead_letter_cut_to_fit
     assert framing <= limit - RECORD_OVERHEAD
     assert huge.startswith(value)
     assert producer.confirmed == 1
+
+
+def test_a_dead_letter_keeps_the_headers_the_message_arrived_with() -> None:
+    producer = Producer()
+    binary = [("ce_id", "evt-1"), ("ce_type", "vigil.inference"), ("trace-bin", header_text(b"\xff\x00"))]
+    _outputs(producer, 1_048_588).publish(BatchResult(rejected=[_rejected(b"{}", binary)]))
+    ((_, _, _, headers),) = producer.sent
+    assert headers["ce_id"] == b"evt-1"
+    assert headers["ce_type"] == b"vigil.inference"
+    assert headers["trace-bin"] == b"\xff\x00"
+    assert headers["vigil.code"] == b"oversize"

@@ -8,7 +8,7 @@ from identity.verify import IdentityVerifier
 from policies.bundle import load_bundle
 from policies.engine import PolicyEngine
 from schemas.events import Event, InferenceEvent
-from schemas.records import FindingRow
+from schemas.records import FindingRow, header_bytes
 from tests.clock import wall_now
 from tests.factories import build_inventory, direct_keyring, encode, inference_doc, signed
 from tests.unit.test_envelopes import GEN_AI, TRACEPARENT, binary
@@ -58,3 +58,19 @@ def test_a_binary_cloudevent_with_gen_ai_attributes_is_stored_verified_with_its_
     assert llm_call.tokens is not None
     assert (llm_call.tokens.prompt, llm_call.tokens.completion) == (1200, 87)
     assert llm_call.features["gen_ai.request.model"] == "gpt-4o"
+
+
+def test_a_rejected_binary_cloudevent_keeps_its_headers_without_credentials() -> None:
+    pipeline = Pipeline(IdentityVerifier(direct_keyring()), PolicyEngine(load_bundle(), build_inventory()))
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"evt-7"),
+        ("Authorization", b"Bearer opaque-secret-value"),
+        ("x-raw", b"\xfe\xff"),
+    ]
+    (row,) = pipeline.process([RawMessage(b"{not json", "ai.inference", offset=3, headers=headers)]).rejected
+    kept = dict(row.headers)
+    assert (kept["ce_specversion"], kept["ce_id"]) == ("1.0", "evt-7")
+    assert "opaque-secret-value" not in kept["Authorization"]
+    assert kept["Authorization"].startswith("redacted:sha256:")
+    assert header_bytes(kept["x-raw"]) == b"\xfe\xff"
