@@ -168,7 +168,8 @@ def _is_json(content_type: str) -> bool:
 
 
 def with_gen_ai(event: InferenceEvent) -> InferenceEvent:
-    """``event`` with its OpenTelemetry GenAI attributes mapped onto the fields detectors read.
+    """``event`` with its OpenTelemetry GenAI attributes mapped onto the fields detectors read
+    (OpenInference's names stand in where the GenAI ones are absent).
 
     Token usage becomes ``tokens`` (the operations monitors follow it); numeric request
     parameters become numeric features and the provider and model names categorical
@@ -178,8 +179,10 @@ def with_gen_ai(event: InferenceEvent) -> InferenceEvent:
     """
     attributes = event.attributes
     assert attributes is not None
-    prompt = _first(attributes.input_tokens, attributes.prompt_tokens)
-    completion = _first(attributes.output_tokens, attributes.completion_tokens)
+    prompt = _first(attributes.input_tokens, attributes.prompt_tokens, attributes.openinference_prompt_tokens)
+    completion = _first(
+        attributes.output_tokens, attributes.completion_tokens, attributes.openinference_completion_tokens
+    )
     tokens = event.tokens
     if prompt is not None or completion is not None:
         usage = TokenUsage(
@@ -214,8 +217,11 @@ def _feature_attributes(attributes: GenAiAttributes) -> dict[str, float | int | 
         "gen_ai.request.frequency_penalty": attributes.frequency_penalty,
         "gen_ai.request.presence_penalty": attributes.presence_penalty,
         "gen_ai.request.max_tokens": attributes.max_tokens,
-        "gen_ai.provider.name": attributes.provider_name or attributes.system,
-        "gen_ai.request.model": attributes.request_model,
+        "gen_ai.provider.name": attributes.provider_name
+        or attributes.system
+        or attributes.openinference_provider
+        or attributes.openinference_system,
+        "gen_ai.request.model": attributes.request_model or attributes.openinference_model_name,
         "gen_ai.response.model": attributes.response_model,
         "gen_ai.operation.name": attributes.operation_name,
     }

@@ -140,7 +140,8 @@ AttributeValue = FeatureValue | tuple[FeatureValue, ...]
 
 
 class GenAiAttributes(_Strict):
-    """OpenTelemetry GenAI semantic-convention attributes of an LLM call, by their dotted names.
+    """OpenTelemetry GenAI semantic-convention attributes of an LLM call, by their dotted names
+    (and OpenInference's ``llm.*`` names for token counts, model and provider).
 
     The names an instrumented client already records on its span, so a service sends them
     as they are. The known names are typed; other attribute names (newer conventions,
@@ -174,6 +175,12 @@ class GenAiAttributes(_Strict):
     output_tokens: Count | None = Field(None, alias="gen_ai.usage.output_tokens")
     prompt_tokens: Count | None = Field(None, alias="gen_ai.usage.prompt_tokens")
     completion_tokens: Count | None = Field(None, alias="gen_ai.usage.completion_tokens")
+    # The same facts under OpenInference's names, which other instrumentations record.
+    openinference_prompt_tokens: Count | None = Field(None, alias="llm.token_count.prompt")
+    openinference_completion_tokens: Count | None = Field(None, alias="llm.token_count.completion")
+    openinference_model_name: Identifier | None = Field(None, alias="llm.model_name")
+    openinference_provider: Identifier | None = Field(None, alias="llm.provider")
+    openinference_system: Identifier | None = Field(None, alias="llm.system")
 
     @model_validator(mode="after")
     def _extras_are_bounded(self) -> GenAiAttributes:

@@ -174,6 +174,13 @@ FIELDS = {
         "gen_ai.usage.output_tokens": "Output (completion) tokens; fills `tokens.completion`.",
         "gen_ai.usage.prompt_tokens": "Deprecated name of `gen_ai.usage.input_tokens`.",
         "gen_ai.usage.completion_tokens": "Deprecated name of `gen_ai.usage.output_tokens`.",
+        "llm.token_count.prompt": "OpenInference's prompt token count; `tokens.prompt` without a GenAI one.",
+        "llm.token_count.completion": (
+            "OpenInference's completion token count; fills `tokens.completion` without a GenAI one."
+        ),
+        "llm.model_name": "OpenInference's model name; the `gen_ai.request.model` feature otherwise.",
+        "llm.provider": "OpenInference's provider; the `gen_ai.provider.name` feature without a GenAI one.",
+        "llm.system": "OpenInference's AI system; the provider feature without any other.",
     },
     "Approval": {"ticket": "The change ticket, e.g. `CHG-1042`.", "approver": "Who approved the change."},
     "Client": {

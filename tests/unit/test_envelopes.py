@@ -237,6 +237,20 @@ def test_deprecated_usage_names_count_and_a_feature_sent_keeps_its_value() -> No
     assert event.features["gen_ai.request.top_p"] == 1.0
 
 
+def test_openinference_names_fill_the_same_fields() -> None:
+    attributes = {
+        "llm.token_count.prompt": 640,
+        "llm.token_count.completion": 32,
+        "llm.model_name": "claude-sonnet",
+        "llm.provider": "anthropic",
+    }
+    event = decoded(encode(signed(llm_call(attributes=attributes)))).event
+    assert isinstance(event, InferenceEvent)
+    assert (event.tokens.prompt, event.tokens.completion) == (640, 32)  # type: ignore[union-attr]
+    assert event.features["gen_ai.request.model"] == "claude-sonnet"
+    assert event.features["gen_ai.provider.name"] == "anthropic"
+
+
 def test_tokens_must_agree_with_the_usage_attributes() -> None:
     agreeing = llm_call(attributes=GEN_AI, tokens={"prompt": 1200, "completion": 87})
     assert isinstance(decoded(encode(agreeing)).event, InferenceEvent)
