@@ -14,19 +14,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
-from alerting.config import parse_duration
 from alerting.matchers import MatcherError, parse_matcher
 from alerting.records import AckRow
 from alerting.requests import submit_request
 from alerting.silences import new_silence
 from alerting.store import AlertingStore, RemoteReader
+from schemas.durations import parse_duration
 from sinks.clickhouse import StoreLockedError, connect, migrate
 from sinks.query_server import QueryError
 from vigil.settings import Settings
@@ -115,16 +115,14 @@ def silence() -> None:
 
 @silence.command("add")
 @click.option("--match", "matches", multiple=True, required=True, help="Label matcher, e.g. model=fraud-v3.")
-@click.option("--for", "duration", required=True, help="How long, e.g. 30m, 2h, 1d.")
+@click.option("--for", "duration", required=True, help="How long: 30m, 1h30m, 7d, 2w or ISO 8601 (PT2H).")
 @click.option("--reason", required=True, help="Why: shown wherever the silence is listed.")
 @click.option("--by", default=None, help="Who silences (default: the current user).")
 def silence_add(matches: tuple[str, ...], duration: str, reason: str, by: str | None) -> None:
     """Add a silence: matching alerts are tracked but do not notify until it ends."""
     try:
         matchers = [parse_matcher(m) for m in matches]
-        created = new_silence(
-            matchers, timedelta(seconds=parse_duration(duration)), reason, _who(by), datetime.now(UTC)
-        )
+        created = new_silence(matchers, parse_duration(duration), reason, _who(by), datetime.now(UTC))
     except (MatcherError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     with _store() as opened:

@@ -7,11 +7,10 @@ could not run (no store, no key, unreadable input).
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,10 @@ from audit.proof import ProofError, build_proof, check_proof
 from audit.source import ClickHouseSource, LedgerSource, RemoteSource
 from audit.tables_check import check_tables
 from audit.verify import Expected, ExternalCheckpoint, Report, Verifier
+from schemas.durations import parse_duration
 from sinks.clickhouse import StoreLockedError, connect, redact
 from sinks.query_server import QueryError
 from vigil.settings import Settings
-
-_RELATIVE = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class CannotVerify(click.ClickException):
@@ -40,7 +37,7 @@ class CannotVerify(click.ClickException):
 
 
 class Moment(click.ParamType):
-    """ISO 8601 (no zone means UTC) or an age such as ``90m``, ``24h``, ``7d``."""
+    """ISO 8601 (no zone means UTC) or an age in the one duration grammar: ``90m``, ``1h30m``, ``7d``."""
 
     name = "TIME"
 
@@ -48,13 +45,14 @@ class Moment(click.ParamType):
         if isinstance(value, datetime):
             return value
         text = str(value).strip()
-        if match := _RELATIVE.match(text):
-            amount, unit = match.groups()
-            return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            return datetime.now(UTC) - parse_duration(text)
+        except ValueError:
+            pass
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            self.fail(f"{text!r} is neither ISO 8601 nor an age like 24h", param, ctx)
+            self.fail(f"{text!r} is neither an ISO 8601 time nor an age like 24h or 1h30m", param, ctx)
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -20,10 +20,10 @@ from policies.engine import PolicyEngine
 from policies.replay import REPLAY_COLUMNS, replay
 from policies.report import FRAMEWORKS, build_report, render_html, render_markdown, render_table
 from policies.suites import SuiteError, run_suites
+from schemas.durations import parse_duration
 from sinks.query_server import QueryError
 from sinks.reader import read_rows
 from vigil.cli_support import load_settings
-from vigil.durations import parse_duration
 
 _DIR = click.option(
     "--dir",
@@ -98,7 +98,9 @@ def test_command(directory: Path | None) -> None:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Directory of the candidate bundle.",
 )
-@click.option("--since", default="24h", show_default=True, help="How far back: 30m, 24h, 7d...")
+@click.option(
+    "--since", default="24h", show_default=True, help="How far back: 30m, 1h30m, 7d, 2w or ISO 8601."
+)
 @click.option("--maturity", default="stable", show_default=True, help="Maturities to load, comma separated.")
 @click.option("--examples", default=3, show_default=True, help="Example event ids per change.")
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when any decision would change (for CI).")
@@ -178,7 +180,9 @@ def controls_group() -> None:
 
 @controls_group.command("report")
 @click.option("--framework", required=True, type=click.Choice(FRAMEWORKS))
-@click.option("--since", default="30d", show_default=True, help="Start of the range: 24h, 7d, 30d...")
+@click.option(
+    "--since", default="30d", show_default=True, help="Start of the range, as a duration ago: 24h, 7d, 2w..."
+)
 @click.option("--until", default=None, help="End of the range, as a duration ago (default now).")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "markdown", "html"]), default="table", show_default=True

@@ -18,7 +18,10 @@ def test_times_are_iso_8601_in_utc_or_an_age() -> None:
     assert moment.convert("2026-11-26T10:00:00+02:00", None, None) == datetime(2026, 11, 26, 8, tzinfo=UTC)
     age = datetime.now(UTC) - moment.convert("24h", None, None)
     assert timedelta(hours=23, minutes=59) < age < timedelta(hours=24, minutes=1)
-    with pytest.raises(click.BadParameter, match="neither ISO 8601 nor an age"):
+    for text in ("1h30m", "PT1H30M"):
+        age = datetime.now(UTC) - moment.convert(text, None, None)
+        assert timedelta(minutes=89) < age < timedelta(minutes=91)
+    with pytest.raises(click.BadParameter, match="neither an ISO 8601 time nor an age"):
         moment.convert("yesterday", None, None)
 
 
