@@ -7,6 +7,7 @@ read ``controls report``.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,12 +19,12 @@ from policies.bundle import MATURITIES, PACK_DIR, BundleError, load_bundle, vali
 from policies.controls import load_catalog
 from policies.engine import PolicyEngine
 from policies.replay import REPLAY_COLUMNS, replay
-from policies.report import FRAMEWORKS, build_report, render_html, render_markdown, render_table
+from policies.report import FRAMEWORKS, build_report, render_html, render_markdown
 from policies.suites import SuiteError, run_suites
 from schemas.durations import parse_duration
 from sinks.query_server import QueryError
 from sinks.reader import read_rows
-from vigil.cli_support import load_settings
+from vigil.cli_support import existing_store, load_settings, print_json, print_table
 
 _DIR = click.option(
     "--dir",
@@ -121,7 +122,9 @@ def replay_command(candidate: Path, since: str, maturity: str, examples: int, fa
         f"WHERE (topic, partition, offset) IN ({_arrived(_POSITION, bounded=False)}) ORDER BY ts"
     )
     try:
-        diff = replay(read_rows(settings.store_url, query, _range(start)), PolicyEngine(bundle), examples)
+        diff = replay(
+            read_rows(existing_store(settings), query, _range(start)), PolicyEngine(bundle), examples
+        )
     except QueryError as error:
         raise click.ClickException(str(error)) from error
     share = 100 * diff.changed / diff.replayed if diff.replayed else 0.0
@@ -185,12 +188,18 @@ def controls_group() -> None:
 )
 @click.option("--until", default=None, help="End of the range, as a duration ago (default now).")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "markdown", "html"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "html", "json"]),
+    default="table",
+    show_default=True,
+    help="table fits 120 columns; json has every field of every control.",
 )
 @_DIR
 def report_command(framework: str, since: str, until: str | None, fmt: str, directory: Path | None) -> None:
     """Per control: the policies and detectors implementing it, decisions and violations."""
     settings = load_settings()
+    store_url = existing_store(settings)
     try:
         now = datetime.now(UTC)
         start, end = now - parse_duration(since), now - (parse_duration(until) if until else now - now)
@@ -201,7 +210,7 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
         decided = {
             r["control"]: (int(r["decided"]), int(r["denied"]))
             for r in read_rows(
-                settings.store_url,
+                store_url,
                 "SELECT arrayJoin(controls) AS control, count() AS decided, countIf(decision = 'deny') "
                 f"AS denied FROM decisions_unique WHERE (topic, partition, offset) "
                 f"IN ({_arrived(_POSITION)}) GROUP BY control",
@@ -211,7 +220,7 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
         findings: dict[str, int] = {}
         detectors = _implementing_checks()
         for r in read_rows(
-            settings.store_url,
+            store_url,
             "SELECT arrayJoin(JSONExtract(details, 'controls', 'Array(String)')) AS control, stage, "
             f"detector_or_rule AS rule, count() AS n FROM findings_unique "
             f"WHERE event_id IN ({_arrived('event_id')}) GROUP BY ALL",
@@ -229,5 +238,20 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
         click.echo(render_markdown(rows, title), nl=False)
     elif fmt == "html":
         click.echo(render_html(rows, title), nl=False)
+    elif fmt == "json":
+        print_json([{"framework": framework, "since": start, "until": end, **asdict(r)} for r in rows])
     else:
-        click.echo(title + "\n\n" + render_table(rows))
+        click.echo(title + "\n")
+        header = ["CONTROL", "POLICIES", "DETECTORS", "DECIDED", "DENIED", "FINDINGS"]
+        cells = [
+            [
+                r.control,
+                "\n".join(r.policies) or "-",
+                "\n".join(r.detectors) or "-",
+                r.decided,
+                r.denied,
+                r.findings,
+            ]
+            for r in rows
+        ]
+        print_table(header, cells, wrap={"POLICIES", "DETECTORS"})

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -222,11 +223,54 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        named = os.environ.get("VIGIL_CONFIG")
-        toml_file = Path(named or "vigil.toml")
-        if named and not toml_file.is_file():
-            raise FileNotFoundError(f"VIGIL_CONFIG names {toml_file}, which does not exist")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file.is_file():
+        toml_file = config_file()
+        if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+
+class InvalidSettingsError(ValueError):
+    """The settings cannot be loaded; the message is one line naming the setting and the way out."""
+
+
+def config_file() -> Path | None:
+    """The TOML file to read: ``VIGIL_CONFIG``, else ``./vigil.toml`` when it exists."""
+    named = os.environ.get("VIGIL_CONFIG")
+    if named:
+        if not Path(named).is_file():
+            raise InvalidSettingsError(f"VIGIL_CONFIG names {named}, which does not exist; fix or unset it")
+        return Path(named)
+    default = Path("vigil.toml")
+    return default if default.is_file() else None
+
+
+def load_settings() -> Settings:
+    """The settings every command starts from: environment over the TOML file over defaults.
+
+    The one loader: any problem becomes a :class:`InvalidSettingsError` that names where the bad
+    value came from, rather than a pydantic or TOML traceback.
+    """
+    try:
+        return Settings()
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidSettingsError(
+            f"{config_file()}: not valid TOML ({error}); fix it or point VIGIL_CONFIG at another file"
+        ) from None
+    except ValidationError as error:
+        raise InvalidSettingsError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    """``kafka.batch_size (VIGIL_KAFKA_BATCH_SIZE): ...`` for each problem, on one line."""
+    problems = []
+    for found in error.errors():
+        where = ".".join(str(part) for part in found["loc"])
+        variable = "VIGIL_" + "_".join(str(part) for part in found["loc"][:2]).upper()
+        if found["type"] == "extra_forbidden":
+            problems.append(f"{where} is not a Vigil setting")
+        else:
+            problems.append(f"{where} ({variable}): {found['msg']}")
+    source = config_file()
+    origin = f"the environment or {source}" if source else "the environment"
+    return f"invalid settings in {origin}: {'; '.join(problems)} (see docs/configuration.md)"
