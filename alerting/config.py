@@ -78,7 +78,8 @@ class SlackConfig(_Strict):
     webhook_url: SecretStr | None = None
     base_url: str = ""
     """Web API base URL; the default is ``VIGIL_SLACK_BASE_URL``."""
-    timeout: Duration = 10.0
+    timeout: Duration | None = None
+    """Seconds per request to Slack; the default is ``VIGIL_SLACK_TIMEOUT``."""
     min_interval: Duration = 1.0
     """Least time between two messages to the channel (Slack allows about one a second)."""
     ack_poll_interval: Duration = 30.0
@@ -306,7 +307,7 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 def builtin_config(
-    console: bool, slack: bool, group_interval: float = 300.0, min_severity: str | None = None
+    console: bool, slack: bool, repeat_interval: float = 4 * 3600.0, min_severity: str | None = None
 ) -> AlertingConfig:
     """The routing used when no file is configured: every alert to the console and,
     when ``VIGIL_SLACK_*`` is set, to Slack, grouped per stage, rule and model."""
@@ -325,8 +326,8 @@ def builtin_config(
             "receiver": receivers[0]["name"],
             "group_by": ["stage", "rule", "model"],
             "group_wait": 10.0,
-            "group_interval": group_interval,
-            "repeat_interval": 4 * 3600.0,
+            "group_interval": 300.0,
+            "repeat_interval": repeat_interval,
             "routes": [{"receiver": receivers[0]["name"], "continue": True}, *children] if children else [],
         },
     }

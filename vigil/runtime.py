@@ -119,7 +119,7 @@ def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
 def alerting_source(settings: Settings, console: bool = True) -> ConfigSource:
     """The routing configuration: ``VIGIL_ALERTING_CONFIG``, else the built-in route."""
     fallback = builtin_config(
-        console=console, slack=settings.slack.enabled, group_interval=settings.alert_repeat_seconds or 300.0
+        console=console, slack=settings.slack.enabled, repeat_interval=settings.alert_repeat_seconds
     )
     try:
         return ConfigSource(settings.alerting.config, fallback)
@@ -161,6 +161,7 @@ def build_notifiers(settings: Settings, console: bool = True) -> Notifiers:
         slack_webhook_url=slack.webhook_url.get_secret_value() if slack.webhook_url else None,
         slack_channel=slack.channel,
         slack_base_url=slack.base_url,
+        slack_timeout=slack.timeout,
         kafka_brokers=settings.kafka_brokers,
         topic_prefix=settings.kafka.topic_prefix,
     )

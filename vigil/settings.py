@@ -149,6 +149,10 @@ class DetectorsSettings(BaseModel):
     generated once as ``<data_dir>/detector-snapshots.key`` (fine for one worker)."""
 
 
+NOT_SETTINGS = ("VIGIL_CONFIG", "VIGIL_KAFKA_PORT", "VIGIL_KAFKA_HOME")
+"""``VIGIL_*`` variables read elsewhere: the config file's name, the local broker scripts' port and home."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_",
@@ -164,7 +168,8 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
     max_clock_skew_days: int = Field(default=30, ge=1)
     alert_min_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
-    alert_repeat_seconds: float = Field(default=300.0, ge=0)
+    alert_repeat_seconds: float = Field(default=4 * 3600.0, gt=0)
+    """Seconds an alert fires unacknowledged before the built-in route reminds (``repeat_interval``)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     """``json``: one object per line with level, logger, message and context, for log collectors."""
@@ -177,16 +182,22 @@ class Settings(BaseSettings):
     detectors: DetectorsSettings = DetectorsSettings()
 
     @classmethod
-    def unknown_environment(cls) -> list[str]:
-        """``VIGIL_*`` variables no setting reads: almost always a typo worth a warning."""
-        known = {"VIGIL_CONFIG", "VIGIL_KAFKA_PORT", "VIGIL_KAFKA_HOME"}
+    def variables(cls) -> dict[str, str]:
+        """Each setting by its environment variable: ``VIGIL_KAFKA_GROUP_ID`` -> ``kafka.group_id``."""
+        found = {}
         for name, field_info in cls.model_fields.items():
-            prefix = f"VIGIL_{name.upper()}"
             annotation = field_info.annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                known.update(f"{prefix}_{sub.upper()}" for sub in annotation.model_fields)
+                for sub in annotation.model_fields:
+                    found[f"VIGIL_{name}_{sub}".upper()] = f"{name}.{sub}"
             else:
-                known.add(prefix)
+                found[f"VIGIL_{name}".upper()] = name
+        return found
+
+    @classmethod
+    def unknown_environment(cls) -> list[str]:
+        """``VIGIL_*`` variables no setting reads: almost always a typo worth a warning."""
+        known = {*cls.variables(), *NOT_SETTINGS}
         return sorted(k for k in os.environ if k.startswith("VIGIL_") and k.upper() not in known)
 
     @property
@@ -267,10 +278,12 @@ def _describe(error: ValidationError) -> str:
     for found in error.errors():
         where = ".".join(str(part) for part in found["loc"])
         variable = "VIGIL_" + "_".join(str(part) for part in found["loc"][:2]).upper()
+        cause = found.get("ctx", {}).get("error") if found["type"] == "value_error" else None
         if found["type"] == "extra_forbidden":
             problems.append(f"{where} is not a Vigil setting")
         else:
-            problems.append(f"{where} ({variable}): {found['msg']}")
+            named = f" ({variable})" if variable in Settings.variables() else ""
+            problems.append(f"{where}{named}: {cause or found['msg']}")
     source = config_file()
     origin = f"the environment or {source}" if source else "the environment"
     return f"invalid settings in {origin}: {'; '.join(problems)} (see docs/configuration.md)"
