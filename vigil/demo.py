@@ -283,13 +283,14 @@ class DemoTraffic:
     def _fraud_inference(self, drifting: bool) -> dict[str, Any]:
         rng = self._rng
         amount = rng.lognormvariate(3.6 + (1.2 if drifting else 0.0), 0.5)
+        merchant_risk = round(rng.betavariate(2, 8), 4)
         features = {
             "amount": round(amount, 2),
-            "merchant_risk": round(rng.betavariate(2, 8), 4),
+            "merchant_risk": merchant_risk,
             "country": rng.choice(["DE", "FR", "US", "NL", "ES"]),
             "card_present": rng.random() < 0.7,
         }
-        score = min(1.0, features["merchant_risk"] * 2 + amount / 2000)
+        score = min(1.0, merchant_risk * 2 + amount / 2000)
         return self._inference(
             "checkout-api", "svc-checkout", "fraud-v3", features, score, {"region": rng.choice(["eu", "us"])}
         )
