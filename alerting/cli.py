@@ -28,7 +28,7 @@ from alerting.store import AlertingStore, RemoteReader
 from schemas.durations import parse_duration
 from sinks.clickhouse import StoreLockedError, connect, migrate
 from sinks.query_server import QueryError
-from vigil.cli_support import OUTPUT, existing_store, load_settings, print_json, print_table
+from vigil.cli_support import OUTPUT, UsageProblem, existing_store, load_settings, print_json, print_table
 
 HANDOVER_TIMEOUT = 20.0
 
@@ -109,7 +109,7 @@ def silence_add(matches: tuple[str, ...], duration: str, reason: str, by: str | 
         matchers = [parse_matcher(m) for m in matches]
         created = new_silence(matchers, parse_duration(duration), reason, _who(by), datetime.now(UTC))
     except (MatcherError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
+        raise UsageProblem(str(error)) from None
     with _store() as opened:
         if opened.owned_elsewhere:
             row = created.row()
@@ -162,7 +162,7 @@ def silence_expire(silence_id: str) -> None:
     with _store() as opened:
         current = opened.store.silence(silence_id)
         if current is None:
-            raise click.ClickException(f"no silence {silence_id} (see `vigil silence list --all`)")
+            raise UsageProblem(f"no silence {silence_id} (see `vigil silence list --all`)")
         if not current.active(now) and current.ends_at <= now:
             click.echo(f"silence {silence_id} already ended at {_when(current.ends_at)} UTC")
             return
@@ -197,7 +197,7 @@ def alerts_ack(target_id: str, by: str | None, note: str) -> None:
     at = datetime.now(UTC)
     with _store() as opened:
         if not opened.store.known_target(target_id):
-            raise click.ClickException(f"no alert or alert group {target_id} (see `vigil alerts list`)")
+            raise UsageProblem(f"no alert or alert group {target_id} (see `vigil alerts list`)")
         if opened.owned_elsewhere:
             request = {
                 "kind": "ack",

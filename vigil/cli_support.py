@@ -93,10 +93,10 @@ def existing_store(settings: Settings) -> str:
     if url.startswith("chdb://") and url != "chdb://memory":
         directory = Path(url.removeprefix("chdb://"))
         if not directory.is_dir():
+            relative = "" if settings.data_dir.is_absolute() else f", relative to {Path.cwd()}"
             raise UsageProblem(
-                f"no Vigil store in {directory} (VIGIL_DATA_DIR is {settings.data_dir}, "
-                f"relative to {Path.cwd()}); run from the directory that holds it, or set "
-                "VIGIL_DATA_DIR or VIGIL_CLICKHOUSE_URL"
+                f"no Vigil store in {directory} (VIGIL_DATA_DIR is {settings.data_dir}{relative}); "
+                "run from the directory that holds it, or set VIGIL_DATA_DIR or VIGIL_CLICKHOUSE_URL"
             )
     return url
 
