@@ -204,7 +204,7 @@ class _Counted:
         return getattr(self._source, name)
 
     def entries(self, stream: str, first: int, last: int | None) -> Iterator[Entry]:
-        return counted(self._source.entries(stream, first, last), self._advance)
+        return iter(counted(self._source.entries(stream, first, last), self._advance))
 
 
 def _expected_sequences(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:

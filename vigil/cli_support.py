@@ -69,7 +69,8 @@ def as_user_error(error: Exception) -> click.ClickException | None:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+    """A message that lists its problems on several lines, as one: ``first; second``."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def load_settings() -> Settings:

@@ -67,15 +67,17 @@ def input_size(source: IO[bytes]) -> int | None:
     return None
 
 
-def counted_lines(lines: Iterable[bytes], advance: Advance) -> Iterator[bytes]:
-    """The same lines, reporting the bytes of each as it is taken."""
-    for line in lines:
-        advance(len(line))
-        yield line
+def counted_lines(lines: Iterable[bytes], advance: Advance) -> Iterable[bytes]:
+    """The same lines, reporting the bytes of each as it is taken (untouched where nobody watches)."""
+    return lines if advance is _ignore else _counting(lines, advance, len)
 
 
-def counted(items: Iterable[T], advance: Advance) -> Iterator[T]:
-    """The same items, reporting each as it is taken."""
+def counted(items: Iterable[T], advance: Advance) -> Iterable[T]:
+    """The same items, reporting each as it is taken (untouched where nobody watches)."""
+    return items if advance is _ignore else _counting(items, advance, lambda _item: 1)
+
+
+def _counting(items: Iterable[T], advance: Advance, amount: Callable[[T], int]) -> Iterator[T]:
     for item in items:
-        advance(1)
+        advance(amount(item))
         yield item
