@@ -117,14 +117,14 @@ def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
 
 
 def alerting_source(settings: Settings, console: bool = True) -> ConfigSource:
-    """The routing configuration: ``VIGIL_ALERTING_CONFIG``, else the built-in route."""
+    """The routing configuration: ``VIGIL_ALERTING_CONFIG``, else the built-in route.
+
+    An invalid file raises ``ConfigError`` listing every problem; the CLI says it in one line.
+    """
     fallback = builtin_config(
         console=console, slack=settings.slack.enabled, repeat_interval=settings.alert_repeat_seconds
     )
-    try:
-        return ConfigSource(settings.alerting.config, fallback)
-    except ConfigError as error:
-        raise SystemExit(f"vigil: {error}") from None
+    return ConfigSource(settings.alerting.config, fallback)
 
 
 def _alert_gate(settings: Settings) -> AlertGate:
@@ -177,7 +177,7 @@ def build_notifiers(settings: Settings, console: bool = True) -> Notifiers:
         manager = AlertManager(
             alerting_source(settings, console), context, AlertingStore.over_client(client), options
         )
-    except ConfigError as error:
+    except ConfigError:
         client.close()
-        raise SystemExit(f"vigil: {error}") from None
+        raise
     return Notifiers(manager, client)

@@ -90,6 +90,14 @@ def test_detector_configuration_problems(tmp_path: Path, content: str | None, ex
     assert "VIGIL_DETECTORS_CONFIG" in line
 
 
+def test_a_routing_file_with_problems_lists_them_on_one_line(tmp_path: Path) -> None:
+    write_demo_keys(tmp_path / "vigil-data" / "keys.yaml")
+    (tmp_path / "alerting.yaml").write_text("route: {receiver: x}\nreceivers: [{name: x, slak: {}}]\n")
+    line = said(vigil(tmp_path, "run", "--input", "-", VIGIL_ALERTING_CONFIG="alerting.yaml"), 2)
+    assert "alerting.yaml: invalid alerting configuration (1 problem(s)); receivers[0].slak:" in line
+    assert "VIGIL_ALERTING_CONFIG" in line
+
+
 def test_a_missing_key_file_says_which_and_what_to_set(tmp_path: Path) -> None:
     line = said(vigil(tmp_path, "run", "--input", "-", stdin=b"{}\n"), 2)
     assert "vigil-data/keys.yaml: cannot read key file" in line
