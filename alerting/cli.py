@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,17 @@ from alerting.records import AckRow
 from alerting.requests import submit_request
 from alerting.silences import new_silence
 from alerting.store import AlertingStore, RemoteReader
-from schemas.durations import parse_duration
 from sinks.clickhouse import StoreLockedError, connect, migrate
 from sinks.query_server import QueryError
-from vigil.cli_support import OUTPUT, UsageProblem, existing_store, load_settings, print_json, print_table
+from vigil.cli_support import (
+    DURATION,
+    OUTPUT,
+    UsageProblem,
+    existing_store,
+    load_settings,
+    print_json,
+    print_table,
+)
 
 HANDOVER_TIMEOUT = 20.0
 
@@ -100,14 +107,16 @@ def silence() -> None:
 
 @silence.command("add")
 @click.option("--match", "matches", multiple=True, required=True, help="Label matcher, e.g. model=fraud-v3.")
-@click.option("--for", "duration", required=True, help="How long: 30m, 1h30m, 7d, 2w or ISO 8601 (PT2H).")
+@click.option(
+    "--for", "duration", type=DURATION, required=True, help="How long: 30m, 1h30m, 7d, 2w or ISO 8601 (PT2H)."
+)
 @click.option("--reason", required=True, help="Why: shown wherever the silence is listed.")
 @click.option("--by", default=None, help="Who silences (default: the current user).")
-def silence_add(matches: tuple[str, ...], duration: str, reason: str, by: str | None) -> None:
+def silence_add(matches: tuple[str, ...], duration: timedelta, reason: str, by: str | None) -> None:
     """Add a silence: matching alerts are tracked but do not notify until it ends."""
     try:
         matchers = [parse_matcher(m) for m in matches]
-        created = new_silence(matchers, parse_duration(duration), reason, _who(by), datetime.now(UTC))
+        created = new_silence(matchers, duration, reason, _who(by), datetime.now(UTC))
     except (MatcherError, ValueError) as error:
         raise UsageProblem(str(error)) from None
     with _store() as opened:

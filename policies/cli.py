@@ -8,7 +8,7 @@ read ``controls report``.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -21,10 +21,9 @@ from policies.engine import PolicyEngine
 from policies.replay import REPLAY_COLUMNS, replay
 from policies.report import FRAMEWORKS, build_report, render_html, render_markdown
 from policies.suites import SuiteError, run_suites
-from schemas.durations import parse_duration
 from sinks.query_server import QueryError
 from sinks.reader import read_rows
-from vigil.cli_support import existing_store, load_settings, print_json, print_table
+from vigil.cli_support import DURATION, existing_store, load_settings, print_json, print_table
 
 _DIR = click.option(
     "--dir",
@@ -100,23 +99,28 @@ def test_command(directory: Path | None) -> None:
     help="Directory of the candidate bundle.",
 )
 @click.option(
-    "--since", default="24h", show_default=True, help="How far back: 30m, 1h30m, 7d, 2w or ISO 8601."
+    "--since",
+    type=DURATION,
+    default="24h",
+    show_default=True,
+    help="How far back: 30m, 1h30m, 7d, 2w or ISO 8601.",
 )
 @click.option("--maturity", default="stable", show_default=True, help="Maturities to load, comma separated.")
 @click.option("--examples", default=3, show_default=True, help="Example event ids per change.")
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when any decision would change (for CI).")
-def replay_command(candidate: Path, since: str, maturity: str, examples: int, fail_on_change: bool) -> None:
+def replay_command(
+    candidate: Path, since: timedelta, maturity: str, examples: int, fail_on_change: bool
+) -> None:
     """Re-decide stored events with a candidate bundle and show what would change."""
     settings = load_settings()
     try:
-        window = parse_duration(since)
         bundle = load_bundle(candidate, tuple(m.strip() for m in maturity.split(",")))
-    except (ValueError, BundleError) as error:
+    except BundleError as error:
         raise click.ClickException(str(error)) from error
     problems = validate_bundle(bundle)
     if problems:
         raise click.ClickException("candidate does not validate:\n" + "\n".join(problems))
-    start = datetime.now(UTC) - window
+    start = datetime.now(UTC) - since
     query = (
         f"SELECT {REPLAY_COLUMNS} FROM decisions_unique "
         f"WHERE (topic, partition, offset) IN ({_arrived(_POSITION, bounded=False)}) ORDER BY ts"
@@ -184,9 +188,15 @@ def controls_group() -> None:
 @controls_group.command("report")
 @click.option("--framework", required=True, type=click.Choice(FRAMEWORKS))
 @click.option(
-    "--since", default="30d", show_default=True, help="Start of the range, as a duration ago: 24h, 7d, 2w..."
+    "--since",
+    type=DURATION,
+    default="30d",
+    show_default=True,
+    help="Start of the range, as a duration ago: 24h, 7d, 2w...",
 )
-@click.option("--until", default=None, help="End of the range, as a duration ago (default now).")
+@click.option(
+    "--until", type=DURATION, default=None, help="End of the range, as a duration ago (default now)."
+)
 @click.option(
     "--format",
     "fmt",
@@ -196,15 +206,17 @@ def controls_group() -> None:
     help="table fits 120 columns; json has every field of every control.",
 )
 @_DIR
-def report_command(framework: str, since: str, until: str | None, fmt: str, directory: Path | None) -> None:
+def report_command(
+    framework: str, since: timedelta, until: timedelta | None, fmt: str, directory: Path | None
+) -> None:
     """Per control: the policies and detectors implementing it, decisions and violations."""
     settings = load_settings()
     store_url = existing_store(settings)
+    now = datetime.now(UTC)
+    start, end = now - since, now - (until or timedelta(0))
     try:
-        now = datetime.now(UTC)
-        start, end = now - parse_duration(since), now - (parse_duration(until) if until else now - now)
         bundle = load_bundle(_directory(directory), MATURITIES)
-    except (ValueError, BundleError) as error:
+    except BundleError as error:
         raise click.ClickException(str(error)) from error
     try:
         decided = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Collection, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,28 @@ from identity.keyring import KeyringError
 from identity.tokens import TokenConfigError
 from policies.bundle import BundleError
 from policies.inventory import InventoryError
+from schemas.durations import parse_duration
 from sinks.clickhouse import StoreLockedError, StoreUnavailableError
 from sinks.query_server import QueryError
 from vigil.settings import InvalidSettingsError, Settings
 from vigil.settings import load_settings as _load
+
+
+class DurationParam(click.ParamType):
+    """An option in the one duration grammar; a wrong value is a usage error that names the option."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+DURATION = DurationParam()
 
 
 class UsageProblem(click.ClickException):

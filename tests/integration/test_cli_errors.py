@@ -159,6 +159,21 @@ def test_reading_commands_never_create_a_store(tmp_path: Path, command: tuple[st
     assert not (tmp_path / "vigil-data").exists()
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("silence", "add", "--match", "model=x", "--reason", "r", "--for"),
+        ("policy", "replay", "--candidate", str(REPO / "policies"), "--since"),
+        ("controls", "report", "--framework", "eu-ai-act", "--since"),
+        ("audit", "verify", "--since"),
+    ],
+)
+def test_every_duration_option_speaks_the_same_grammar(tmp_path: Path, command: tuple[str, ...]) -> None:
+    line = said(vigil(tmp_path, *command, "1 fortnight"), 2)
+    assert f"Invalid value for '{command[-1]}'" in line
+    assert "1h30m" in line
+
+
 def test_sql_while_the_owner_starts_and_stops(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "vigil-data")
     open_store(settings).close()
