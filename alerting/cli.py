@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from alerting.config import parse_duration
 from alerting.matchers import MatcherError, parse_matcher
 from alerting.records import AckRow
 from alerting.requests import submit_request
@@ -29,7 +27,15 @@ from alerting.silences import new_silence
 from alerting.store import AlertingStore, RemoteReader
 from sinks.clickhouse import StoreLockedError, connect, migrate
 from sinks.query_server import QueryError
-from vigil.settings import Settings
+from vigil.cli_support import (
+    DURATION,
+    OUTPUT,
+    UsageProblem,
+    existing_store,
+    load_settings,
+    print_json,
+    print_table,
+)
 
 HANDOVER_TIMEOUT = 20.0
 
@@ -41,21 +47,15 @@ class _Store:
     state_dir: Path
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        raise click.ClickException(f"invalid settings:\n{error}") from error
-
-
 @contextmanager
 def _store() -> Iterator[_Store]:
-    settings = _settings()
+    settings = load_settings()
     state_dir = settings.alerting.state_dir or settings.data_dir / "alerting"
+    url = existing_store(settings)
     try:
-        client = connect(settings.store_url)
+        client = connect(url)
     except StoreLockedError:
-        store_dir = Path(settings.store_url.removeprefix("chdb://"))
+        store_dir = Path(url.removeprefix("chdb://"))
         yield _Store(AlertingStore(RemoteReader(store_dir)), True, state_dir)
         return
     try:
@@ -97,14 +97,6 @@ def _when(value: object) -> str:
     return str(value)[:19]
 
 
-def _table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo(
-            "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
-
-
 # --- vigil silence ---------------------------------------------------------------------
 
 
@@ -115,18 +107,18 @@ def silence() -> None:
 
 @silence.command("add")
 @click.option("--match", "matches", multiple=True, required=True, help="Label matcher, e.g. model=fraud-v3.")
-@click.option("--for", "duration", required=True, help="How long, e.g. 30m, 2h, 1d.")
+@click.option(
+    "--for", "duration", type=DURATION, required=True, help="How long: 30m, 1h30m, 7d, 2w or ISO 8601 (PT2H)."
+)
 @click.option("--reason", required=True, help="Why: shown wherever the silence is listed.")
 @click.option("--by", default=None, help="Who silences (default: the current user).")
-def silence_add(matches: tuple[str, ...], duration: str, reason: str, by: str | None) -> None:
+def silence_add(matches: tuple[str, ...], duration: timedelta, reason: str, by: str | None) -> None:
     """Add a silence: matching alerts are tracked but do not notify until it ends."""
     try:
         matchers = [parse_matcher(m) for m in matches]
-        created = new_silence(
-            matchers, timedelta(seconds=parse_duration(duration)), reason, _who(by), datetime.now(UTC)
-        )
+        created = new_silence(matchers, duration, reason, _who(by), datetime.now(UTC))
     except (MatcherError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
+        raise UsageProblem(str(error)) from None
     with _store() as opened:
         if opened.owned_elsewhere:
             row = created.row()
@@ -146,10 +138,14 @@ def silence_add(matches: tuple[str, ...], duration: str, reason: str, by: str | 
 
 @silence.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
-def silence_list(show_all: bool) -> None:
+@OUTPUT
+def silence_list(show_all: bool, output: str) -> None:
     """List active (or all) silences."""
     with _store() as opened:
         found = opened.store.silences(datetime.now(UTC), include_expired=show_all)
+    if output == "json":
+        print_json([s.row()._asdict() for s in found])
+        return
     if not found:
         click.echo("no silences" if show_all else "no active silences")
         return
@@ -164,7 +160,7 @@ def silence_list(show_all: bool) -> None:
         ]
         for s in found
     ]
-    _table(rows, ["ID", "STARTS (UTC)", "ENDS (UTC)", "BY", "MATCHERS", "REASON"])
+    print_table(["ID", "STARTS (UTC)", "ENDS (UTC)", "BY", "MATCHERS", "REASON"], rows, wrap={"REASON"})
 
 
 @silence.command("expire")
@@ -175,7 +171,7 @@ def silence_expire(silence_id: str) -> None:
     with _store() as opened:
         current = opened.store.silence(silence_id)
         if current is None:
-            raise click.ClickException(f"no silence {silence_id} (see `vigil silence list --all`)")
+            raise UsageProblem(f"no silence {silence_id} (see `vigil silence list --all`)")
         if not current.active(now) and current.ends_at <= now:
             click.echo(f"silence {silence_id} already ended at {_when(current.ends_at)} UTC")
             return
@@ -210,7 +206,7 @@ def alerts_ack(target_id: str, by: str | None, note: str) -> None:
     at = datetime.now(UTC)
     with _store() as opened:
         if not opened.store.known_target(target_id):
-            raise click.ClickException(f"no alert or alert group {target_id} (see `vigil alerts list`)")
+            raise UsageProblem(f"no alert or alert group {target_id} (see `vigil alerts list`)")
         if opened.owned_elsewhere:
             request = {
                 "kind": "ack",
@@ -235,11 +231,15 @@ def alerts_ack(target_id: str, by: str | None, note: str) -> None:
 )
 @click.option("--undelivered", is_flag=True, help="Show notifications not (yet) delivered instead.")
 @click.option("--limit", default=50, show_default=True)
-def alerts_list(states: tuple[str, ...], undelivered: bool, limit: int) -> None:
+@OUTPUT
+def alerts_list(states: tuple[str, ...], undelivered: bool, limit: int, output: str) -> None:
     """List alerts, newest first, or the notifications still owed to receivers."""
     with _store() as opened:
         if undelivered:
             owed = opened.store.undelivered(limit)
+            if output == "json":
+                print_json(owed)
+                return
             if not owed:
                 click.echo("every notification was delivered")
                 return
@@ -251,15 +251,17 @@ def alerts_list(states: tuple[str, ...], undelivered: bool, limit: int) -> None:
                     r["status"],
                     str(r["attempts"]),
                     _when(r["created_at"]),
-                    r["last_error"][:60],
+                    r["last_error"],
                 ]
                 for r in owed
             ]
-            _table(
-                rows, ["NOTIFICATION", "RECEIVER", "KIND", "STATUS", "TRIES", "CREATED (UTC)", "LAST ERROR"]
-            )
+            header = ["NOTIFICATION", "RECEIVER", "KIND", "STATUS", "TRIES", "CREATED (UTC)", "LAST ERROR"]
+            print_table(header, rows, wrap={"LAST ERROR"})
             return
         found = opened.store.alerts(states, limit)
+    if output == "json":
+        print_json(found)
+        return
     if not found:
         click.echo("no alerts")
         return
@@ -277,4 +279,5 @@ def alerts_list(states: tuple[str, ...], undelivered: bool, limit: int) -> None:
         ]
         for r in found
     ]
-    _table(rows, ["ALERT", "GROUPS", "STATE", "SEVERITY", "COUNT", "LAST SEEN (UTC)", "TITLE"])
+    header = ["ALERT", "GROUPS", "STATE", "SEVERITY", "COUNT", "LAST SEEN (UTC)", "TITLE"]
+    print_table(header, rows, wrap={"GROUPS", "STATE", "TITLE"})

@@ -35,9 +35,8 @@ from pydantic import (
 
 from alerting.matchers import Matcher, MatcherError, parse_matcher
 from alerting.model import SEVERITIES
+from schemas.durations import duration_seconds
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ALL_LABELS = "..."
 """``group_by: ['...']`` groups by every label: each alert is its own group."""
@@ -47,30 +46,8 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message lists every problem and where it is."""
 
 
-def parse_duration(value: object) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"1h30m"`` or ``"500ms"``.
-
-    >>> parse_duration("1h30m"), parse_duration("500ms"), parse_duration(12)
-    (5400.0, 0.5, 12.0)
-    """
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or text such as 30s, 5m, 4h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        parts = _DURATION.findall(text)
-        if not text or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"{value!r} is not a duration (examples: 30s, 5m, 1h30m, 500ms)")
-        seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
-    else:
-        raise ValueError("a duration is a number of seconds or text such as 30s, 5m, 4h")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[float, BeforeValidator(duration_seconds)]
+"""Seconds, written as a number or in the one duration grammar (schemas/durations.py)."""
 
 
 def _expand_env(value: str) -> str:
@@ -101,7 +78,8 @@ class SlackConfig(_Strict):
     webhook_url: SecretStr | None = None
     base_url: str = ""
     """Web API base URL; the default is ``VIGIL_SLACK_BASE_URL``."""
-    timeout: Duration = 10.0
+    timeout: Duration | None = None
+    """Seconds per request to Slack; the default is ``VIGIL_SLACK_TIMEOUT``."""
     min_interval: Duration = 1.0
     """Least time between two messages to the channel (Slack allows about one a second)."""
     ack_poll_interval: Duration = 30.0
@@ -329,7 +307,7 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 def builtin_config(
-    console: bool, slack: bool, group_interval: float = 300.0, min_severity: str | None = None
+    console: bool, slack: bool, repeat_interval: float = 4 * 3600.0, min_severity: str | None = None
 ) -> AlertingConfig:
     """The routing used when no file is configured: every alert to the console and,
     when ``VIGIL_SLACK_*`` is set, to Slack, grouped per stage, rule and model."""
@@ -348,8 +326,8 @@ def builtin_config(
             "receiver": receivers[0]["name"],
             "group_by": ["stage", "rule", "model"],
             "group_wait": 10.0,
-            "group_interval": group_interval,
-            "repeat_interval": 4 * 3600.0,
+            "group_interval": 300.0,
+            "repeat_interval": repeat_interval,
             "routes": [{"receiver": receivers[0]["name"], "continue": True}, *children] if children else [],
         },
     }

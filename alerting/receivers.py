@@ -44,6 +44,7 @@ class ReceiverContext:
     slack_webhook_url: str | None = None
     slack_channel: str = "#vigil-alerts"
     slack_base_url: str = "https://slack.com/api/"
+    slack_timeout: float = 10.0
     kafka_brokers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
     console_stream: TextIO | None = None
@@ -212,7 +213,7 @@ def build_receiver(name: str, kind: str, config: BaseModel, context: ReceiverCon
             bot_token=token,
             webhook_url=hook if token is None else None,
             base_url=config.base_url or context.slack_base_url,
-            timeout=config.timeout,
+            timeout=config.timeout if config.timeout is not None else context.slack_timeout,
             min_interval=config.min_interval,
             ack_poll_interval=config.ack_poll_interval,
             clock=context.clock,

@@ -7,32 +7,30 @@ could not run (no store, no key, unreadable input).
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from pydantic import ValidationError
 
 from audit.config import export_dir, published_key_path, signing_key_path
 from audit.export import DirectoryExport
 from audit.keys import AuditKeyError, TrustedKeys, load_public_keys
 from audit.proof import ProofError, build_proof, check_proof
-from audit.source import ClickHouseSource, LedgerSource, RemoteSource
+from audit.source import ClickHouseSource, Entry, LedgerSource, RemoteSource
 from audit.tables_check import check_tables
 from audit.verify import Expected, ExternalCheckpoint, Report, Verifier
+from schemas.durations import parse_duration
 from sinks.clickhouse import StoreLockedError, connect, redact
 from sinks.query_server import QueryError
+from vigil.cli_support import existing_store, load_settings
+from vigil.progress import Advance, counted, progress
 from vigil.settings import Settings
-
-_RELATIVE = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class CannotVerify(click.ClickException):
@@ -40,7 +38,7 @@ class CannotVerify(click.ClickException):
 
 
 class Moment(click.ParamType):
-    """ISO 8601 (no zone means UTC) or an age such as ``90m``, ``24h``, ``7d``."""
+    """ISO 8601 (no zone means UTC) or an age in the one duration grammar: ``90m``, ``1h30m``, ``7d``."""
 
     name = "TIME"
 
@@ -48,34 +46,28 @@ class Moment(click.ParamType):
         if isinstance(value, datetime):
             return value
         text = str(value).strip()
-        if match := _RELATIVE.match(text):
-            amount, unit = match.groups()
-            return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            return datetime.now(UTC) - parse_duration(text)
+        except ValueError:
+            pass
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            self.fail(f"{text!r} is neither ISO 8601 nor an age like 24h", param, ctx)
+            self.fail(f"{text!r} is neither an ISO 8601 time nor an age like 24h or 1h30m", param, ctx)
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        raise CannotVerify(f"invalid settings:\n{error}") from error
+_settings = load_settings
 
 
 @contextmanager
 def _source(settings: Settings) -> Iterator[LedgerSource]:
     """The store directly, or through its owner's query server while it is in use."""
-    if settings.embedded and settings.store_url != "chdb://memory":
-        store_dir = Path(settings.store_url.removeprefix("chdb://"))
-        if not store_dir.is_dir():
-            raise CannotVerify(f"no store at {store_dir}; set VIGIL_DATA_DIR or VIGIL_CLICKHOUSE_URL")
+    url = existing_store(settings)
     try:
-        client = connect(settings.store_url)
+        client = connect(url)
     except StoreLockedError:
-        yield RemoteSource(Path(settings.store_url.removeprefix("chdb://")))
+        yield RemoteSource(Path(url.removeprefix("chdb://")))
         return
     except Exception as error:
         raise CannotVerify(f"cannot open {redact(settings.store_url)}: {error}") from error
@@ -178,11 +170,13 @@ def verify(
     """
     expected = Expected(expect_streams, _expected_sequences(expect_seqs), allow_empty)
     settings = _settings()
+    existing_store(settings)  # no store is the first thing to say, before keys or checkpoints
     keys = _keys(settings, public_keys)
     copies = _copies(settings, checkpoint_dir, kafka)
     scoped = since is not None or until is not None or stream is not None
-    with _source(settings) as source:
-        report = _guarded(lambda: Verifier(source, keys, copies).run(stream, since, until))
+    with _source(settings) as source, progress("verify ledger entries") as advance:
+        counting = _Counted(source, advance)
+        report = _guarded(lambda: Verifier(counting, keys, copies).run(stream, since, until))
         if stream is not None and not report.streams:
             raise CannotVerify(
                 f"no stream {stream!r} in the ledger or its checkpoints (streams are topic:partition)"
@@ -197,6 +191,20 @@ def verify(
         _print(report, tables_checked=tables and not scoped)
     if not report.ok:
         sys.exit(1)
+
+
+class _Counted:
+    """A ledger source that reports each entry read, for the progress shown on a terminal."""
+
+    def __init__(self, source: LedgerSource, advance: Advance) -> None:
+        self._source = source
+        self._advance = advance
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def entries(self, stream: str, first: int, last: int | None) -> Iterator[Entry]:
+        return iter(counted(self._source.entries(stream, first, last), self._advance))
 
 
 def _expected_sequences(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
@@ -252,6 +260,7 @@ def _print(report: Report, tables_checked: bool) -> None:
 def proof(event_id: str, public_keys: tuple[Path, ...], output: Any) -> None:
     """The proof that EVENT_ID's decision, findings and alerts are in the signed ledger."""
     settings = _settings()
+    existing_store(settings)
     keys = _keys(settings, public_keys)
     copies = _copies(settings, None, kafka=False)
     with _source(settings) as source:

@@ -15,12 +15,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from detectors.base import Detector, InputKind
 from detectors.registry import REGISTRY, create
 
 DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.yaml"
+
+
+class DetectorConfigError(ValueError):
+    """The detector configuration cannot be used; one line naming the file and each offending key."""
+
+
 DEFAULT_MODEL = "*"
 
 
@@ -218,8 +224,8 @@ class DetectorsConfig(_Section):
         merged = merge(self.models[DEFAULT_MODEL], self.models.get(model_id, {}))
         try:
             return ModelConfig.model_validate(merged)
-        except ValueError as error:
-            raise ValueError(f"models.{model_id}: {error}") from None
+        except ValidationError as error:
+            raise ValueError(_one_line(error, f"models.{model_id}")) from None
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -239,9 +245,30 @@ def load_config(path: Path | None = None) -> DetectorsConfig:
     if path is not None:
         try:
             user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise ValueError(f"detector configuration {path}: {error}") from None
+        except OSError as error:
+            raise DetectorConfigError(f"detector configuration {path}: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or "invalid YAML"
+            raise DetectorConfigError(f"detector configuration {path}: {problem}{where}") from None
         if not isinstance(user, dict):
-            raise ValueError(f"detector configuration {path}: expected a mapping at the top level")
+            raise DetectorConfigError(f"detector configuration {path}: expected a mapping at the top level")
         raw = merge(raw, user)
-    return DetectorsConfig.model_validate(raw)
+    try:
+        return DetectorsConfig.model_validate(raw)
+    except ValidationError as error:
+        raise DetectorConfigError(
+            f"detector configuration {path or DEFAULTS_FILE}: {_one_line(error)}"
+        ) from None
+
+
+def _one_line(error: ValidationError, within: str = "") -> str:
+    """Each problem as ``path.to.key: what is wrong``, on one line."""
+    problems = []
+    for found in error.errors():
+        where = ".".join(str(part) for part in (within, *found["loc"]) if part != "")
+        cause = found.get("ctx", {}).get("error") if found["type"] == "value_error" else None
+        text = " ".join(str(cause or found["msg"]).split())
+        problems.append(f"{where}: {text}" if where else text)
+    return "; ".join(problems)

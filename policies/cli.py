@@ -7,7 +7,8 @@ read ``controls report``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -18,12 +19,11 @@ from policies.bundle import MATURITIES, PACK_DIR, BundleError, load_bundle, vali
 from policies.controls import load_catalog
 from policies.engine import PolicyEngine
 from policies.replay import REPLAY_COLUMNS, replay
-from policies.report import FRAMEWORKS, build_report, render_html, render_markdown, render_table
+from policies.report import FRAMEWORKS, build_report, render_html, render_markdown
 from policies.suites import SuiteError, run_suites
 from sinks.query_server import QueryError
 from sinks.reader import read_rows
-from vigil.cli_support import load_settings
-from vigil.durations import parse_duration
+from vigil.cli_support import DURATION, existing_store, load_settings, print_json, print_table
 
 _DIR = click.option(
     "--dir",
@@ -98,28 +98,37 @@ def test_command(directory: Path | None) -> None:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Directory of the candidate bundle.",
 )
-@click.option("--since", default="24h", show_default=True, help="How far back: 30m, 24h, 7d...")
+@click.option(
+    "--since",
+    type=DURATION,
+    default="24h",
+    show_default=True,
+    help="How far back: 30m, 1h30m, 7d, 2w or ISO 8601.",
+)
 @click.option("--maturity", default="stable", show_default=True, help="Maturities to load, comma separated.")
 @click.option("--examples", default=3, show_default=True, help="Example event ids per change.")
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when any decision would change (for CI).")
-def replay_command(candidate: Path, since: str, maturity: str, examples: int, fail_on_change: bool) -> None:
+def replay_command(
+    candidate: Path, since: timedelta, maturity: str, examples: int, fail_on_change: bool
+) -> None:
     """Re-decide stored events with a candidate bundle and show what would change."""
     settings = load_settings()
     try:
-        window = parse_duration(since)
         bundle = load_bundle(candidate, tuple(m.strip() for m in maturity.split(",")))
-    except (ValueError, BundleError) as error:
+    except BundleError as error:
         raise click.ClickException(str(error)) from error
     problems = validate_bundle(bundle)
     if problems:
         raise click.ClickException("candidate does not validate:\n" + "\n".join(problems))
-    start = datetime.now(UTC) - window
+    start = datetime.now(UTC) - since
     query = (
         f"SELECT {REPLAY_COLUMNS} FROM decisions_unique "
         f"WHERE (topic, partition, offset) IN ({_arrived(_POSITION, bounded=False)}) ORDER BY ts"
     )
     try:
-        diff = replay(read_rows(settings.store_url, query, _range(start)), PolicyEngine(bundle), examples)
+        diff = replay(
+            read_rows(existing_store(settings), query, _range(start)), PolicyEngine(bundle), examples
+        )
     except QueryError as error:
         raise click.ClickException(str(error)) from error
     share = 100 * diff.changed / diff.replayed if diff.replayed else 0.0
@@ -178,26 +187,42 @@ def controls_group() -> None:
 
 @controls_group.command("report")
 @click.option("--framework", required=True, type=click.Choice(FRAMEWORKS))
-@click.option("--since", default="30d", show_default=True, help="Start of the range: 24h, 7d, 30d...")
-@click.option("--until", default=None, help="End of the range, as a duration ago (default now).")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "markdown", "html"]), default="table", show_default=True
+    "--since",
+    type=DURATION,
+    default="30d",
+    show_default=True,
+    help="Start of the range, as a duration ago: 24h, 7d, 2w...",
+)
+@click.option(
+    "--until", type=DURATION, default=None, help="End of the range, as a duration ago (default now)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "html", "json"]),
+    default="table",
+    show_default=True,
+    help="table fits 120 columns; json has every field of every control.",
 )
 @_DIR
-def report_command(framework: str, since: str, until: str | None, fmt: str, directory: Path | None) -> None:
+def report_command(
+    framework: str, since: timedelta, until: timedelta | None, fmt: str, directory: Path | None
+) -> None:
     """Per control: the policies and detectors implementing it, decisions and violations."""
     settings = load_settings()
+    store_url = existing_store(settings)
+    now = datetime.now(UTC)
+    start, end = now - since, now - (until or timedelta(0))
     try:
-        now = datetime.now(UTC)
-        start, end = now - parse_duration(since), now - (parse_duration(until) if until else now - now)
         bundle = load_bundle(_directory(directory), MATURITIES)
-    except (ValueError, BundleError) as error:
+    except BundleError as error:
         raise click.ClickException(str(error)) from error
     try:
         decided = {
             r["control"]: (int(r["decided"]), int(r["denied"]))
             for r in read_rows(
-                settings.store_url,
+                store_url,
                 "SELECT arrayJoin(controls) AS control, count() AS decided, countIf(decision = 'deny') "
                 f"AS denied FROM decisions_unique WHERE (topic, partition, offset) "
                 f"IN ({_arrived(_POSITION)}) GROUP BY control",
@@ -207,7 +232,7 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
         findings: dict[str, int] = {}
         detectors = _implementing_checks()
         for r in read_rows(
-            settings.store_url,
+            store_url,
             "SELECT arrayJoin(JSONExtract(details, 'controls', 'Array(String)')) AS control, stage, "
             f"detector_or_rule AS rule, count() AS n FROM findings_unique "
             f"WHERE event_id IN ({_arrived('event_id')}) GROUP BY ALL",
@@ -225,5 +250,20 @@ def report_command(framework: str, since: str, until: str | None, fmt: str, dire
         click.echo(render_markdown(rows, title), nl=False)
     elif fmt == "html":
         click.echo(render_html(rows, title), nl=False)
+    elif fmt == "json":
+        print_json([{"framework": framework, "since": start, "until": end, **asdict(r)} for r in rows])
     else:
-        click.echo(title + "\n\n" + render_table(rows))
+        click.echo(title + "\n")
+        header = ["CONTROL", "POLICIES", "DETECTORS", "DECIDED", "DENIED", "FINDINGS"]
+        cells = [
+            [
+                r.control,
+                "\n".join(r.policies) or "-",
+                "\n".join(r.detectors) or "-",
+                r.decided,
+                r.denied,
+                r.findings,
+            ]
+            for r in rows
+        ]
+        print_table(header, cells, wrap={"POLICIES", "DETECTORS"})

@@ -58,26 +58,6 @@ def build_report(
     return rows
 
 
-def render_table(rows: list[ControlRow]) -> str:
-    header = ("control", "policies", "detectors", "decided", "denied", "findings")
-    body = [
-        (
-            r.control,
-            ", ".join(r.policies) or "-",
-            ", ".join(r.detectors) or "-",
-            str(r.decided),
-            str(r.denied),
-            str(r.findings),
-        )
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]
-    return "\n".join(lines)
-
-
 def render_markdown(rows: list[ControlRow], title: str) -> str:
     lines = [
         f"# {title}",

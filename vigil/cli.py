@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import signal
 import sys
 import threading
+import time
+import urllib.error
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 
 from audit.cli import audit_group
-from identity.keyring import KeyringError, load_keyring
+from identity.keyring import load_keyring
 from identity.signing import Ed25519Signer
-from identity.tokens import TokenConfigError
-from policies.bundle import BundleError
 from policies.cli import controls_group, policy_group
-from policies.inventory import InventoryError
 from schemas.json_schema import EVENT_MODELS, render
 from sinks.clickhouse import StoreLockedError, StoreUnavailableError, connect, redact
 from sinks.query_server import QueryError, query_remote
 from sinks.read_only import check_read_only
 from streams import local
-from vigil.cli_support import load_settings
+from vigil.cli_support import UsageProblem, as_user_error, existing_store, load_settings
 from vigil.log_format import JsonFormatter
 from vigil.log_limits import RepeatLimiter
+from vigil.pipeline import Pipeline
+from vigil.progress import counted_lines, input_size, progress
 from vigil.runtime import build_notifiers, build_pipeline, open_store, settle_memory
 from vigil.settings import Settings
 
@@ -46,6 +49,19 @@ Explore the results (while this store is in use, too):
 _settings = load_settings
 
 
+class VigilCommands(click.Group):
+    """Every subcommand's known problems end it with one line and the right exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            said = as_user_error(error)
+            if said is None:
+                raise
+            raise said from error
+
+
 def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -58,7 +74,7 @@ def _setup_logging(settings: Settings) -> None:
             handler.setFormatter(JsonFormatter())
 
 
-@click.group()
+@click.group(cls=VigilCommands)
 @click.version_option(package_name="vigil")
 def main() -> None:
     """Vigil: governance and Zero Trust for AI systems, while they run."""
@@ -67,15 +83,42 @@ def main() -> None:
 @main.command()
 @click.option("--events", default=6000, show_default=True, help="Ordinary events to generate.")
 @click.option("--seed", default=7, show_default=True)
-def demo(events: int, seed: int) -> None:
-    """Generate realistic traffic and run it through the pipeline, embedded."""
-    from vigil.demo import DemoTraffic, write_demo_inventory, write_demo_keys
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start over: delete an earlier demo's store, alert state and exported checkpoints first.",
+)
+def demo(events: int, seed: int, fresh: bool) -> None:
+    """Generate realistic traffic and run it through the pipeline, embedded.
+
+    On a data directory that already holds a store the demo stops and says so: its
+    counts would add to the earlier run's. ``--fresh`` starts over.
+    """
+    from vigil.demo import (
+        DemoKeysError,
+        DemoTraffic,
+        earlier_run,
+        start_fresh,
+        write_demo_inventory,
+        write_demo_keys,
+    )
 
     settings = _settings()
     _setup_logging(settings)
     if not settings.embedded:
-        raise click.ClickException("the demo runs on the embedded store; unset VIGIL_CLICKHOUSE_URL")
-    secrets_by_source = write_demo_keys(settings.keys_path)
+        raise UsageProblem("the demo runs on the embedded store; unset VIGIL_CLICKHOUSE_URL")
+    if earlier := earlier_run(settings):
+        if not fresh:
+            raise UsageProblem(
+                f"{earlier} holds an earlier run, whose counts would add to this one's; "
+                "`vigil demo --fresh` starts over, or set VIGIL_DATA_DIR to a new directory"
+            )
+        for removed in start_fresh(settings):
+            click.echo(f"removed {removed}")
+    try:
+        secrets_by_source = write_demo_keys(settings.keys_path)
+    except DemoKeysError as error:
+        raise UsageProblem(str(error)) from error
     write_demo_inventory(settings.data_dir / "inventory.yaml")
     traffic = DemoTraffic(secrets_by_source, events=events, seed=seed)
     click.echo(f"Vigil demo: {events} events for 3 models and 8 principals, store {settings.store_url}")
@@ -128,13 +171,15 @@ def run(source: BinaryIO) -> None:
     settings = _settings()
     _setup_logging(settings)
     name = getattr(source, "name", "-")
-    stats = _run_lines(settings, source, topic="stdin" if name in ("-", "<stdin>") else Path(name).name)
+    topic = "stdin" if name in ("-", "<stdin>") else Path(name).name
+    with progress(f"run {topic}", input_size(source), in_bytes=True) as advance:
+        stats = _run_lines(settings, counted_lines(source, advance), topic=topic)
     _summary(stats, settings)
 
 
-def _run_lines(settings: Settings, lines, topic: str) -> local.RunStats:  # type: ignore[no-untyped-def]
+def _run_lines(settings: Settings, lines: Iterable[bytes], topic: str) -> local.RunStats:
     pipeline = _build_pipeline(settings)
-    opened = _open_store(settings)
+    opened = open_store(settings)
     notifiers = build_notifiers(settings)
     try:
         return local.run(local.messages_from_lines(lines, topic), pipeline, opened.store, notifiers)
@@ -143,22 +188,10 @@ def _run_lines(settings: Settings, lines, topic: str) -> local.RunStats:  # type
         opened.close()
 
 
-def _build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
-    try:
-        pipeline = build_pipeline(settings)
-        settle_memory()
-        return pipeline
-    except (KeyringError, BundleError, InventoryError, TokenConfigError) as error:
-        raise click.ClickException(str(error)) from error
-
-
-def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
-    try:
-        return open_store(settings)
-    except StoreLockedError as error:
-        raise click.ClickException(f"{error}; stop it or point VIGIL_DATA_DIR elsewhere") from error
-    except StoreUnavailableError as error:
-        raise click.ClickException(str(error)) from error
+def _build_pipeline(settings: Settings) -> Pipeline:
+    pipeline = build_pipeline(settings)
+    settle_memory()
+    return pipeline
 
 
 def _summary(stats: local.RunStats, settings: Settings) -> None:
@@ -179,28 +212,62 @@ def _summary(stats: local.RunStats, settings: Settings) -> None:
 def sql(query: str, fmt: str, write: bool) -> None:
     """Run a read-only query against the store, even while another process owns it."""
     settings = _settings()
+    url = existing_store(settings)
+    output_format = "" if _names_format(query) else fmt
+    deadline = time.monotonic() + OWNER_CHANGE_SECONDS
+    while True:
+        try:
+            output = _query(url, query, output_format, write)
+            break
+        except _OwnerChangingError as changing:
+            if time.monotonic() >= deadline:
+                raise click.ClickException(
+                    f"the store {redact(url)} did not open ({changing}); if another process is "
+                    "starting or stopping with it, try again once it has"
+                ) from None
+            time.sleep(0.25)
+    sys.stdout.buffer.write(output)
+
+
+OWNER_CHANGE_SECONDS = 15.0
+"""How long ``vigil sql`` waits out a store owner that is starting or stopping."""
+
+
+class _OwnerChangingError(Exception):
+    """The store could not be reached, most likely because its owner is between states:
+    locked without a query server yet, just gone, or taking the lock as this one opens it."""
+
+
+def _query(url: str, query: str, output_format: str, write: bool) -> bytes:
+    """The query's output, directly or through the owner's query server."""
     try:
-        client = connect(settings.store_url)
+        client = connect(url)
     except StoreLockedError:
         if write:
             raise click.ClickException("--write needs the store to itself; stop its owner first") from None
-        store_dir = Path(settings.store_url.removeprefix("chdb://"))
         try:
-            output = query_remote(store_dir, query, "" if _names_format(query) else fmt)
+            return query_remote(Path(url.removeprefix("chdb://")), query, output_format)
         except QueryError as error:
-            raise click.ClickException(str(error)) from error
-    else:
-        try:
-            if not write:
-                check_read_only(client, query)
-            output = client.raw_query(
-                query, fmt=None if _names_format(query) else fmt, settings=None if write else {"readonly": 2}
-            )
-        except Exception as error:
-            raise click.ClickException(str(error)) from error
-        finally:
-            client.close()
-    sys.stdout.buffer.write(output)
+            cause = error.__cause__
+            if isinstance(cause, OSError | ValueError) and not isinstance(cause, urllib.error.HTTPError):
+                raise _OwnerChangingError(str(error)) from error
+            raise
+        except (OSError, http.client.HTTPException) as error:  # the owner closed mid-answer
+            raise _OwnerChangingError(f"the owner stopped answering: {error!r}") from error
+    except StoreUnavailableError:
+        raise  # a server that does not answer is said at once
+    except Exception as error:  # e.g. an owner took the lock between the check and the open
+        raise _OwnerChangingError(" ".join(str(error).split())) from error
+    try:
+        if not write:
+            check_read_only(client, query)
+        return bytes(
+            client.raw_query(query, fmt=output_format or None, settings=None if write else {"readonly": 2})
+        )
+    except Exception as error:
+        raise click.ClickException(" ".join(str(error).split())) from error
+    finally:
+        client.close()
 
 
 def _names_format(query: str) -> bool:
@@ -221,14 +288,17 @@ def worker() -> None:
     settings = _settings()
     _setup_logging(settings)
     pipeline = _build_pipeline(settings)
+    _check_broker(settings)
     try:
         ensure_topics(settings)
         ensure_broker_time(settings)
     except TopicTimeError as error:
         raise click.ClickException(str(error)) from error
     except Exception as error:
-        raise click.ClickException(f"cannot reach Kafka at {settings.kafka_brokers}: {error}") from error
-    opened = _open_store(settings)
+        raise click.ClickException(
+            f"preparing the topics on {settings.kafka_brokers} failed: {error}"
+        ) from error
+    opened = open_store(settings)
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stopping.set())
@@ -290,17 +360,16 @@ def publish(
             raise click.ClickException("--private-key needs --key-id")
         signer = _ed25519_signer(key_id, private_key)
     elif raw_topic is None:
-        try:
-            keyring = load_keyring(settings.keys_path)
-        except KeyringError as error:
-            raise click.ClickException(str(error)) from error
+        keyring = load_keyring(settings.keys_path)
     outgoing = Outgoing(settings, keyring, key_id, raw_topic, signer, event_time=timestamp == "event")
     if dry_run:
         shown, report = preview(source, outgoing)
         for message in shown:
             click.echo(message.decode())
     else:
-        report = publish_lines(source, outgoing)
+        _check_broker(settings)
+        with progress("publish", input_size(source), in_bytes=True) as advance:
+            report = publish_lines(counted_lines(source, advance), outgoing)
     for problem in report.errors:
         click.echo(f"not sent: {problem}", err=True)
     if dry_run:
@@ -322,6 +391,26 @@ def publish(
 def schema(event_type: str | None) -> None:
     """Print the JSON Schema of the events producers send."""
     click.echo(render(event_type), nl=False)
+
+
+BROKER_CHECK_SECONDS = 10.0
+
+
+def _check_broker(settings: Settings) -> None:
+    """Fail in seconds, once, when no broker answers, rather than once per line after the
+    delivery timeout."""
+    from confluent_kafka import KafkaException, Producer
+
+    from streams.publisher import producer_config
+
+    probe = Producer({**producer_config(settings), "log_level": 0})
+    try:
+        probe.list_topics(timeout=BROKER_CHECK_SECONDS)
+    except KafkaException as error:
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.kafka_brokers} ({error.args[0].str()}); start the broker "
+            "or set VIGIL_KAFKA_BROKERS"
+        ) from None
 
 
 def _ed25519_signer(key_id: str, path: Path) -> Ed25519Signer:

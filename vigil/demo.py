@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,10 @@ from typing import Any
 import orjson
 import yaml
 
+from audit.config import export_dir
 from identity.signing import sign_document
+from sinks.clickhouse import StoreLockedError, is_locked
+from vigil.settings import Settings
 
 DEMO_SOURCES = {
     "checkout-api": ["svc-checkout"],
@@ -91,6 +95,10 @@ def write_demo_inventory(path: Path) -> None:
         path.write_text(yaml.safe_dump(DEMO_INVENTORY, sort_keys=False))
 
 
+class DemoKeysError(ValueError):
+    """The key file is not the demo's: the demo signs its own traffic with keys it wrote."""
+
+
 def write_demo_keys(path: Path) -> dict[str, bytes]:
     """One key per source, written to ``path`` (mode 0600) unless it exists."""
     if not path.exists():
@@ -106,8 +114,53 @@ def write_demo_keys(path: Path) -> dict[str, bytes]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(yaml.safe_dump({"keys": keys}, sort_keys=False))
-    loaded = yaml.safe_load(path.read_text())["keys"]
-    return {k["sources"][0]: bytes.fromhex(k["secret"].removeprefix("hex:")) for k in loaded}
+    return _demo_secrets(path)
+
+
+def _demo_secrets(path: Path) -> dict[str, bytes]:
+    """The HMAC secret of each demo source, from a key file the demo wrote."""
+    try:
+        loaded = yaml.safe_load(path.read_text())
+        entries = loaded["keys"] if isinstance(loaded, dict) else []
+        found = {
+            entry["key_id"]: bytes.fromhex(entry["secret"].removeprefix("hex:"))
+            for entry in entries
+            if isinstance(entry, dict) and str(entry.get("secret", "")).startswith("hex:")
+        }
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+        raise DemoKeysError(f"{path}: not a key file the demo can use ({error})") from None
+    missing = [source for source in DEMO_SOURCES if f"{source}-demo" not in found]
+    if missing:
+        raise DemoKeysError(
+            f"{path} has no demo key for {', '.join(missing)}: the demo signs its own traffic; run it in "
+            "a data directory of its own (VIGIL_DATA_DIR=vigil-demo, VIGIL_KEYS_FILE unset)"
+        )
+    return {source: found[f"{source}-demo"] for source in DEMO_SOURCES}
+
+
+def earlier_run(settings: Settings) -> Path | None:
+    """The embedded store an earlier run left in the data directory, if any."""
+    if settings.store_url == "chdb://memory":
+        return None
+    store = Path(settings.store_url.removeprefix("chdb://"))
+    return store if store.is_dir() else None
+
+
+def start_fresh(settings: Settings) -> list[Path]:
+    """Delete what an earlier demo left and a new one would add to; return what was removed.
+
+    The store, the alert state and the exported audit checkpoints go together: exported
+    checkpoints of a deleted ledger would make ``vigil audit verify`` fail. The key file,
+    the inventory and the audit signing key stay, so published keys remain valid.
+    """
+    store = earlier_run(settings)
+    if store is not None and is_locked(store):
+        raise StoreLockedError(f"{store} is in use by another process")
+    alerting = settings.alerting.state_dir or settings.data_dir / "alerting"
+    removed = [path for path in (store, alerting, export_dir(settings)) if path is not None and path.is_dir()]
+    for path in removed:
+        shutil.rmtree(path)
+    return removed
 
 
 @dataclass
@@ -230,13 +283,14 @@ class DemoTraffic:
     def _fraud_inference(self, drifting: bool) -> dict[str, Any]:
         rng = self._rng
         amount = rng.lognormvariate(3.6 + (1.2 if drifting else 0.0), 0.5)
+        merchant_risk = round(rng.betavariate(2, 8), 4)
         features = {
             "amount": round(amount, 2),
-            "merchant_risk": round(rng.betavariate(2, 8), 4),
+            "merchant_risk": merchant_risk,
             "country": rng.choice(["DE", "FR", "US", "NL", "ES"]),
             "card_present": rng.random() < 0.7,
         }
-        score = min(1.0, features["merchant_risk"] * 2 + amount / 2000)
+        score = min(1.0, merchant_risk * 2 + amount / 2000)
         return self._inference(
             "checkout-api", "svc-checkout", "fraud-v3", features, score, {"region": rng.choice(["eu", "us"])}
         )

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from alerting import AlertGate, AlertingStore, AlertManager, ConfigError, ConfigSource, ManagerOptions
+from alerting import AlertGate, AlertingStore, AlertManager, ConfigSource, ManagerOptions
 from alerting.config import builtin_config
 from alerting.receivers import ReceiverContext
 from audit.store import audited_store, load_signer
@@ -115,14 +115,14 @@ def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
 
 
 def alerting_source(settings: Settings, console: bool = True) -> ConfigSource:
-    """The routing configuration: ``VIGIL_ALERTING_CONFIG``, else the built-in route."""
+    """The routing configuration: ``VIGIL_ALERTING_CONFIG``, else the built-in route.
+
+    An invalid file raises ``ConfigError`` listing every problem; the CLI says it in one line.
+    """
     fallback = builtin_config(
-        console=console, slack=settings.slack.enabled, group_interval=settings.alert_repeat_seconds or 300.0
+        console=console, slack=settings.slack.enabled, repeat_interval=settings.alert_repeat_seconds
     )
-    try:
-        return ConfigSource(settings.alerting.config, fallback)
-    except ConfigError as error:
-        raise SystemExit(f"vigil: {error}") from None
+    return ConfigSource(settings.alerting.config, fallback)
 
 
 def _alert_gate(settings: Settings) -> AlertGate:
@@ -163,6 +163,7 @@ def receiver_context(settings: Settings) -> ReceiverContext:
         slack_webhook_url=slack.webhook_url.get_secret_value() if slack.webhook_url else None,
         slack_channel=slack.channel,
         slack_base_url=slack.base_url,
+        slack_timeout=slack.timeout,
         kafka_brokers=settings.kafka_brokers,
         topic_prefix=settings.kafka.topic_prefix,
         clock=time.time,
@@ -181,13 +182,10 @@ def manager_options(settings: Settings) -> ManagerOptions:
 def build_alert_manager(
     settings: Settings, store: AlertingStore | None, console: bool = True
 ) -> AlertManager:
-    """The manager ``vigil notifier`` and embedded runs share; exits on a bad routing file."""
-    try:
-        return AlertManager(
-            alerting_source(settings, console), receiver_context(settings), store, manager_options(settings)
-        )
-    except ConfigError as error:
-        raise SystemExit(f"vigil: {error}") from None
+    """The manager ``vigil notifier`` and embedded runs share; a bad routing file raises ``ConfigError``."""
+    return AlertManager(
+        alerting_source(settings, console), receiver_context(settings), store, manager_options(settings)
+    )
 
 
 def build_notifiers(settings: Settings, console: bool = True) -> Notifiers:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -160,6 +161,10 @@ class DetectorsSettings(BaseModel):
     generated once as ``<data_dir>/detector-snapshots.key`` (fine for one worker)."""
 
 
+NOT_SETTINGS = ("VIGIL_CONFIG", "VIGIL_KAFKA_PORT", "VIGIL_KAFKA_HOME")
+"""``VIGIL_*`` variables read elsewhere: the config file's name, the local broker scripts' port and home."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_",
@@ -175,7 +180,8 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
     max_clock_skew_days: int = Field(default=30, ge=1)
     alert_min_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
-    alert_repeat_seconds: float = Field(default=300.0, ge=0)
+    alert_repeat_seconds: float = Field(default=4 * 3600.0, gt=0)
+    """Seconds an alert fires unacknowledged before the built-in route reminds (``repeat_interval``)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     """``json``: one object per line with level, logger, message and context, for log collectors."""
@@ -189,16 +195,22 @@ class Settings(BaseSettings):
     detectors: DetectorsSettings = DetectorsSettings()
 
     @classmethod
-    def unknown_environment(cls) -> list[str]:
-        """``VIGIL_*`` variables no setting reads: almost always a typo worth a warning."""
-        known = {"VIGIL_CONFIG", "VIGIL_KAFKA_PORT", "VIGIL_KAFKA_HOME"}
+    def variables(cls) -> dict[str, str]:
+        """Each setting by its environment variable: ``VIGIL_KAFKA_GROUP_ID`` -> ``kafka.group_id``."""
+        found = {}
         for name, field_info in cls.model_fields.items():
-            prefix = f"VIGIL_{name.upper()}"
             annotation = field_info.annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                known.update(f"{prefix}_{sub.upper()}" for sub in annotation.model_fields)
+                for sub in annotation.model_fields:
+                    found[f"VIGIL_{name}_{sub}".upper()] = f"{name}.{sub}"
             else:
-                known.add(prefix)
+                found[f"VIGIL_{name}".upper()] = name
+        return found
+
+    @classmethod
+    def unknown_environment(cls) -> list[str]:
+        """``VIGIL_*`` variables no setting reads: almost always a typo worth a warning."""
+        known = {*cls.variables(), *NOT_SETTINGS}
         return sorted(k for k in os.environ if k.startswith("VIGIL_") and k.upper() not in known)
 
     @property
@@ -235,11 +247,56 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        named = os.environ.get("VIGIL_CONFIG")
-        toml_file = Path(named or "vigil.toml")
-        if named and not toml_file.is_file():
-            raise FileNotFoundError(f"VIGIL_CONFIG names {toml_file}, which does not exist")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file.is_file():
+        toml_file = config_file()
+        if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+
+class InvalidSettingsError(ValueError):
+    """The settings cannot be loaded; the message is one line naming the setting and the way out."""
+
+
+def config_file() -> Path | None:
+    """The TOML file to read: ``VIGIL_CONFIG``, else ``./vigil.toml`` when it exists."""
+    named = os.environ.get("VIGIL_CONFIG")
+    if named:
+        if not Path(named).is_file():
+            raise InvalidSettingsError(f"VIGIL_CONFIG names {named}, which does not exist; fix or unset it")
+        return Path(named)
+    default = Path("vigil.toml")
+    return default if default.is_file() else None
+
+
+def load_settings() -> Settings:
+    """The settings every command starts from: environment over the TOML file over defaults.
+
+    The one loader: any problem becomes a :class:`InvalidSettingsError` that names where the bad
+    value came from, rather than a pydantic or TOML traceback.
+    """
+    try:
+        return Settings()
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidSettingsError(
+            f"{config_file()}: not valid TOML ({error}); fix it or point VIGIL_CONFIG at another file"
+        ) from None
+    except ValidationError as error:
+        raise InvalidSettingsError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    """``kafka.batch_size (VIGIL_KAFKA_BATCH_SIZE): ...`` for each problem, on one line."""
+    problems = []
+    for found in error.errors():
+        where = ".".join(str(part) for part in found["loc"])
+        variable = "VIGIL_" + "_".join(str(part) for part in found["loc"][:2]).upper()
+        cause = found.get("ctx", {}).get("error") if found["type"] == "value_error" else None
+        if found["type"] == "extra_forbidden":
+            problems.append(f"{where} is not a Vigil setting")
+        else:
+            named = f" ({variable})" if variable in Settings.variables() else ""
+            problems.append(f"{where}{named}: {cause or found['msg']}")
+    source = config_file()
+    origin = f"the environment or {source}" if source else "the environment"
+    return f"invalid settings in {origin}: {'; '.join(problems)} (see docs/configuration.md)"

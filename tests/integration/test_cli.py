@@ -90,13 +90,6 @@ def test_sql_is_read_only_unless_asked(tmp_path: Path) -> None:
     assert "not allowed in a read-only query: drop statements" in refused.stderr.lower()
 
 
-def test_missing_key_file_is_a_clear_error(tmp_path: Path) -> None:
-    result = vigil(tmp_path, "run", "--input", "-", stdin=b"{}\n")
-    assert result.returncode == 1
-    assert "keys.yaml: cannot read key file" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     secrets_by_source = write_demo_keys(tmp_path / "keys.yaml")
     lines = b"\n".join(DemoTraffic(secrets_by_source, events=50, seed=2).lines()) + b"\n"

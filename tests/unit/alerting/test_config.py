@@ -15,7 +15,6 @@ from alerting.config import (
     builtin_config,
     load_config,
     parse_config,
-    parse_duration,
 )
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "alerting.md"
@@ -29,19 +28,6 @@ def problems(document: object) -> str:
     with pytest.raises(ConfigError) as caught:
         parse_config(document, "alerting.yaml")
     return str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("30s", 30), ("5m", 300), ("4h", 14400), ("1h30m", 5400), ("250ms", 0.25), (7, 7)]
-)
-def test_durations(text: object, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["5 minutes", "m5", "", "-5s", "5s3", True])
-def test_bad_durations(text: object) -> None:
-    with pytest.raises(ValueError, match="duration"):
-        parse_duration(text)
 
 
 def test_every_problem_is_listed_with_its_place() -> None:
