@@ -194,7 +194,7 @@ class AlertManager:
         """Dispatcher state, owed notifications, records and offsets: all or nothing."""
         owed: list[tuple[DeliveryWorker, int, Notification]] = []
         try:
-            with self.state.transaction():
+            with self.state.transaction(durable=bool(positions)):
                 self._snapshots.save(self.dispatcher)
                 self._record("alert_states", [*states, *self.dispatcher.take_states()])
                 for notification in notifications:
