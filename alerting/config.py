@@ -134,6 +134,22 @@ class WebhookConfig(_Strict):
         return value
 
 
+class AlertmanagerConfig(_Strict):
+    """A Prometheus Alertmanager that takes Vigil's alerts on ``/api/v2/alerts``."""
+
+    url: str
+    """Base URL, e.g. ``http://alertmanager:9093``; ``${NAME}`` is read from the environment."""
+    timeout: Duration = 10.0
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url_from_env(cls, value: object) -> object:
+        value = _expand_env(value) if isinstance(value, str) else value
+        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+            raise ValueError("an Alertmanager url starts with http:// or https://")
+        return value
+
+
 class KafkaConfig(_Strict):
     topic: str = Field(min_length=1)
     """Topic name; the worker's topic prefix is put in front of it."""
@@ -149,6 +165,7 @@ class ReceiverConfig(_Strict):
     webhook: WebhookConfig | None = None
     kafka: KafkaConfig | None = None
     console: ConsoleConfig | None = None
+    alertmanager: AlertmanagerConfig | None = None
 
     def integrations(self) -> dict[str, BaseModel]:
         """Each configured integration by its kind; each gets its own delivery queue."""
@@ -157,6 +174,7 @@ class ReceiverConfig(_Strict):
             "webhook": self.webhook,
             "kafka": self.kafka,
             "console": self.console,
+            "alertmanager": self.alertmanager,
         }
         return {kind: config for kind, config in candidates.items() if config is not None}
 
