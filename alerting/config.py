@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,13 +35,15 @@ from pydantic import (
 )
 
 from alerting.matchers import Matcher, MatcherError, parse_matcher
-from alerting.model import SEVERITIES
+from alerting.model import LABEL_NAMES, SEVERITIES
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ALL_LABELS = "..."
 """``group_by: ['...']`` groups by every label: each alert is its own group."""
+LABEL_ALIASES = {"alertname": "rule"}
+"""Alertmanager's name for what Vigil calls the rule, accepted wherever a label is named."""
 
 
 class ConfigError(ValueError):
@@ -88,6 +91,43 @@ def _matchers(values: Sequence[str]) -> tuple[Matcher, ...]:
         return tuple(parse_matcher(v) for v in values)
     except MatcherError as error:
         raise ValueError(str(error)) from None
+
+
+def _label(name: str) -> str:
+    """A label name as alerts carry it; one they never carry is an error, not a silent no-match."""
+    name = LABEL_ALIASES.get(name, name)
+    if name not in LABEL_NAMES:
+        known = ", ".join([*LABEL_NAMES, *LABEL_ALIASES])
+        raise ValueError(f"alerts have no label {name!r} (labels: {known})")
+    return name
+
+
+def _known(matchers: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+    return tuple(m if m.name in LABEL_NAMES else replace(m, name=_label(m.name)) for m in matchers)
+
+
+def _from_match(data: object, pairs: dict[str, tuple[str, str]]) -> object:
+    """Alertmanager's older ``match`` / ``match_re`` maps, turned into ``matchers``.
+
+    ``pairs`` maps each map's key to the matcher list it adds to and the operator.
+    """
+    if not isinstance(data, dict) or not any(key in data for key in pairs):
+        return data
+    data = dict(data)
+    for key, (target, op) in pairs.items():
+        found = data.pop(key, None)
+        if found is None:
+            continue
+        if not isinstance(found, dict):
+            raise ValueError(f"{key} must be a mapping of label names to values")
+        current = data.get(target) or []
+        parsed = list(_matchers(current) if all(isinstance(m, str) for m in current) else current)
+        try:
+            parsed += [Matcher(str(name), op, str(value)) for name, value in found.items()]  # type: ignore[arg-type]
+        except MatcherError as error:
+            raise ValueError(str(error)) from None
+        data[target] = tuple(parsed)
+    return data
 
 
 class _Strict(BaseModel):
@@ -191,12 +231,29 @@ class RouteConfig(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _alertmanager_match(cls, data: object) -> object:
+        return _from_match(data, {"match": ("matchers", "="), "match_re": ("matchers", "=~")})
+
     @field_validator("matchers", mode="before")
     @classmethod
     def _parse_matchers(cls, value: object) -> object:
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             return _matchers(value)
         return value
+
+    @field_validator("matchers")
+    @classmethod
+    def _known_labels(cls, value: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+        return _known(value)
+
+    @field_validator("group_by")
+    @classmethod
+    def _known_group_by(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        return tuple(name if name == ALL_LABELS else _label(name) for name in value)
 
     @field_validator("group_interval", "repeat_interval")
     @classmethod
@@ -212,12 +269,35 @@ class InhibitRuleConfig(_Strict):
     target_matchers: tuple[Matcher, ...] = Field(min_length=1)
     equal: tuple[str, ...] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _alertmanager_match(cls, data: object) -> object:
+        return _from_match(
+            data,
+            {
+                "source_match": ("source_matchers", "="),
+                "source_match_re": ("source_matchers", "=~"),
+                "target_match": ("target_matchers", "="),
+                "target_match_re": ("target_matchers", "=~"),
+            },
+        )
+
     @field_validator("source_matchers", "target_matchers", mode="before")
     @classmethod
     def _parse_matchers(cls, value: object) -> object:
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             return _matchers(value)
         return value
+
+    @field_validator("source_matchers", "target_matchers")
+    @classmethod
+    def _known_labels(cls, value: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+        return _known(value)
+
+    @field_validator("equal")
+    @classmethod
+    def _known_equal(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_label(name) for name in value)
 
 
 class AnnotationConfig(_Strict):
@@ -233,6 +313,11 @@ class AnnotationConfig(_Strict):
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             return _matchers(value)
         return value
+
+    @field_validator("matchers")
+    @classmethod
+    def _known_labels(cls, value: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+        return _known(value)
 
 
 class GlobalConfig(_Strict):
