@@ -36,6 +36,7 @@ from pydantic import (
 
 from alerting.matchers import Matcher, MatcherError, parse_matcher
 from alerting.model import LABEL_NAMES, SEVERITIES
+from alerting.time_intervals import TimeInterval, TimeSpec
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -227,6 +228,10 @@ class RouteConfig(_Strict):
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
     continue_: bool = Field(default=False, alias="continue")
+    mute_time_intervals: tuple[str, ...] = ()
+    """Named ``time_intervals`` during which this route sends nothing (not inherited)."""
+    active_time_intervals: tuple[str, ...] = ()
+    """Named ``time_intervals`` outside which this route sends nothing (not inherited)."""
     routes: tuple[RouteConfig, ...] = ()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -320,6 +325,23 @@ class AnnotationConfig(_Strict):
         return _known(value)
 
 
+class TimeIntervalConfig(_Strict):
+    """A named set of times (Alertmanager's ``time_intervals``; see :mod:`alerting.time_intervals`)."""
+
+    name: str = Field(min_length=1)
+    time_intervals: tuple[TimeSpec, ...] = Field(min_length=1)
+
+    @field_validator("time_intervals", mode="before")
+    @classmethod
+    def _parse_specs(cls, value: object) -> object:
+        if isinstance(value, list | tuple) and all(isinstance(v, dict) for v in value):
+            return tuple(TimeSpec.parse(v) for v in value)
+        return value
+
+    def interval(self) -> TimeInterval:
+        return TimeInterval(self.name, self.time_intervals)
+
+
 class GlobalConfig(_Strict):
     resolve_timeout: Duration = 300.0
     """An alert with no new occurrence for this long is resolved."""
@@ -350,6 +372,7 @@ class AlertingConfig(_Strict):
     route: RouteConfig
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
     annotations: tuple[AnnotationConfig, ...] = ()
+    time_intervals: tuple[TimeIntervalConfig, ...] = ()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -363,11 +386,20 @@ class AlertingConfig(_Strict):
             raise ValueError("route: the top-level route needs a receiver")
         if self.route.matchers:
             raise ValueError("route: the top-level route matches every alert; it takes no matchers")
+        if self.route.mute_time_intervals or self.route.active_time_intervals:
+            raise ValueError("route: the top-level route cannot be muted; put time intervals on its children")
+        intervals = [t.name for t in self.time_intervals]
         for path, route in _walk(self.route, "route"):
             if route.receiver is not None and route.receiver not in names:
                 raise ValueError(
                     f"{path}: receiver {route.receiver!r} is not defined (receivers: {', '.join(names)})"
                 )
+            for name in (*route.mute_time_intervals, *route.active_time_intervals):
+                if name not in intervals:
+                    defined = ", ".join(intervals) or "none"
+                    raise ValueError(
+                        f"{path}: time interval {name!r} is not defined (time_intervals: {defined})"
+                    )
         return self
 
     def receiver(self, name: str) -> ReceiverConfig:
