@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -36,6 +37,7 @@ from pydantic import (
 
 from alerting.matchers import Matcher, MatcherError, parse_matcher
 from alerting.model import LABEL_NAMES, SEVERITIES
+from alerting.templates import MessageTemplate
 from alerting.time_intervals import TimeInterval, TimeSpec
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -139,7 +141,15 @@ class SlackConfig(_Strict):
     channel: str = ""
     """Channel for bot-token delivery; the default is ``VIGIL_SLACK_CHANNEL``."""
     bot_token: SecretStr | None = None
-    webhook_url: SecretStr | None = None
+    webhook_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("webhook_url", "api_url")
+    )
+    """An incoming webhook (Alertmanager calls it ``api_url``)."""
+    title: MessageTemplate | None = None
+    """Header of the group's message instead of Vigil's headline (:mod:`alerting.templates`)."""
+    text: MessageTemplate | None = None
+    """A paragraph under the header (:mod:`alerting.templates`)."""
+    send_resolved: bool = True
     base_url: str = ""
     """Web API base URL; the default is ``VIGIL_SLACK_BASE_URL``."""
     timeout: Duration = 10.0
@@ -152,6 +162,11 @@ class SlackConfig(_Strict):
     @classmethod
     def _secret_from_env(cls, value: object) -> object:
         return _expand_env(value) if isinstance(value, str) else value
+
+    @field_validator("title", "text", mode="before")
+    @classmethod
+    def _template(cls, value: object) -> object:
+        return MessageTemplate.parse(value) if isinstance(value, str) else value
 
 
 class WebhookConfig(_Strict):
@@ -207,6 +222,10 @@ class ReceiverConfig(_Strict):
     kafka: KafkaConfig | None = None
     console: ConsoleConfig | None = None
     alertmanager: AlertmanagerConfig | None = None
+    slack_configs: tuple[SlackConfig, ...] = ()
+    """Alertmanager's spelling: any number of Slack integrations."""
+    webhook_configs: tuple[WebhookConfig, ...] = ()
+    """Alertmanager's spelling: any number of webhooks."""
 
     def integrations(self) -> dict[str, BaseModel]:
         """Each configured integration by its kind; each gets its own delivery queue."""
@@ -216,6 +235,8 @@ class ReceiverConfig(_Strict):
             "kafka": self.kafka,
             "console": self.console,
             "alertmanager": self.alertmanager,
+            **{f"slack.{i}": config for i, config in enumerate(self.slack_configs)},
+            **{f"webhook.{i}": config for i, config in enumerate(self.webhook_configs)},
         }
         return {kind: config for kind, config in candidates.items() if config is not None}
 

@@ -292,6 +292,9 @@ def build_receiver(name: str, kind: str, config: BaseModel, context: ReceiverCon
             clock=context.clock,
             sleep=context.sleep,
             wall_clock=context.wall_clock,
+            title=config.title,
+            text=config.text,
+            send_resolved=config.send_resolved,
         )
     if isinstance(config, WebhookConfig):
         return WebhookReceiver(label, config)
