@@ -1,9 +1,11 @@
 """From findings to alerts people act on: dedup, routing, grouping, silences, delivery.
 
-The pipeline's :class:`AlertGate` turns findings into alert rows (pure, per batch);
-after the batch is stored, the :class:`AlertManager` routes them by a YAML
-configuration, groups them, applies silences, inhibitions and acknowledgements,
-and delivers notifications through per-receiver outboxes that survive outages.
+The pipeline's :class:`AlertGate` turns findings into alert rows (pure, per batch)
+that workers publish to ``ai.alerts``; the :class:`AlertManager`, run by ``vigil
+notifier`` for all workers (or in-process by ``vigil run``), routes them by a YAML
+configuration, groups them, applies silences, inhibitions and acknowledgements, and
+delivers notifications through per-receiver outboxes, all kept in one state database
+that survives restarts (:mod:`alerting.state`).
 """
 
 from alerting.config import AlertingConfig, ConfigError, ConfigSource, builtin_config, load_config

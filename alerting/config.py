@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -34,12 +36,16 @@ from pydantic import (
 )
 
 from alerting.matchers import Matcher, MatcherError, parse_matcher
-from alerting.model import SEVERITIES
+from alerting.model import LABEL_NAMES, SEVERITIES
+from alerting.templates import MessageTemplate
+from alerting.time_intervals import TimeInterval, TimeSpec
 from schemas.durations import duration_seconds
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ALL_LABELS = "..."
 """``group_by: ['...']`` groups by every label: each alert is its own group."""
+LABEL_ALIASES = {"alertname": "rule"}
+"""Alertmanager's name for what Vigil calls the rule, accepted wherever a label is named."""
 
 
 class ConfigError(ValueError):
@@ -67,6 +73,43 @@ def _matchers(values: Sequence[str]) -> tuple[Matcher, ...]:
         raise ValueError(str(error)) from None
 
 
+def _label(name: str) -> str:
+    """A label name as alerts carry it; one they never carry is an error, not a silent no-match."""
+    name = LABEL_ALIASES.get(name, name)
+    if name not in LABEL_NAMES:
+        known = ", ".join([*LABEL_NAMES, *LABEL_ALIASES])
+        raise ValueError(f"alerts have no label {name!r} (labels: {known})")
+    return name
+
+
+def _known(matchers: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+    return tuple(m if m.name in LABEL_NAMES else replace(m, name=_label(m.name)) for m in matchers)
+
+
+def _from_match(data: object, pairs: dict[str, tuple[str, str]]) -> object:
+    """Alertmanager's older ``match`` / ``match_re`` maps, turned into ``matchers``.
+
+    ``pairs`` maps each map's key to the matcher list it adds to and the operator.
+    """
+    if not isinstance(data, dict) or not any(key in data for key in pairs):
+        return data
+    data = dict(data)
+    for key, (target, op) in pairs.items():
+        found = data.pop(key, None)
+        if found is None:
+            continue
+        if not isinstance(found, dict):
+            raise ValueError(f"{key} must be a mapping of label names to values")
+        current = data.get(target) or []
+        parsed = list(_matchers(current) if all(isinstance(m, str) for m in current) else current)
+        try:
+            parsed += [Matcher(str(name), op, str(value)) for name, value in found.items()]  # type: ignore[arg-type]
+        except MatcherError as error:
+            raise ValueError(str(error)) from None
+        data[target] = tuple(parsed)
+    return data
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,7 +118,15 @@ class SlackConfig(_Strict):
     channel: str = ""
     """Channel for bot-token delivery; the default is ``VIGIL_SLACK_CHANNEL``."""
     bot_token: SecretStr | None = None
-    webhook_url: SecretStr | None = None
+    webhook_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("webhook_url", "api_url")
+    )
+    """An incoming webhook (Alertmanager calls it ``api_url``)."""
+    title: MessageTemplate | None = None
+    """Header of the group's message instead of Vigil's headline (:mod:`alerting.templates`)."""
+    text: MessageTemplate | None = None
+    """A paragraph under the header (:mod:`alerting.templates`)."""
+    send_resolved: bool = True
     base_url: str = ""
     """Web API base URL; the default is ``VIGIL_SLACK_BASE_URL``."""
     timeout: Duration | None = None
@@ -89,6 +140,11 @@ class SlackConfig(_Strict):
     @classmethod
     def _secret_from_env(cls, value: object) -> object:
         return _expand_env(value) if isinstance(value, str) else value
+
+    @field_validator("title", "text", mode="before")
+    @classmethod
+    def _template(cls, value: object) -> object:
+        return MessageTemplate.parse(value) if isinstance(value, str) else value
 
 
 class WebhookConfig(_Strict):
@@ -112,6 +168,22 @@ class WebhookConfig(_Strict):
         return value
 
 
+class AlertmanagerConfig(_Strict):
+    """A Prometheus Alertmanager that takes Vigil's alerts on ``/api/v2/alerts``."""
+
+    url: str
+    """Base URL, e.g. ``http://alertmanager:9093``; ``${NAME}`` is read from the environment."""
+    timeout: Duration = 10.0
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url_from_env(cls, value: object) -> object:
+        value = _expand_env(value) if isinstance(value, str) else value
+        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+            raise ValueError("an Alertmanager url starts with http:// or https://")
+        return value
+
+
 class KafkaConfig(_Strict):
     topic: str = Field(min_length=1)
     """Topic name; the worker's topic prefix is put in front of it."""
@@ -127,6 +199,11 @@ class ReceiverConfig(_Strict):
     webhook: WebhookConfig | None = None
     kafka: KafkaConfig | None = None
     console: ConsoleConfig | None = None
+    alertmanager: AlertmanagerConfig | None = None
+    slack_configs: tuple[SlackConfig, ...] = ()
+    """Alertmanager's spelling: any number of Slack integrations."""
+    webhook_configs: tuple[WebhookConfig, ...] = ()
+    """Alertmanager's spelling: any number of webhooks."""
 
     def integrations(self) -> dict[str, BaseModel]:
         """Each configured integration by its kind; each gets its own delivery queue."""
@@ -135,6 +212,9 @@ class ReceiverConfig(_Strict):
             "webhook": self.webhook,
             "kafka": self.kafka,
             "console": self.console,
+            "alertmanager": self.alertmanager,
+            **{f"slack.{i}": config for i, config in enumerate(self.slack_configs)},
+            **{f"webhook.{i}": config for i, config in enumerate(self.webhook_configs)},
         }
         return {kind: config for kind, config in candidates.items() if config is not None}
 
@@ -147,9 +227,18 @@ class RouteConfig(_Strict):
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
     continue_: bool = Field(default=False, alias="continue")
+    mute_time_intervals: tuple[str, ...] = ()
+    """Named ``time_intervals`` during which this route sends nothing (not inherited)."""
+    active_time_intervals: tuple[str, ...] = ()
+    """Named ``time_intervals`` outside which this route sends nothing (not inherited)."""
     routes: tuple[RouteConfig, ...] = ()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alertmanager_match(cls, data: object) -> object:
+        return _from_match(data, {"match": ("matchers", "="), "match_re": ("matchers", "=~")})
 
     @field_validator("matchers", mode="before")
     @classmethod
@@ -157,6 +246,18 @@ class RouteConfig(_Strict):
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             return _matchers(value)
         return value
+
+    @field_validator("matchers")
+    @classmethod
+    def _known_labels(cls, value: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+        return _known(value)
+
+    @field_validator("group_by")
+    @classmethod
+    def _known_group_by(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        return tuple(name if name == ALL_LABELS else _label(name) for name in value)
 
     @field_validator("group_interval", "repeat_interval")
     @classmethod
@@ -172,12 +273,35 @@ class InhibitRuleConfig(_Strict):
     target_matchers: tuple[Matcher, ...] = Field(min_length=1)
     equal: tuple[str, ...] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _alertmanager_match(cls, data: object) -> object:
+        return _from_match(
+            data,
+            {
+                "source_match": ("source_matchers", "="),
+                "source_match_re": ("source_matchers", "=~"),
+                "target_match": ("target_matchers", "="),
+                "target_match_re": ("target_matchers", "=~"),
+            },
+        )
+
     @field_validator("source_matchers", "target_matchers", mode="before")
     @classmethod
     def _parse_matchers(cls, value: object) -> object:
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             return _matchers(value)
         return value
+
+    @field_validator("source_matchers", "target_matchers")
+    @classmethod
+    def _known_labels(cls, value: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+        return _known(value)
+
+    @field_validator("equal")
+    @classmethod
+    def _known_equal(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_label(name) for name in value)
 
 
 class AnnotationConfig(_Strict):
@@ -193,6 +317,28 @@ class AnnotationConfig(_Strict):
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             return _matchers(value)
         return value
+
+    @field_validator("matchers")
+    @classmethod
+    def _known_labels(cls, value: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+        return _known(value)
+
+
+class TimeIntervalConfig(_Strict):
+    """A named set of times (Alertmanager's ``time_intervals``; see :mod:`alerting.time_intervals`)."""
+
+    name: str = Field(min_length=1)
+    time_intervals: tuple[TimeSpec, ...] = Field(min_length=1)
+
+    @field_validator("time_intervals", mode="before")
+    @classmethod
+    def _parse_specs(cls, value: object) -> object:
+        if isinstance(value, list | tuple) and all(isinstance(v, dict) for v in value):
+            return tuple(TimeSpec.parse(v) for v in value)
+        return value
+
+    def interval(self) -> TimeInterval:
+        return TimeInterval(self.name, self.time_intervals)
 
 
 class GlobalConfig(_Strict):
@@ -225,6 +371,7 @@ class AlertingConfig(_Strict):
     route: RouteConfig
     inhibit_rules: tuple[InhibitRuleConfig, ...] = ()
     annotations: tuple[AnnotationConfig, ...] = ()
+    time_intervals: tuple[TimeIntervalConfig, ...] = ()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -238,11 +385,20 @@ class AlertingConfig(_Strict):
             raise ValueError("route: the top-level route needs a receiver")
         if self.route.matchers:
             raise ValueError("route: the top-level route matches every alert; it takes no matchers")
+        if self.route.mute_time_intervals or self.route.active_time_intervals:
+            raise ValueError("route: the top-level route cannot be muted; put time intervals on its children")
+        intervals = [t.name for t in self.time_intervals]
         for path, route in _walk(self.route, "route"):
             if route.receiver is not None and route.receiver not in names:
                 raise ValueError(
                     f"{path}: receiver {route.receiver!r} is not defined (receivers: {', '.join(names)})"
                 )
+            for name in (*route.mute_time_intervals, *route.active_time_intervals):
+                if name not in intervals:
+                    defined = ", ".join(intervals) or "none"
+                    raise ValueError(
+                        f"{path}: time interval {name!r} is not defined (time_intervals: {defined})"
+                    )
         return self
 
     def receiver(self, name: str) -> ReceiverConfig:

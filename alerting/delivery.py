@@ -118,8 +118,12 @@ class Outbox:
             return list(self._items)
 
     def owe(self, notification: Notification) -> int | None:
-        """Record the notification as owed (in the open transaction); None when the outbox is full."""
-        if len(self) >= self.max_pending:
+        """Record the notification as owed (in the open transaction); None when the outbox is full.
+
+        Never takes the outbox's lock: the caller holds the database's write lock, and
+        a delivery thread holding ours waits for that one (``remove``).
+        """
+        if len(self._items) >= self.max_pending:
             return None
         return self.state.owe(self.name, notification.notification_id, notification.to_json())
 
@@ -161,9 +165,14 @@ class Outbox:
             item.in_flight = False
 
     def remove(self, item: Pending, receiver_state: dict[str, Any] | None = None) -> None:
-        """Done with it (delivered or given up), saved with the receiver's state in one transaction."""
+        """Done with it (delivered or given up), saved with the receiver's state in one transaction.
+
+        The item is in flight, so nothing folds into it meanwhile. The database is
+        written before the lock is taken: nobody waits for this lock while holding
+        the database's write lock, which would deadlock with ``reveal``.
+        """
+        self.state.settle(item.row_id, self.name, receiver_state)
         with self._lock:
-            self.state.settle(item.row_id, self.name, receiver_state)
             self._items.remove(item)
 
 

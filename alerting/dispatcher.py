@@ -293,6 +293,8 @@ class Dispatcher:
 
     def _flush(self, group: AlertGroup, now: float) -> Notification | None:
         group.next_flush = now + group.route.group_interval
+        if group.route.muted(self.wall_clock()):
+            return None  # counted on; the first notification after the mute says what changed
         members = list(group.members.values())
         kind = self._kind(group, members, now)
         notification = None

@@ -6,8 +6,8 @@ the running occurrence count, so a burst of 10,000 identical findings is one row
 (the ``alerts`` table keeps one row per alert instance in ``alerts_unique``; every
 occurrence stays in ``findings``). An instance ends when its fingerprint has been
 quiet for ``resolve_timeout``; the next occurrence starts a new instance with a
-new ``alert_id``. Routing, grouping and notification happen after the batch is
-stored, in :class:`alerting.manager.AlertManager`.
+new ``alert_id``. Routing, grouping and notification happen in the notifier
+(:class:`alerting.manager.AlertManager`), which reads the rows from ``ai.alerts``.
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ class AlertManager:
         """Dispatcher state, owed notifications, records and offsets: all or nothing."""
         owed: list[tuple[DeliveryWorker, int, Notification]] = []
         try:
-            with self.state.transaction():
+            with self.state.transaction(durable=bool(positions)):
                 self._snapshots.save(self.dispatcher)
                 self._record("alert_states", [*states, *self.dispatcher.take_states()])
                 for notification in notifications:
@@ -229,12 +229,18 @@ class AlertManager:
             self._apply_ack(ack, record=True)
 
     def _apply_ack(self, ack: Ack, record: bool, note: str = "") -> list[str]:
-        with self._lock, self.state.transaction():
+        with self._lock:
             self._seen_acks.add((ack.target_id, ack.acked_at))
             covered = self.dispatcher.acknowledge(ack)
-            self._snapshots.save(self.dispatcher)
-            if record:
-                self._record("alert_acks", [AckRow(ack.target_id, ack.acked_by, ack.via, note, ack.acked_at)])
+            try:
+                with self.state.transaction():
+                    self._snapshots.save(self.dispatcher)
+                    if record:
+                        row = AckRow(ack.target_id, ack.acked_by, ack.via, note, ack.acked_at)
+                        self._record("alert_acks", [row])
+            except BaseException:
+                self._snapshots.forget()  # compare with what is stored, not with what was not
+                raise
         log.info(
             "acknowledged %s by %s via %s (%d alert(s))", ack.target_id, ack.acked_by, ack.via, len(covered)
         )

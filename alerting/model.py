@@ -23,6 +23,8 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 IDENTIFYING_LABELS = ("stage", "rule", "model", "principal")
 """Label names the fingerprint covers; ``severity`` is a label but not identity."""
+LABEL_NAMES = (*IDENTIFYING_LABELS, "severity")
+"""Every label an alert can carry: routing files may name no other."""
 
 AlertState = Literal["firing", "acknowledged", "silenced", "inhibited", "resolved"]
 ALERT_STATES: tuple[AlertState, ...] = ("firing", "acknowledged", "silenced", "inhibited", "resolved")

@@ -1,11 +1,13 @@
-"""Receiver integrations built from configuration: Slack, webhook, Kafka topic, console.
+"""Receiver integrations built from configuration: Slack, webhook, Alertmanager, Kafka topic, console.
 
 The generic webhook posts an Alertmanager-shaped JSON document (``status``,
 ``groupLabels``, ``commonLabels``, ``alerts`` with ``labels`` and ``annotations``),
 so tools that take Alertmanager webhooks take Vigil's. The Kafka integration
 publishes the same document, keyed by group id, for systems that consume routed,
 deduplicated notifications (the ``ai.alerts`` topic carries every alert update
-before routing).
+before routing). The Alertmanager integration posts each alert of a notification
+to a Prometheus Alertmanager's ``/api/v2/alerts``, where it joins the alerts of
+other systems under Alertmanager's own routing and silences.
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import orjson
 from pydantic import BaseModel
 
-from alerting.config import AlertingConfig, ConsoleConfig, KafkaConfig, SlackConfig, WebhookConfig
+from alerting.config import (
+    AlertingConfig,
+    AlertmanagerConfig,
+    ConsoleConfig,
+    KafkaConfig,
+    SlackConfig,
+    WebhookConfig,
+)
 from alerting.delivery import DeliveryError, Receiver
 from alerting.dispatcher import Ack
 from alerting.notifications import Notification
@@ -117,6 +126,71 @@ class WebhookReceiver:
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise DeliveryError(f"webhook unreachable: {reason}", retryable=True) from None
+
+    def poll(self) -> list[Ack]:
+        return []
+
+    def close(self) -> None:
+        """Nothing held open between deliveries."""
+
+
+def postable_alerts(notification: Notification) -> list[dict[str, Any]]:
+    """The notification's alerts as Alertmanager's API v2 ``postableAlerts``.
+
+    ``alertname`` is the rule, as Alertmanager expects every alert to have one. A
+    firing alert is posted again with each notification of its group and ends, if
+    nothing is posted meanwhile, when Vigil would resolve it (``resolve_timeout``
+    after now); a resolved one ends now.
+    """
+    now = notification.created_at
+    alerts = []
+    for alert in notification.alerts:
+        resolved = alert.state == "resolved"
+        ends = now if resolved else now + timedelta(seconds=notification.resolve_timeout)
+        alerts.append(
+            {
+                "labels": {"alertname": alert.labels.get("rule") or "default-deny", **alert.labels},
+                "annotations": {
+                    "summary": alert.title,
+                    "description": alert.summary,
+                    "runbook_url": alert.runbook_url,
+                    "evidence_query": alert.evidence_query,
+                    "controls": ",".join(alert.controls),
+                    "vigil_alert_id": alert.alert_id,
+                    "vigil_group_id": notification.group_id,
+                    "vigil_state": alert.state,
+                    "occurrences": str(alert.occurrences),
+                },
+                "startsAt": alert.first_seen.isoformat(),
+                "endsAt": ends.isoformat(),
+            }
+        )
+    return alerts
+
+
+class AlertmanagerReceiver:
+    def __init__(self, name: str, config: AlertmanagerConfig) -> None:
+        self.name = name
+        self.config = config
+        self.endpoint = config.url.rstrip("/") + "/api/v2/alerts"
+
+    def deliver(self, notification: Notification) -> None:
+        request = urllib.request.Request(
+            self.endpoint,
+            data=orjson.dumps(postable_alerts(notification)),
+            headers={"Content-Type": "application/json", "User-Agent": "vigil-alerting"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            retryable = error.code == 429 or error.code >= 500
+            detail = error.read()[:200].decode("utf-8", "replace")
+            raise DeliveryError(f"Alertmanager answered HTTP {error.code}: {detail}", retryable) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise DeliveryError(f"Alertmanager unreachable: {reason}", retryable=True) from None
 
     def poll(self) -> list[Ack]:
         return []
@@ -219,9 +293,14 @@ def build_receiver(name: str, kind: str, config: BaseModel, context: ReceiverCon
             clock=context.clock,
             sleep=context.sleep,
             wall_clock=context.wall_clock,
+            title=config.title,
+            text=config.text,
+            send_resolved=config.send_resolved,
         )
     if isinstance(config, WebhookConfig):
         return WebhookReceiver(label, config)
+    if isinstance(config, AlertmanagerConfig):
+        return AlertmanagerReceiver(label, config)
     if isinstance(config, KafkaConfig):
         return KafkaReceiver(label, context.topic_prefix + config.topic, context.kafka_brokers)
     if isinstance(config, ConsoleConfig):

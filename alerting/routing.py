@@ -22,9 +22,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from alerting.config import ALL_LABELS, AlertingConfig, RouteConfig
 from alerting.matchers import Matcher, match_all
+from alerting.time_intervals import TimeInterval
 
 DEFAULT_GROUP_BY = ("stage", "rule", "model")
 DEFAULT_GROUP_WAIT = 10.0
@@ -46,6 +48,14 @@ class Route:
     repeat_interval: float
     continue_: bool
     children: tuple[Route, ...]
+    mute: tuple[TimeInterval, ...] = ()
+    active_only: tuple[TimeInterval, ...] = ()
+
+    def muted(self, moment: datetime) -> bool:
+        """Whether the route's time intervals hold its notifications back at ``moment``."""
+        if any(interval.active(moment) for interval in self.mute):
+            return True
+        return bool(self.active_only) and not any(interval.active(moment) for interval in self.active_only)
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes an alert with these labels is notified through."""
@@ -79,10 +89,11 @@ def build_routes(config: AlertingConfig) -> Route:
         continue_=False,
         children=(),
     )
-    return _build(root, defaults, "")
+    intervals = {t.name: t.interval() for t in config.time_intervals}
+    return _build(root, defaults, "", intervals)
 
 
-def _build(node: RouteConfig, parent: Route, parent_id: str) -> Route:
+def _build(node: RouteConfig, parent: Route, parent_id: str, intervals: dict[str, TimeInterval]) -> Route:
     receiver = node.receiver or parent.receiver
     group_by = node.group_by if node.group_by is not None else parent.group_by
     identity = f"{parent_id}/{receiver}:{','.join(str(m) for m in node.matchers)}:{','.join(group_by)}"
@@ -98,5 +109,12 @@ def _build(node: RouteConfig, parent: Route, parent_id: str) -> Route:
         continue_=node.continue_,
         children=(),
     )
-    children = tuple(_build(child, inherited, identity) for child in node.routes)
-    return Route(**{**inherited.__dict__, "children": children})
+    children = tuple(_build(child, inherited, identity, intervals) for child in node.routes)
+    return Route(
+        **{
+            **inherited.__dict__,
+            "children": children,
+            "mute": tuple(intervals[name] for name in node.mute_time_intervals),
+            "active_only": tuple(intervals[name] for name in node.active_time_intervals),
+        }
+    )

@@ -43,6 +43,7 @@ from slack_sdk.webhook import WebhookClient
 from alerting.delivery import DeliveryError
 from alerting.dispatcher import Ack
 from alerting.notifications import AlertSnapshot, Notification, human_duration
+from alerting.templates import MessageTemplate
 from sinks.text import code, code_block, link, mrkdwn, printable, shell_command
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,16 @@ def _alert_blocks(alert: AlertSnapshot) -> list[dict[str, Any]]:
     return blocks
 
 
-def render(notification: Notification) -> tuple[str, list[dict[str, Any]]]:
-    """Fallback text and Block Kit blocks of a group's main message (its current state)."""
-    headline = notification.headline()
+def render(
+    notification: Notification, title: MessageTemplate | None = None, text: MessageTemplate | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Fallback text and Block Kit blocks of a group's main message (its current state).
+
+    ``title`` and ``text`` are the operator's templates (``slack_configs``): the title
+    replaces the headline, the text is a paragraph under it. What they render comes
+    from alerts, so it is escaped like every other value.
+    """
+    headline = title.render(notification) if title is not None else notification.headline()
     emoji = _EMOJI.get(notification.severity, ":information_source:")
     blocks: list[dict[str, Any]] = [
         {
@@ -127,6 +135,9 @@ def render(notification: Notification) -> tuple[str, list[dict[str, Any]]]:
             "text": {"type": "plain_text", "text": _clip(printable(headline), 150), "emoji": True},
         },
     ]
+    if text is not None:
+        paragraph = _clip(mrkdwn(text.render(notification)), 3000)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": paragraph}})
     shown = notification.alerts[:MAX_ALERTS_SHOWN]
     for index, alert in enumerate(shown):
         if index:
@@ -274,6 +285,9 @@ class SlackReceiver:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        title: MessageTemplate | None = None,
+        text: MessageTemplate | None = None,
+        send_resolved: bool = True,
     ) -> None:
         if bot_token is None and webhook_url is None:
             raise ValueError(f"receiver {name}: Slack needs a bot token (and channel) or a webhook URL")
@@ -281,6 +295,9 @@ class SlackReceiver:
             raise ValueError(f"receiver {name}: a Slack bot token needs a channel")
         self.name = name
         self.channel = channel
+        self.title = title
+        self.text = text
+        self.send_resolved = send_resolved
         self.min_interval = min_interval
         self.ack_poll_interval = ack_poll_interval
         self.clock = clock
@@ -301,6 +318,9 @@ class SlackReceiver:
             )
 
     def deliver(self, notification: Notification) -> None:
+        if notification.kind == "resolved" and not self.send_resolved:
+            self.threads.pop(notification.group_id, None)
+            return
         try:
             if self._web is not None:
                 self._deliver_bot(self._web, notification)
@@ -314,7 +334,7 @@ class SlackReceiver:
             raise DeliveryError(f"{type(error).__name__}: {error}", retryable=True) from None
 
     def _deliver_bot(self, web: WebClient, notification: Notification) -> None:
-        text, blocks = render(notification)
+        text, blocks = render(notification, self.title, self.text)
         thread = self.threads.get(notification.group_id)
         if thread is None or notification.kind == "firing":
             self._pace()
@@ -353,9 +373,11 @@ class SlackReceiver:
     def _deliver_webhook(self, notification: Notification) -> None:
         if notification.kind == "update":
             return  # a webhook message cannot be edited; the next change or reminder shows the counts
-        text, blocks = render(notification) if notification.kind == "firing" else render_reply(notification)
-        if notification.kind != "firing":
-            blocks = render(notification)[1][:1] + blocks
+        if notification.kind == "firing":
+            text, blocks = render(notification, self.title, self.text)
+        else:
+            text, blocks = render_reply(notification)
+            blocks = render(notification, self.title)[1][:1] + blocks
         assert self._hook is not None
         self._pace()
         response = self._hook.send(text=text, blocks=blocks)

@@ -25,9 +25,7 @@ notifiers never deliver at the same time, so a takeover sends nothing twice.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -36,13 +34,13 @@ from typing import Any
 import orjson
 
 from alerting.manager import AlertManager, Position
+from alerting.state import StateLock
 from schemas.records import AlertRow
 from streams.topics import ALERTS_TOPIC
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = "notifier.lock"
 MAX_RETRY_SECONDS = 30.0
 
 
@@ -82,31 +80,6 @@ def _utc(value: object) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"time {value!r} has no UTC offset")
     return moment
-
-
-class StandbyLock:
-    """An exclusive ``flock`` on the state directory: whoever holds it is the active notifier."""
-
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / LOCK_FILE
-        self._fd: int | None = None
-
-    def acquire(self, on_wait: Callable[[], None] = lambda: None) -> None:
-        """Take the lock; if another notifier holds it, call ``on_wait`` and block until it is free."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            on_wait()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
 
 
 async def apply_batch(manager: AlertManager, events: Sequence[Any]) -> None:
@@ -179,7 +152,7 @@ def run_notifier(settings: Settings, build_manager: Callable[[], AlertManager], 
     """Wait as standby until this process holds the state, then run until SIGTERM/SIGINT."""
     import faust
 
-    lock = StandbyLock(notifier_dir(settings))
+    lock = StateLock(notifier_dir(settings))
     lock.acquire(
         on_wait=lambda: log.info("standby: another notifier is active on %s; waiting to take over", lock.path)
     )

@@ -14,6 +14,7 @@ from typing import Any
 from alerting import AlertGate, AlertingStore, AlertManager, ConfigSource, ManagerOptions
 from alerting.config import builtin_config
 from alerting.receivers import ReceiverContext
+from alerting.state import StateLock, StateLockedError
 from audit.store import audited_store, load_signer
 from detectors.config import load_config
 from detectors.stage import DetectStage
@@ -143,6 +144,7 @@ class Notifiers:
 
     manager: AlertManager
     client: Any = None
+    lock: StateLock | None = None
 
     def notify(self, alerts: Sequence[AlertRow]) -> None:
         self.manager.ingest(alerts)
@@ -153,6 +155,8 @@ class Notifiers:
         finally:
             if self.client is not None:
                 self.client.close()
+            if self.lock is not None:
+                self.lock.release()
 
 
 def receiver_context(settings: Settings) -> ReceiverContext:
@@ -189,14 +193,24 @@ def build_alert_manager(
 
 
 def build_notifiers(settings: Settings, console: bool = True) -> Notifiers:
-    """Call after ``open_store``: the manager reads and writes its tables on its own client."""
+    """Call after ``open_store``: the manager reads and writes its tables on its own client.
+
+    The run owns the alerting state while it lasts: with a ``vigil notifier`` on the
+    same state directory it would deliver the same groups twice, so it refuses.
+    """
+    lock = StateLock(manager_options(settings).state_dir or settings.data_dir / "alerting")
+    try:
+        lock.acquire()
+    except StateLockedError as error:
+        raise SystemExit(f"vigil: {error}; stop it or set VIGIL_ALERTING_STATE_DIR") from None
     client = connect(settings.store_url, already_owned=True)
     try:
         manager = build_alert_manager(settings, AlertingStore.over_client(client), console)
     except BaseException:
         client.close()
+        lock.release()
         raise
-    return Notifiers(manager, client)
+    return Notifiers(manager, client, lock)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Integration fixtures: the real Kafka broker, worker processes, a local Slack.
 
-The broker is the project's own (scripts/kafka/broker.sh): started once per session
-if it is not already answering, and stopped again only if this session started it.
+The broker is the project's own (scripts/kafka/broker.sh), and Alertmanager is
+Debian's (scripts/alertmanager.sh): each started once per session if it is not
+already answering, and stopped again only if this session started it.
 Every test gets its own topic prefix and consumer group so tests never share data.
 """
 
@@ -31,6 +32,7 @@ from tests.slack_server import FakeSlack
 REPO = Path(__file__).resolve().parents[2]
 BROKER_PORT = int(os.environ.get("VIGIL_KAFKA_PORT", "19092"))
 BROKERS = f"127.0.0.1:{BROKER_PORT}"
+ALERTMANAGER_PORT = int(os.environ.get("VIGIL_ALERTMANAGER_PORT", "19593"))
 
 
 def _answers(port: int) -> bool:
@@ -48,6 +50,18 @@ def kafka_brokers() -> Iterator[str]:
     yield BROKERS
     if started:
         subprocess.run([str(REPO / "scripts/kafka/broker.sh"), "stop"], check=False, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def alertmanager_url() -> Iterator[str]:
+    """Debian's prometheus-alertmanager (scripts/alertmanager.sh installs it when missing)."""
+    started = False
+    if not _answers(ALERTMANAGER_PORT):
+        subprocess.run([str(REPO / "scripts/alertmanager.sh"), "start"], check=True, timeout=600)
+        started = True
+    yield f"http://127.0.0.1:{ALERTMANAGER_PORT}"
+    if started:
+        subprocess.run([str(REPO / "scripts/alertmanager.sh"), "stop"], check=False, timeout=60)
 
 
 @pytest.fixture

@@ -332,3 +332,25 @@ def test_failures_never_log_the_token(fake_slack: FakeSlack, caplog: pytest.LogC
         rig.run(30)
     assert "retrying" in caplog.text
     assert TOKEN not in caplog.text
+
+
+def test_alertmanager_slack_configs_title_and_text_shape_the_message(fake_slack: FakeSlack) -> None:
+    config = slack_config()
+    config["receivers"][0] = {
+        "name": "ml",
+        "slack_configs": [
+            {
+                "channel": "#ml-alerts",
+                "title": "{{ .CommonLabels.alertname }} on {{ .CommonLabels.model }} is {{ .Status }}",
+                "text": "Runbook: {{ .CommonAnnotations.runbook_url }}",
+            }
+        ],
+    }
+    config["global"]["runbook_url_template"] = "https://wiki.corp/rb/{rule}"
+    rig = Rig(fake_slack, config)
+    rig.feed(drift())
+    rig.run(6)
+    [post] = fake_slack.posts()
+    assert post.body["channel"] == "#ml-alerts"
+    assert post.blocks[0]["text"]["text"] == "adwin-mean-shift on fraud-v3 is firing"
+    assert "Runbook: https://wiki.corp/rb/adwin-mean-shift" in post.blocks[1]["text"]["text"]

@@ -1,8 +1,9 @@
 """The worker end to end through the real broker: nothing lost, nothing trusted unproven.
 
 A few hundred mixed events go to real Kafka topics; a ``vigil worker`` subprocess
-consumes them into its embedded store; the test reads results through the worker's
-read-only query server, the dead-letter and alerts topics, and a local Slack.
+consumes them into its embedded store and a ``vigil notifier`` routes its alerts; the
+test reads results through the worker's read-only query server, the dead-letter and
+alerts topics, and a local Slack.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def test_mixed_traffic_is_stored_verified_decided_and_alerted(worker_env: Worker
     messages, expect = _traffic(count=400, drift_from=300)
     asyncio.run(produce(worker_env.brokers, _prefixed(worker_env, messages)))
     worker_env.start_worker()
-    # Workers publish alerts; the notifier, with a store of its own, sends them to Slack.
-    worker_env.start("notifier", VIGIL_CLICKHOUSE_URL=f"chdb://{worker_env.data_dir / 'notifier-store'}")
+    # The notifier routes what the worker publishes; chDB admits one process per directory.
+    worker_env.start("notifier", VIGIL_CLICKHOUSE_URL=f"chdb://{worker_env.data_dir / 'notifier-clickhouse'}")
 
     worker_env.wait_until("SELECT count() FROM events_unique", expect["valid"])
     worker_env.wait_until("SELECT count() FROM rejected_unique", expect["malformed"])
@@ -110,7 +111,14 @@ def test_mixed_traffic_is_stored_verified_decided_and_alerted(worker_env: Worker
 
     alerts = {row[0] for row in worker_env.sql("SELECT detector_or_rule FROM alerts_unique")}
     assert {"feature-drift", "identity-bad-signature"} <= alerts
-    assert "zt-unverified-denied" not in alerts  # one incident, one alert: the identity one
+    # The forged event is one incident: its denial is a finding, not a second alert.
+    assert "zt-unverified-denied" not in alerts
+    assert (
+        worker_env.scalar(
+            "SELECT count() FROM findings_unique WHERE detector_or_rule = 'zt-unverified-denied'"
+        )
+        == 1
+    )
 
     posted = fake_slack.wait_for(len(alerts))
     assert all(call.path == "/api/chat.postMessage" for call in posted)

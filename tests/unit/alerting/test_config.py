@@ -138,3 +138,55 @@ def test_hot_reload_picks_up_valid_changes_and_keeps_the_last_good_one(tmp_path:
 def _touch_later(path: Path) -> None:
     stamp = time.time() + 5
     os.utime(path, (stamp, stamp))
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        {"group_by": ["stage", "team"]},
+        {"routes": [{"receiver": "pager", "matchers": ["team=sre"]}]},
+        {"routes": [{"receiver": "pager", "match": {"cluster": "eu"}}]},
+    ],
+)
+def test_a_label_no_alert_carries_is_refused_instead_of_grouping_everything(route: dict[str, object]) -> None:
+    found = problems(minimal(**route))
+    assert "alerts have no label" in found
+    assert "labels: stage, rule, model, principal, severity, alertname" in found
+
+
+def test_an_inhibit_rule_on_an_unknown_label_is_refused() -> None:
+    document = {
+        **minimal(),
+        "inhibit_rules": [
+            {"source_matchers": ["rule=a"], "target_matchers": ["rule=b"], "equal": ["instance"]}
+        ],
+    }
+    assert "no label 'instance'" in problems(document)
+
+
+def test_alertmanager_syntax_is_accepted_where_the_concepts_match() -> None:
+    config = parse_config(
+        {
+            "receivers": [{"name": "ml"}, {"name": "pager"}],
+            "route": {
+                "receiver": "ml",
+                "group_by": ["alertname", "model"],
+                "routes": [
+                    {
+                        "receiver": "pager",
+                        "match": {"severity": "critical"},
+                        "match_re": {"alertname": "export-.*"},
+                    }
+                ],
+            },
+            "inhibit_rules": [
+                {"source_match": {"alertname": "model-quarantined"}, "target_match_re": {"stage": "detector"}}
+            ],
+        }
+    )
+    assert config.route.group_by == ("rule", "model")
+    [child] = config.route.routes
+    assert [str(m) for m in child.matchers] == ['severity="critical"', 'rule=~"export-.*"']
+    [rule] = config.inhibit_rules
+    assert [str(m) for m in rule.source_matchers] == ['rule="model-quarantined"']
+    assert [str(m) for m in rule.target_matchers] == ['stage=~"detector"']
