@@ -83,6 +83,10 @@ class KafkaProducer:
                 summary += f" (and {len(failures) - 5} more)"
             raise DeliveryError(summary)
 
+    def queued(self) -> int:
+        """Messages sent and not yet confirmed (or failed) by the broker."""
+        return len(self._producer)
+
     def close(self) -> None:
         """Deliver what is still queued (best effort): nothing depends on it any more."""
         left = self._producer.flush(min(self.delivery_timeout, 10.0))

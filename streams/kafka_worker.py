@@ -47,6 +47,7 @@ from sinks.kafka import KafkaProducer
 from streams.checkpoint import BatchCheckpoint, Notify, Offsets
 from streams.outputs import KafkaOutputs
 from streams.topics import DEADLETTER_TOPIC, SOURCE_TOPICS, max_message_bytes
+from vigil.metrics import Health, MeasuredStore, Metrics
 from vigil.pipeline import BatchResult, Pipeline, RawMessage
 from vigil.settings import Settings
 
@@ -105,6 +106,8 @@ class IngestWorker:
         detectors: Checkpointer | None = None,
         stopping: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.detectors = detectors
@@ -114,7 +117,18 @@ class IngestWorker:
         self.batch_within = settings.kafka.batch_within
         self.snapshot_every = settings.detectors.snapshot_seconds
         self.clock = clock
-        self.consumer = Consumer({**consumer_config(settings), "error_cb": self._client_error})
+        # Observability: counted once per batch and per rebalance, commit or statistics report.
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.health = health if health is not None else Health(settings.metrics.stall_seconds)
+        self.health.assigned = False
+        self.consumer = Consumer(
+            {
+                **consumer_config(settings),
+                "error_cb": self._client_error,
+                "stats_cb": self.metrics.kafka_statistics,
+                "statistics.interval.ms": int(settings.metrics.kafka_stats_seconds * 1000),
+            }
+        )
         self.checkpoint = checkpoint(self._commit)
         self.messages = 0
         self._pipeline_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-pipeline")
@@ -130,6 +144,7 @@ class IngestWorker:
         self.consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked)
         try:
             while not self.stopping.is_set():
+                self.health.beat()
                 messages, offsets = self._consume()
                 self._hand_over()
                 self.checkpoint.flush(wait=not messages)  # nothing to overlap with: finish what is written
@@ -183,7 +198,9 @@ class IngestWorker:
     def _process(self, messages: Sequence[RawMessage]) -> BatchResult:
         started = time.perf_counter()
         result = self.pipeline.process(messages)
-        log.debug("%d messages processed in %.3fs", len(messages), time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        log.debug("%d messages processed in %.3fs", len(messages), elapsed)
+        self.metrics.count_batch(result, elapsed)
         return result
 
     def _hand_over(self) -> None:
@@ -206,6 +223,8 @@ class IngestWorker:
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assignment |= {(tp.topic, tp.partition) for tp in partitions}
         self._rebalanced = True
+        self.metrics.assigned((tp.topic, tp.partition) for tp in partitions)
+        self.health.assigned = bool(self._assignment)
         log.info("assigned %s", _describe(partitions))
         if self.detectors is not None and not self._failed:
             self._on_pipeline_thread(self.detectors.prepare, {tp.partition for tp in partitions})
@@ -214,6 +233,8 @@ class IngestWorker:
         """Finish and commit what was taken from these partitions, then hand their state on."""
         self._assignment -= {(tp.topic, tp.partition) for tp in partitions}
         self._rebalanced = True
+        self.metrics.revoked((tp.topic, tp.partition) for tp in partitions)
+        self.health.assigned = bool(self._assignment)
         log.info("revoked %s", _describe(partitions))
         if self._failed:
             return
@@ -237,6 +258,7 @@ class IngestWorker:
                 log.warning("offsets of %s not committed: delivered again", _describe(failed))
                 return
             raise KafkaException(failed[0].error)
+        self.metrics.committed(offsets)
 
     def _client_error(self, error: KafkaError) -> None:
         """librdkafka retries connection trouble by itself; a fatal error ends the run."""
@@ -283,8 +305,12 @@ def run_worker(
     store: ClickHouseStore,
     notifiers: Notify,
     stopping: threading.Event,
+    metrics: Metrics | None = None,
+    health: Health | None = None,
 ) -> IngestWorker:
     """Run the worker until ``stopping`` is set; returns it (for its counts) or raises."""
+    metrics = metrics if metrics is not None else Metrics()
+    health = health if health is not None else Health(settings.metrics.stall_seconds)
     producer = KafkaProducer(
         settings.kafka_brokers,
         delivery_timeout=settings.kafka.delivery_timeout,
@@ -296,9 +322,19 @@ def run_worker(
     )
 
     def checkpoint(commit: Callable[[Offsets], None]) -> BatchCheckpoint:
-        return BatchCheckpoint(store, notifiers, outputs=outputs, commit=commit, stopping=stopping)
+        measured = MeasuredStore(store, metrics, health)
+        return BatchCheckpoint(measured, notifiers, outputs=outputs, commit=commit, stopping=stopping)
 
-    worker = IngestWorker(settings, pipeline, checkpoint, detector_checkpoints(settings, pipeline), stopping)
+    metrics.queue_depth("producer", producer.queued)
+    worker = IngestWorker(
+        settings,
+        pipeline,
+        checkpoint,
+        detector_checkpoints(settings, pipeline),
+        stopping,
+        metrics=metrics,
+        health=health,
+    )
     try:
         worker.run()
     finally:

@@ -27,6 +27,7 @@ from streams import local
 from vigil.cli_support import load_settings
 from vigil.log_format import JsonFormatter
 from vigil.log_limits import RepeatLimiter
+from vigil.metrics import Health, Metrics, serve
 from vigil.runtime import build_notifiers, build_pipeline, open_store, settle_memory
 from vigil.settings import Settings
 
@@ -101,9 +102,20 @@ def _run_lines(settings: Settings, lines, topic: str) -> local.RunStats:  # type
     pipeline = _build_pipeline(settings)
     opened = _open_store(settings)
     notifiers = build_notifiers(settings)
+    metrics, health = Metrics(), Health(settings.metrics.stall_seconds)
+    server = serve(settings.metrics, metrics, health)
     try:
-        return local.run(local.messages_from_lines(lines, topic), pipeline, opened.store, notifiers)
+        return local.run(
+            local.messages_from_lines(lines, topic),
+            pipeline,
+            opened.store,
+            notifiers,
+            metrics=metrics,
+            health=health,
+        )
     finally:
+        if server is not None:
+            server.close()
         notifiers.close()
         opened.close()
 
@@ -199,12 +211,16 @@ def worker() -> None:
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stopping.set())
     log.info("worker on %s, store %s", settings.kafka_brokers, redact(settings.store_url))
+    metrics, health = Metrics(), Health(settings.metrics.stall_seconds, needs_assignment=True)
+    server = serve(settings.metrics, metrics, health)
     try:
-        consumed = run_worker(settings, pipeline, opened.store, notifiers, stopping).messages
+        consumed = run_worker(settings, pipeline, opened.store, notifiers, stopping, metrics, health).messages
     except Exception as error:
         log.exception("worker stopped by an error; the next start resumes from the last commit")
         raise SystemExit(1) from error
     finally:
+        if server is not None:
+            server.close()
         notifiers.close()
         opened.close()
     log.info("worker stopped after %d messages", consumed)

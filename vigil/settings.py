@@ -76,6 +76,19 @@ class KafkaSettings(BaseModel):
     """Switch source topics that keep producer-set timestamps to LogAppendTime at start (else refuse)."""
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics and health endpoints of long-running processes (docs/operations.md)."""
+
+    port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on this port; unset: not served."""
+    host: str = "127.0.0.1"
+    """Address to listen on; ``0.0.0.0`` in a container, so Prometheus and probes reach it."""
+    stall_seconds: float = Field(default=120.0, gt=0)
+    """``/healthz`` fails once the processing loop has not come round for this long."""
+    kafka_stats_seconds: float = Field(default=5.0, gt=0)
+    """How often the consumer reports lag and fetch queue (librdkafka statistics)."""
+
+
 def _comma_separated(cls: type, value: object) -> object:
     """Lists in environment variables: ``a,b`` or JSON ``["a","b"]``."""
     if isinstance(value, str):
@@ -174,6 +187,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     policies: PolicySettings = PolicySettings()
     detectors: DetectorsSettings = DetectorsSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def unknown_environment(cls) -> list[str]:
