@@ -47,6 +47,7 @@ from sinks.kafka import KafkaProducer
 from streams.checkpoint import BatchCheckpoint, Notify, Offsets
 from streams.outputs import KafkaOutputs
 from streams.topics import DEADLETTER_TOPIC, SOURCE_TOPICS, max_message_bytes
+from vigil.kafka_clients import librdkafka_config
 from vigil.metrics import Health, MeasuredStore, Metrics
 from vigil.pipeline import BatchResult, Pipeline, RawMessage
 from vigil.settings import Settings
@@ -70,7 +71,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     kafka = settings.kafka
     session_ms = int(kafka.session_timeout * 1000)
     return {
-        "bootstrap.servers": settings.kafka_brokers,
+        **librdkafka_config(settings),
         "group.id": kafka.group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -312,11 +313,11 @@ def run_worker(
     metrics = metrics if metrics is not None else Metrics()
     health = health if health is not None else Health(settings.metrics.stall_seconds)
     producer = KafkaProducer(
-        settings.kafka_brokers,
+        librdkafka_config(settings),
         delivery_timeout=settings.kafka.delivery_timeout,
         max_message_bytes=settings.kafka.deadletter_max_bytes,
     )
-    deadletter_limit = max_message_bytes(settings.kafka_brokers, settings.topic(DEADLETTER_TOPIC))
+    deadletter_limit = max_message_bytes(settings, settings.topic(DEADLETTER_TOPIC))
     outputs = KafkaOutputs(
         settings, producer, store, min(deadletter_limit, settings.kafka.deadletter_max_bytes)
     )

@@ -25,6 +25,7 @@ from sinks.query_server import QueryError, query_remote
 from sinks.read_only import check_read_only
 from streams import local
 from vigil.cli_support import load_settings
+from vigil.kafka_clients import KafkaAccessError, check_access
 from vigil.log_format import JsonFormatter
 from vigil.log_limits import RepeatLimiter
 from vigil.metrics import Health, Metrics, serve
@@ -199,9 +200,10 @@ def worker() -> None:
     _setup_logging(settings)
     pipeline = _build_pipeline(settings)
     try:
+        check_access(settings)
         ensure_topics(settings)
         ensure_broker_time(settings)
-    except TopicTimeError as error:
+    except (KafkaAccessError, TopicTimeError) as error:
         raise click.ClickException(str(error)) from error
     except Exception as error:
         raise click.ClickException(f"cannot reach Kafka at {settings.kafka_brokers}: {error}") from error
@@ -268,6 +270,10 @@ def publish(
         for message in shown:
             click.echo(message.decode())
     else:
+        try:
+            check_access(settings)
+        except KafkaAccessError as error:
+            raise click.ClickException(str(error)) from error
         report = publish_lines(source, outgoing)
     for problem in report.errors:
         click.echo(f"not sent: {problem}", err=True)

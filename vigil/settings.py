@@ -74,6 +74,30 @@ class KafkaSettings(BaseModel):
     """Largest dead letter (message plus headers); the dead-letter topic is created to accept it."""
     fix_timestamp_type: bool = True
     """Switch source topics that keep producer-set timestamps to LogAppendTime at start (else refuse)."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How every Kafka client of Vigil connects (docs/configuration.md#kafka-security)."""
+    ssl_ca_file: Path | None = None
+    """PEM file of the CAs that signed the brokers' certificates; unset: the system's."""
+    ssl_cert_file: Path | None = None
+    """PEM client certificate, for brokers that require mutual TLS (with ``ssl_key_file``)."""
+    ssl_key_file: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    """Check that a broker's certificate names the host connected to."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _complete_security(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_username and "
+                "kafka.sasl_password (VIGIL_KAFKA_SASL_USERNAME, VIGIL_KAFKA_SASL_PASSWORD)"
+            )
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise ValueError("kafka.ssl_cert_file and kafka.ssl_key_file go together (mutual TLS)")
+        return self
 
 
 class MetricsSettings(BaseModel):
