@@ -13,6 +13,7 @@ from typing import BinaryIO
 import click
 
 from audit.cli import audit_group
+from audit.keys import AuditKeyError
 from identity.keyring import KeyringError, load_keyring
 from identity.signing import Ed25519Signer
 from identity.tokens import TokenConfigError
@@ -135,7 +136,7 @@ def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
         return open_store(settings)
     except StoreLockedError as error:
         raise click.ClickException(f"{error}; stop it or point VIGIL_DATA_DIR elsewhere") from error
-    except StoreUnavailableError as error:
+    except (StoreUnavailableError, AuditKeyError) as error:
         raise click.ClickException(str(error)) from error
 
 

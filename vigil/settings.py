@@ -163,10 +163,11 @@ class AuditSettings(BaseModel):
     """The tamper-evident audit ledger: who signs its checkpoints, how often, where copies go."""
 
     signing_key_file: Path | None = None
-    """Ed25519 private key (PEM); default ``<data_dir>/audit-signing.key``, created with mode
+    """Ed25519 private key (PEM); default ``<keys_dir>/audit-signing.key``, created with mode
     0600 on first start, its public key written beside it as ``audit-signing.pub``."""
     export_dir: Path | None = None
-    """Where signed checkpoints are copied as JSON files; default ``<data_dir>/audit-checkpoints``."""
+    """Where signed checkpoints are copied as JSON files; default ``<data_dir>-checkpoints``
+    beside the data directory, so that whoever holds the store does not hold the copies."""
     checkpoint_entries: int = Field(default=1000, ge=1)
     """Sign a checkpoint of a stream once this many entries are not yet covered..."""
     checkpoint_seconds: float = Field(default=60.0, gt=0)
@@ -185,6 +186,12 @@ class DetectorsSettings(BaseModel):
     generated once as ``<data_dir>/detector-snapshots.key`` (fine for one worker)."""
 
 
+def beside_data_dir(data_dir: Path, purpose: str) -> Path:
+    """``/var/lib/vigil`` -> ``/var/lib/vigil-<purpose>``: its own directory, next to the data."""
+    resolved = data_dir.resolve()
+    return resolved.with_name(f"{resolved.name}-{purpose}")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_",
@@ -195,6 +202,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("vigil-data")
     keys_file: Path | None = None
+    keys_dir: Path | None = None
+    """Secrets Vigil creates for itself (the audit signing key); default ``<data_dir>-keys``
+    beside the data directory, so that whoever holds the store does not hold the key."""
     kafka_brokers: str = "127.0.0.1:9092"
     clickhouse_url: SecretStr | None = None
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
@@ -239,6 +249,10 @@ class Settings(BaseSettings):
             return self.policies.inventory
         default = self.data_dir / "inventory.yaml"
         return default if default.exists() else None
+
+    @property
+    def keys_directory(self) -> Path:
+        return self.keys_dir or beside_data_dir(self.data_dir, "keys")
 
     @property
     def keys_path(self) -> Path:
