@@ -12,6 +12,7 @@ split copies would each look incomplete.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from audit.keys import AuditKeyError, public_key_path
@@ -50,7 +51,13 @@ def signing_key_path(settings: Settings) -> Path:
 
 
 def published_key_path(settings: Settings) -> Path:
-    return public_key_path(signing_key_path(settings))
+    """Beside the private key; in ``<keys_dir>`` when the key is a read-only mounted secret."""
+    key = signing_key_path(settings)
+    beside = public_key_path(key)
+    read_only = settings.audit.signing_key_file is not None and not os.access(key.parent, os.W_OK)
+    if read_only and not beside.exists():
+        return settings.keys_directory / beside.name
+    return beside
 
 
 def export_dir(settings: Settings) -> Path:

@@ -4,12 +4,13 @@ or copies left at their former place inside the data directory are used, never r
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
 from audit.config import export_dir, published_key_path, signing_key_path
-from audit.keys import AuditKeyError, load_or_create_signer
+from audit.keys import AuditKeyError, load_or_create_signer, load_public_keys
 from audit.store import load_signer
 from vigil.settings import Settings
 
@@ -88,3 +89,25 @@ def test_copies_in_both_places_stop_start_up(tmp_path: Path) -> None:
         (directory / "1.json").write_text("{}")
     with pytest.raises(AuditKeyError, match="two places"):
         export_dir(Settings(data_dir=data))
+
+
+def test_a_key_mounted_read_only_publishes_its_public_key_in_the_keys_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = tmp_path / "secrets"
+    first = load_or_create_signer(secrets / "audit-signing.key")
+    (secrets / "audit-signing.pub").unlink()
+    # A mounted secret's directory is a read-only file system, even for root.
+    writable = os.access
+    monkeypatch.setattr("audit.config.os.access", lambda p, mode: Path(p) != secrets and writable(p, mode))
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        keys_dir=tmp_path / "keys",
+        audit={"signing_key_file": secrets / "audit-signing.key"},  # type: ignore[arg-type]
+    )
+
+    assert load_signer(settings).key_id == first.key_id
+
+    assert published_key_path(settings) == tmp_path / "keys" / "audit-signing.pub"
+    assert load_public_keys([published_key_path(settings)]).by_id.keys() == {first.key_id}
+    assert not (secrets / "audit-signing.pub").exists()
