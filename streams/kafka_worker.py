@@ -85,6 +85,11 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def consumer_health(settings: Settings) -> Health:
+    """Ready only once the group has assigned this worker some partitions."""
+    return Health(settings.metrics.stall_seconds, needs_assignment=True)
+
+
 @dataclass
 class _Processing:
     offsets: Offsets
@@ -120,8 +125,7 @@ class IngestWorker:
         self.clock = clock
         # Observability: counted once per batch and per rebalance, commit or statistics report.
         self.metrics = metrics if metrics is not None else Metrics()
-        self.health = health if health is not None else Health(settings.metrics.stall_seconds)
-        self.health.assigned = False
+        self.health = health if health is not None else consumer_health(settings)
         self.consumer = Consumer(
             {
                 **consumer_config(settings),
@@ -311,7 +315,7 @@ def run_worker(
 ) -> IngestWorker:
     """Run the worker until ``stopping`` is set; returns it (for its counts) or raises."""
     metrics = metrics if metrics is not None else Metrics()
-    health = health if health is not None else Health(settings.metrics.stall_seconds)
+    health = health if health is not None else consumer_health(settings)
     producer = KafkaProducer(
         librdkafka_config(settings),
         delivery_timeout=settings.kafka.delivery_timeout,

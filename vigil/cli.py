@@ -29,7 +29,7 @@ from vigil.cli_support import load_settings
 from vigil.kafka_clients import KafkaAccessError, check_access
 from vigil.log_format import JsonFormatter
 from vigil.log_limits import RepeatLimiter
-from vigil.metrics import Health, Metrics, serve
+from vigil.metrics import Health, Metrics, MetricsPortError, MetricsServer, serve
 from vigil.runtime import build_notifiers, build_pipeline, open_store, settle_memory
 from vigil.settings import Settings
 
@@ -102,10 +102,10 @@ def run(source: BinaryIO) -> None:
 
 def _run_lines(settings: Settings, lines, topic: str) -> local.RunStats:  # type: ignore[no-untyped-def]
     pipeline = _build_pipeline(settings)
+    metrics, health = Metrics(), Health(settings.metrics.stall_seconds)
+    server = _serve_metrics(settings, metrics, health)
     opened = _open_store(settings)
     notifiers = build_notifiers(settings)
-    metrics, health = Metrics(), Health(settings.metrics.stall_seconds)
-    server = serve(settings.metrics, metrics, health)
     try:
         return local.run(
             local.messages_from_lines(lines, topic),
@@ -120,6 +120,13 @@ def _run_lines(settings: Settings, lines, topic: str) -> local.RunStats:  # type
             server.close()
         notifiers.close()
         opened.close()
+
+
+def _serve_metrics(settings: Settings, metrics: Metrics, health: Health) -> MetricsServer | None:
+    try:
+        return serve(settings.metrics, metrics, health)
+    except MetricsPortError as error:
+        raise click.ClickException(str(error)) from error
 
 
 def _build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
@@ -194,7 +201,7 @@ def worker() -> None:
     SIGTERM or Ctrl-C stops it after the batches in hand are stored and committed (exit 0).
     Any error it cannot retry ends it with exit 1; the next start resumes from the last commit.
     """
-    from streams.kafka_worker import run_worker
+    from streams.kafka_worker import consumer_health, run_worker
     from streams.topics import TopicTimeError, ensure_broker_time, ensure_topics
 
     settings = _settings()
@@ -208,14 +215,14 @@ def worker() -> None:
         raise click.ClickException(str(error)) from error
     except Exception as error:
         raise click.ClickException(f"cannot reach Kafka at {settings.kafka_brokers}: {error}") from error
+    metrics, health = Metrics(), consumer_health(settings)
+    server = _serve_metrics(settings, metrics, health)
     opened = _open_store(settings)
     notifiers = build_notifiers(settings)
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stopping.set())
     log.info("worker on %s, store %s", settings.kafka_brokers, redact(settings.store_url))
-    metrics, health = Metrics(), Health(settings.metrics.stall_seconds, needs_assignment=True)
-    server = serve(settings.metrics, metrics, health)
     try:
         consumed = run_worker(settings, pipeline, opened.store, notifiers, stopping, metrics, health).messages
     except Exception as error:

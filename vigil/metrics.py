@@ -275,11 +275,21 @@ class MetricsServer:
         self._server.server_close()
 
 
+class MetricsPortError(RuntimeError):
+    """The metrics port cannot be listened on (taken, or not allowed)."""
+
+
 def serve(settings: MetricsSettings, metrics: Metrics, health: Health) -> MetricsServer | None:
     """Start serving when a port is configured; ``None`` otherwise."""
     if settings.port is None:
         return None
-    server = MetricsServer(metrics, health, settings.host, settings.port).start()
+    try:
+        server = MetricsServer(metrics, health, settings.host, settings.port).start()
+    except OSError as error:
+        raise MetricsPortError(
+            f"cannot serve metrics on {settings.host}:{settings.port} ({error.strerror}): "
+            "choose another VIGIL_METRICS_PORT"
+        ) from None
     log.info("metrics and health on http://%s:%d/metrics", settings.host, server.port)
     return server
 

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams import local
 from tests.clock import FakeClock
 from vigil.demo import DemoTraffic, write_demo_inventory, write_demo_keys
-from vigil.metrics import Health, MeasuredStore, Metrics, MetricsServer, serve
+from vigil.metrics import Health, MeasuredStore, Metrics, MetricsPortError, MetricsServer, serve
 from vigil.runtime import build_pipeline
 from vigil.settings import MetricsSettings, Settings
 
@@ -212,3 +212,9 @@ def test_the_server_answers_metrics_health_and_readiness(server: tuple[MetricsSe
 
 def test_no_port_no_server() -> None:
     assert serve(MetricsSettings(), Metrics(), Health(30)) is None
+
+
+def test_a_taken_port_is_a_clear_error(server: tuple[MetricsServer, Health]) -> None:
+    taken = server[0].port
+    with pytest.raises(MetricsPortError, match=f"cannot serve metrics on 127.0.0.1:{taken}"):
+        serve(MetricsSettings(port=taken), Metrics(), Health(30))
