@@ -226,7 +226,13 @@ class Settings(BaseSettings):
     @classmethod
     def unknown_environment(cls) -> list[str]:
         """``VIGIL_*`` variables no setting reads: almost always a typo worth a warning."""
-        known = {"VIGIL_CONFIG", "VIGIL_KAFKA_PORT", "VIGIL_KAFKA_HOME"}
+        known = {
+            "VIGIL_CONFIG",
+            "VIGIL_KAFKA_PORT",
+            "VIGIL_KAFKA_HOME",
+            "VIGIL_KAFKA_SSL_DIR",
+            "VIGIL_PROMETHEUS_PORT",
+        }
         for name, field_info in cls.model_fields.items():
             prefix = f"VIGIL_{name.upper()}"
             annotation = field_info.annotation
