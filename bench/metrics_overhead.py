@@ -8,8 +8,9 @@ to every event's. This measures, in one run so the numbers are comparable:
 2. the pipeline followed by ``count_batch`` of each result, as the worker does;
 3. ``count_batch`` alone over the results already produced.
 
-Cases 1 and 2 alternate, each on a freshly built pipeline (the replay memory would
-otherwise reject the second pass), ``--runs`` times each; min / median / max are shown.
+After one warm-up pass, cases 1 and 2 alternate (which goes first alternates too), each
+on a freshly built pipeline (the replay memory would otherwise reject the second pass),
+``--runs`` times each; min / median / max are shown.
 GC stays on. Events are ``vigil.fleet.FleetTraffic``: 200 models, 5,000 principals,
 2,000 datasets, signed, so decisions and findings have production cardinality.
 
@@ -75,14 +76,14 @@ def main() -> None:
         lines = list(FleetTraffic(secrets_by_source, events=args.events, seed=args.seed).lines())
         chunks = list(batches(messages_from_lines(lines, "bench"), BATCH))
 
+        _, results = run_pipeline(settings, chunks, None)  # warm-up: imports, first Cedar calls
         baseline: list[float] = []
         counted: list[float] = []
-        results: list[BatchResult] = []
-        for _ in range(args.runs):
-            seconds, results = run_pipeline(settings, chunks, None)
-            baseline.append(seconds / args.events * 1e6)
-            seconds, _ = run_pipeline(settings, chunks, Metrics())
-            counted.append(seconds / args.events * 1e6)
+        for run in range(args.runs):
+            order = [(baseline, None), (counted, Metrics())]
+            for times, metrics in order if run % 2 == 0 else reversed(order):  # neither always goes first
+                seconds, _ = run_pipeline(settings, chunks, metrics)
+                times.append(seconds / args.events * 1e6)
 
         alone: list[float] = []
         for _ in range(args.runs):
