@@ -162,7 +162,15 @@ class Metrics:
 
         ``consumer_lag`` is the partition's end minus the committed offset, as the
         client last saw both; -1 (not known yet, e.g. nothing committed) is left out.
+        It runs inside the consumer's ``consume`` call: whatever goes wrong here is
+        logged, never raised into the processing loop.
         """
+        try:
+            self._read_statistics(statistics)
+        except Exception as error:
+            log.warning("unreadable Kafka client statistics, lag not updated: %r", error)
+
+    def _read_statistics(self, statistics: str) -> None:
         fetched = 0
         for topic, about in orjson.loads(statistics).get("topics", {}).items():
             for number, partition in about.get("partitions", {}).items():

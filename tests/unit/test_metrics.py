@@ -218,3 +218,12 @@ def test_a_taken_port_is_a_clear_error(server: tuple[MetricsServer, Health]) -> 
     taken = server[0].port
     with pytest.raises(MetricsPortError, match=f"cannot serve metrics on 127.0.0.1:{taken}"):
         serve(MetricsSettings(port=taken), Metrics(), Health(30))
+
+
+def test_unreadable_client_statistics_never_reach_the_loop(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics()
+    metrics.assigned([("ai.inference", 0)])
+    metrics.kafka_statistics("{not json")
+    metrics.kafka_statistics(kafka_statistics({0: {"consumer_lag": 3, "fetchq_cnt": 1}}))
+    assert "unreadable Kafka client statistics" in caplog.text
+    assert samples(metrics)[("vigil_consumer_lag", (("partition", "0"), ("topic", "ai.inference")))] == 3
