@@ -72,6 +72,14 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self.on_delivery: Callable[[str, str], None] | None = None
+        """Told of every delivery attempt (receiver, result): how a process exports them."""
+
+    def delivery(self, receiver: str, result: str, counter: str) -> None:
+        """One attempt to deliver to ``receiver`` ended in ``result``; ``counter`` counts it here."""
+        self.inc(counter)
+        if self.on_delivery is not None:
+            self.on_delivery(receiver, result)
 
     def inc(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -273,7 +281,7 @@ class DeliveryWorker:
             if error.retryable:
                 delay = min(self.backoff_max, self.backoff_initial * 2 ** min(item.attempts - 1, 20))
                 item.next_attempt = self.clock() + delay
-                self.metrics.inc("delivery_retries")
+                self.metrics.delivery(self.receiver.name, "retry", "delivery_retries")
                 self._report(notification, "pending", item.attempts, item.last_error)
                 log.warning(
                     "%s: delivery of %s failed (attempt %d), retrying in %.0fs: %s",
@@ -285,7 +293,7 @@ class DeliveryWorker:
                 )
                 return False
             self.outbox.remove(item, self._receiver_state())
-            self.metrics.inc("notifications_failed")
+            self.metrics.delivery(self.receiver.name, "failed", "notifications_failed")
             self._report(notification, "failed", item.attempts, item.last_error)
             log.error(
                 "%s: notification %s cannot be delivered: %s",
@@ -295,7 +303,7 @@ class DeliveryWorker:
             )
             return True
         self.outbox.remove(item, self._receiver_state())
-        self.metrics.inc("notifications_delivered")
+        self.metrics.delivery(self.receiver.name, "delivered", "notifications_delivered")
         self._report(notification, "delivered", item.attempts, "")
         return True
 

@@ -92,9 +92,10 @@ def _copies(settings: Settings, directory: Path | None, kafka: bool) -> list[Ext
     if kafka:
         from audit.kafka_export import read_checkpoints
         from streams.topics import AUDIT_TOPIC
+        from vigil.kafka_clients import aiokafka_config
 
         try:
-            copies += asyncio.run(read_checkpoints(settings.kafka_brokers, settings.topic(AUDIT_TOPIC)))
+            copies += asyncio.run(read_checkpoints(aiokafka_config(settings), settings.topic(AUDIT_TOPIC)))
         except Exception as error:
             raise CannotVerify(
                 f"cannot read checkpoints from Kafka {settings.kafka_brokers}: {error}"

@@ -1,20 +1,85 @@
-"""Where the audit trail keeps its key and its exported checkpoints, from settings."""
+"""Where the audit trail keeps its key and its exported checkpoints, from settings.
+
+The signing key, the exported checkpoints and the store are kept apart by default
+(docs/audit.md#threat-model): the key in ``<keys_dir>`` (default ``<data_dir>-keys``),
+the copies in ``<data_dir>-checkpoints``, the store in ``<data_dir>``. Before that, key
+and copies lived inside the data directory; a key or copies found there are used where
+they are, with a warning to move them, never replaced by a new key or split between two
+places: a new key would sign a chain its predecessor's checkpoints contradict, and
+split copies would each look incomplete.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
-from audit.keys import public_key_path
-from vigil.settings import Settings
+from audit.keys import AuditKeyError, public_key_path
+from vigil.settings import Settings, beside_data_dir
+
+log = logging.getLogger(__name__)
+
+KEY_NAME = "audit-signing.key"
+FORMER_EXPORTS = "audit-checkpoints"
+"""Name of the export directory inside the data directory, where it was kept before."""
 
 
 def signing_key_path(settings: Settings) -> Path:
-    return settings.audit.signing_key_file or settings.data_dir / "audit-signing.key"
+    if settings.audit.signing_key_file is not None:
+        return settings.audit.signing_key_file
+    default = settings.keys_directory / KEY_NAME
+    former = settings.data_dir / KEY_NAME
+    if not former.exists():
+        return default
+    if default.exists():
+        if default.read_bytes() != former.read_bytes():
+            raise AuditKeyError(
+                f"two audit signing keys, {default} and {former} (its former place): keep the one "
+                "whose public key the auditors hold, remove the other"
+            )
+        log.warning("%s is a leftover copy of %s; remove it", former, default)
+        return default
+    log.warning(
+        "audit signing key found at its former place %s: using it; move it and %s to %s "
+        "(or set VIGIL_AUDIT_SIGNING_KEY_FILE) so the store and the key are apart",
+        former,
+        public_key_path(former).name,
+        settings.keys_directory,
+    )
+    return former
 
 
 def published_key_path(settings: Settings) -> Path:
-    return public_key_path(signing_key_path(settings))
+    """Beside the private key; in ``<keys_dir>`` when the key is a read-only mounted secret."""
+    key = signing_key_path(settings)
+    beside = public_key_path(key)
+    read_only = settings.audit.signing_key_file is not None and not os.access(key.parent, os.W_OK)
+    if read_only and not beside.exists():
+        return settings.keys_directory / beside.name
+    return beside
 
 
 def export_dir(settings: Settings) -> Path:
-    return settings.audit.export_dir or settings.data_dir / "audit-checkpoints"
+    if settings.audit.export_dir is not None:
+        return settings.audit.export_dir
+    default = beside_data_dir(settings.data_dir, "checkpoints")
+    former = settings.data_dir / FORMER_EXPORTS
+    if not _holds_files(former):
+        return default
+    if _holds_files(default):
+        raise AuditKeyError(
+            f"exported audit checkpoints in two places, {default} and {former} (the former "
+            f"default): move the files of {former} into {default}"
+        )
+    log.warning(
+        "exported audit checkpoints found at their former place %s: exporting there; move them to %s "
+        "(or set VIGIL_AUDIT_EXPORT_DIR) so the store and the copies are apart",
+        former,
+        default,
+    )
+    return former
+
+
+def _holds_files(directory: Path) -> bool:
+    return directory.is_dir() and any(path.is_file() for path in directory.rglob("*"))

@@ -44,10 +44,16 @@ def publish_checkpoints(producer: Producer, topic: str, store: ClickHouseStore) 
         raise
 
 
-async def read_checkpoints(brokers: str, topic: str, timeout: float = 30.0) -> list[ExternalCheckpoint]:
-    """Everything on the topic, from the beginning to the end offsets read at start."""
-    partitions = [TopicPartition(topic, p) for p in await _partitions(brokers, topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=brokers, enable_auto_commit=False, group_id=None)
+async def read_checkpoints(
+    client: dict[str, Any], topic: str, timeout: float = 30.0
+) -> list[ExternalCheckpoint]:
+    """Everything on the topic, from the beginning to the end offsets read at start.
+
+    ``client``: aiokafka keyword arguments (bootstrap servers and security), as every
+    client of the cluster connects.
+    """
+    partitions = [TopicPartition(topic, p) for p in await _partitions(client, topic)]
+    consumer = AIOKafkaConsumer(**client, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         consumer.assign(partitions)
@@ -66,15 +72,15 @@ async def read_checkpoints(brokers: str, topic: str, timeout: float = 30.0) -> l
         await consumer.stop()
 
 
-async def _partitions(brokers: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=brokers)
+async def _partitions(client: dict[str, Any], topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(**client)
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
     if description["error_code"] or not description["partitions"]:
-        raise LookupError(f"topic {topic} does not exist on {brokers}")
+        raise LookupError(f"topic {topic} does not exist on {client['bootstrap_servers']}")
     return sorted(p["partition"] for p in description["partitions"])
 
 

@@ -79,8 +79,9 @@ class TrustedKeys:
         return bool(self.by_id)
 
 
-def load_or_create_signer(path: Path) -> Signer:
-    """Load the signing key, creating it (mode 0600) and its ``.pub`` on first start."""
+def load_or_create_signer(path: Path, published: Path | None = None) -> Signer:
+    """Load the signing key, creating it (mode 0600) on first start, and publish its public key
+    at ``published`` (default the ``.pub`` beside it)."""
     if not path.exists():
         _create(path)
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -92,12 +93,12 @@ def load_or_create_signer(path: Path) -> Signer:
     if not isinstance(private_key, Ed25519PrivateKey):
         raise AuditKeyError(f"{path}: the audit signing key must be Ed25519")
     signer = Signer(private_key)
-    _publish(public_key_path(path), signer.public_key)
+    _publish(published or public_key_path(path), signer.public_key)
     return signer
 
 
 def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -114,6 +115,7 @@ def _publish(path: Path, public_key: Ed25519PublicKey) -> None:
     pem = public_pem(public_key)
     if path.exists() and path.read_bytes() == pem:
         return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(pem)
     temporary.chmod(0o644)

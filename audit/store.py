@@ -18,7 +18,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from audit.checkpoint import Checkpoint
-from audit.config import export_dir, signing_key_path
+from audit.config import export_dir, published_key_path, signing_key_path
 from audit.export import CheckpointExports, DirectoryExport
 from audit.keys import Signer, load_or_create_signer
 from audit.ledger import Head, Ledger, Prepared
@@ -129,7 +129,7 @@ class AuditedStore(ClickHouseStore):
 
 def load_signer(settings: Settings) -> Signer:
     """The checkpoint signing key from settings, created on first start."""
-    return load_or_create_signer(signing_key_path(settings))
+    return load_or_create_signer(signing_key_path(settings), published_key_path(settings))
 
 
 def audited_store(client: Client, settings: Settings, signer: Signer) -> AuditedStore:

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh dev
+scripts/prometheus/prometheus.sh install  # the metrics tests scrape a worker with a real Prometheus
 started=""
 if ! scripts/kafka/broker.sh status >/dev/null 2>&1; then
   scripts/kafka/broker.sh start

@@ -32,17 +32,17 @@ class DeliveryError(RuntimeError):
 class KafkaProducer:
     def __init__(
         self,
-        brokers: str,
+        client: dict[str, Any],
         *,
         delivery_timeout: float = 120.0,
         max_message_bytes: int = 4 * 1024 * 1024,
         linger_ms: float = 5.0,
-        extra: dict[str, Any] | None = None,
     ) -> None:
+        """``client``: bootstrap servers and security properties, as every client of the cluster uses."""
         self.delivery_timeout = delivery_timeout
         self._producer = Producer(
             {
-                "bootstrap.servers": brokers,
+                **client,
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": linger_ms,
@@ -50,7 +50,6 @@ class KafkaProducer:
                 "message.max.bytes": max_message_bytes,
                 "delivery.timeout.ms": int(delivery_timeout * 1000),
                 "error_cb": _log_client_error,
-                **(extra or {}),
             }
         )
         self._lock = threading.Lock()
@@ -82,6 +81,10 @@ class KafkaProducer:
             if len(failures) > 5:
                 summary += f" (and {len(failures) - 5} more)"
             raise DeliveryError(summary)
+
+    def queued(self) -> int:
+        """Messages sent and not yet confirmed (or failed) by the broker."""
+        return len(self._producer)
 
     def close(self) -> None:
         """Deliver what is still queued (best effort): nothing depends on it any more."""

@@ -56,6 +56,8 @@ from sinks.kafka import KafkaProducer
 from streams.checkpoint import BatchCheckpoint, Offsets
 from streams.outputs import KafkaOutputs
 from streams.topics import DEADLETTER_TOPIC, SOURCE_TOPICS, max_message_bytes
+from vigil.kafka_clients import librdkafka_config
+from vigil.metrics import Health, MeasuredStore, Metrics
 from vigil.pipeline import BatchResult, Pipeline, RawMessage
 from vigil.settings import Settings
 
@@ -82,7 +84,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     kafka = settings.kafka
     session_ms = int(kafka.session_timeout * 1000)
     return {
-        "bootstrap.servers": settings.kafka_brokers,
+        **librdkafka_config(settings),
         "group.id": kafka.group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -94,6 +96,11 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "fetch.max.bytes": kafka.fetch_max_bytes,
         "queued.max.messages.kbytes": kafka.queued_max_kbytes,
     }
+
+
+def consumer_health(settings: Settings) -> Health:
+    """Ready only once the group has assigned this worker some partitions."""
+    return Health(settings.metrics.stall_seconds, needs_assignment=True)
 
 
 @dataclass
@@ -118,6 +125,8 @@ class IngestWorker:
         detectors: Checkpointer | None = None,
         stopping: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.detectors = detectors
@@ -127,7 +136,17 @@ class IngestWorker:
         self.batch_within = settings.kafka.batch_within
         self.snapshot_every = settings.detectors.snapshot_seconds
         self.clock = clock
-        self.consumer = Consumer({**consumer_config(settings), "error_cb": self._client_error})
+        # Observability: counted once per batch and per rebalance, commit or statistics report.
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.health = health if health is not None else consumer_health(settings)
+        self.consumer = Consumer(
+            {
+                **consumer_config(settings),
+                "error_cb": self._client_error,
+                "stats_cb": self.metrics.kafka_statistics,
+                "statistics.interval.ms": int(settings.metrics.kafka_stats_seconds * 1000),
+            }
+        )
         self.checkpoint = checkpoint(self._commit)
         self.messages = 0
         self._pipeline_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-pipeline")
@@ -143,6 +162,7 @@ class IngestWorker:
         self.consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked)
         try:
             while not self.stopping.is_set():
+                self.health.beat()
                 messages, offsets = self._consume()
                 self._hand_over()
                 self.checkpoint.flush(wait=not messages)  # nothing to overlap with: finish what is written
@@ -217,7 +237,9 @@ class IngestWorker:
     def _process(self, messages: Sequence[RawMessage]) -> BatchResult:
         started = time.perf_counter()
         result = self.pipeline.process(messages)
-        log.debug("%d messages processed in %.3fs", len(messages), time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        log.debug("%d messages processed in %.3fs", len(messages), elapsed)
+        self.metrics.count_batch(result, elapsed)
         return result
 
     def _hand_over(self) -> None:
@@ -240,6 +262,8 @@ class IngestWorker:
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assignment |= {(tp.topic, tp.partition) for tp in partitions}
         self._rebalanced = True
+        self.metrics.assigned((tp.topic, tp.partition) for tp in partitions)
+        self.health.assigned = bool(self._assignment)
         log.info("assigned %s", _describe(partitions))
         if self.detectors is not None and not self._failed:
             self._on_pipeline_thread(self.detectors.prepare, {tp.partition for tp in partitions})
@@ -248,6 +272,8 @@ class IngestWorker:
         """Finish and commit what was taken from these partitions, then hand their state on."""
         self._assignment -= {(tp.topic, tp.partition) for tp in partitions}
         self._rebalanced = True
+        self.metrics.revoked((tp.topic, tp.partition) for tp in partitions)
+        self.health.assigned = bool(self._assignment)
         log.info("revoked %s", _describe(partitions))
         if self._failed:
             return
@@ -271,6 +297,7 @@ class IngestWorker:
                 log.warning("offsets of %s not committed: delivered again", _describe(failed))
                 return
             raise KafkaException(failed[0].error)
+        self.metrics.committed(offsets)
 
     def _client_error(self, error: KafkaError) -> None:
         """librdkafka retries connection trouble by itself; a fatal error ends the run."""
@@ -316,22 +343,36 @@ def run_worker(
     pipeline: Pipeline,
     store: ClickHouseStore,
     stopping: threading.Event,
+    metrics: Metrics | None = None,
+    health: Health | None = None,
 ) -> IngestWorker:
     """Run the worker until ``stopping`` is set; returns it (for its counts) or raises."""
+    metrics = metrics if metrics is not None else Metrics()
+    health = health if health is not None else consumer_health(settings)
     producer = KafkaProducer(
-        settings.kafka_brokers,
+        librdkafka_config(settings),
         delivery_timeout=settings.kafka.delivery_timeout,
         max_message_bytes=settings.kafka.deadletter_max_bytes,
     )
-    deadletter_limit = max_message_bytes(settings.kafka_brokers, settings.topic(DEADLETTER_TOPIC))
+    deadletter_limit = max_message_bytes(settings, settings.topic(DEADLETTER_TOPIC))
     outputs = KafkaOutputs(
         settings, producer, store, min(deadletter_limit, settings.kafka.deadletter_max_bytes)
     )
 
     def checkpoint(commit: Callable[[Offsets], None]) -> BatchCheckpoint:
-        return BatchCheckpoint(store, outputs=outputs, commit=commit, stopping=stopping)
+        measured = MeasuredStore(store, metrics, health)
+        return BatchCheckpoint(measured, outputs=outputs, commit=commit, stopping=stopping)
 
-    worker = IngestWorker(settings, pipeline, checkpoint, detector_checkpoints(settings, pipeline), stopping)
+    metrics.queue_depth("producer", producer.queued)
+    worker = IngestWorker(
+        settings,
+        pipeline,
+        checkpoint,
+        detector_checkpoints(settings, pipeline),
+        stopping,
+        metrics=metrics,
+        health=health,
+    )
     try:
         worker.run()
     finally:

@@ -16,6 +16,7 @@ from itertools import islice
 
 from sinks.clickhouse import ClickHouseStore
 from streams.checkpoint import BatchCheckpoint
+from vigil.metrics import Health, MeasuredStore, Metrics
 from vigil.pipeline import BatchResult, Pipeline, RawMessage
 from vigil.runtime import Notifiers
 
@@ -69,15 +70,24 @@ def run(
     store: ClickHouseStore,
     notifiers: Notifiers,
     batch_size: int = 2000,
+    metrics: Metrics | None = None,
+    health: Health | None = None,
 ) -> RunStats:
+    """Process ``messages`` to the end; ``metrics`` and ``health`` are counted per batch."""
+    metrics = metrics if metrics is not None else Metrics()
+    health = health if health is not None else Health(stall_seconds=float("inf"))
     stats = RunStats()
     started = time.perf_counter()
-    checkpoint = BatchCheckpoint(store, notifiers)
+    checkpoint = BatchCheckpoint(MeasuredStore(store, metrics, health), notifiers)
     try:
         for batch in batches(messages, batch_size):
+            health.beat()
+            processing = time.perf_counter()
             result = pipeline.process(batch)
+            metrics.count_batch(result, time.perf_counter() - processing)
             checkpoint.add(result)
             stats.add(result)
+            health.idle()  # reading the next lines may wait on a quiet input
         checkpoint.flush()
     finally:
         checkpoint.close()

@@ -37,6 +37,8 @@ from alerting.manager import AlertManager, Position
 from alerting.state import StateLock
 from schemas.records import AlertRow
 from streams.topics import ALERTS_TOPIC
+from vigil.kafka_clients import faust_credentials
+from vigil.metrics import Health, Metrics, serve
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,22 @@ def _utc(value: object) -> datetime:
     return moment
 
 
-async def apply_batch(manager: AlertManager, events: Sequence[Any]) -> None:
-    """Decode a batch of ``ai.alerts`` events and apply it; returns only once it is saved."""
+async def apply_batch(manager: AlertManager, events: Sequence[Any], health: Health | None = None) -> None:
+    """Decode a batch of ``ai.alerts`` events and apply it; returns only once it is saved.
+
+    ``health`` counts the notifier stalled while one batch keeps failing to save for
+    longer than its limit; waiting for alerts is not a stall.
+    """
+    if health is not None:
+        health.beat()
+    try:
+        await _apply(manager, events)
+    finally:
+        if health is not None:
+            health.idle()
+
+
+async def _apply(manager: AlertManager, events: Sequence[Any]) -> None:
     rows: list[AlertRow] = []
     positions: list[Position] = []
     for event in events:
@@ -111,7 +127,7 @@ async def apply_batch(manager: AlertManager, events: Sequence[Any]) -> None:
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
 
-def build_app(settings: Settings, manager: AlertManager) -> Any:
+def build_app(settings: Settings, manager: AlertManager, health: Health | None = None) -> Any:
     """The faust app: one agent on ``ai.alerts``, batches of up to ``batch_size`` rows."""
     import faust
 
@@ -127,6 +143,7 @@ def build_app(settings: Settings, manager: AlertManager) -> Any:
         broker_heartbeat_interval=max(notifier.session_timeout / 10, 0.5),
         broker_commit_interval=1.0,
         topic_disable_leader=True,
+        broker_credentials=faust_credentials(settings),
     )
     topic = app.topic(
         settings.topic(ALERTS_TOPIC),
@@ -139,7 +156,7 @@ def build_app(settings: Settings, manager: AlertManager) -> Any:
     @app.agent(topic)
     async def alerts(stream: Any) -> None:
         async for events in stream.take_events(notifier.batch_size, within=notifier.batch_within):
-            await apply_batch(manager, events)
+            await apply_batch(manager, events, health)
 
     return app
 
@@ -149,26 +166,49 @@ def notifier_dir(settings: Settings) -> Path:
 
 
 def run_notifier(settings: Settings, build_manager: Callable[[], AlertManager], loglevel: str) -> None:
-    """Wait as standby until this process holds the state, then run until SIGTERM/SIGINT."""
-    import faust
+    """Wait as standby until this process holds the state, then run until SIGTERM/SIGINT.
 
+    ``/healthz`` and ``/metrics`` (``VIGIL_METRICS_PORT``) answer from the start, so a
+    standby is seen alive while it waits.
+    """
+    metrics, health = Metrics(), Health(settings.metrics.stall_seconds)
+    health.idle()  # alive while waiting: as the standby, or for alerts
+    server = serve(settings.metrics, metrics, health)
     lock = StateLock(notifier_dir(settings))
-    lock.acquire(
-        on_wait=lambda: log.info("standby: another notifier is active on %s; waiting to take over", lock.path)
-    )
     try:
-        manager = build_manager()  # after the lock: the state is the previous owner's last commit
-        log.info("active notifier on %s (group %s)", settings.kafka_brokers, settings.notifier.group_id)
-        worker = faust.Worker(
-            build_app(settings, manager),
-            loglevel=loglevel,
-            quiet=True,
-            override_logging=False,
-            redirect_stdouts=False,
+        lock.acquire(
+            on_wait=lambda: log.info(
+                "standby: another notifier is active on %s; waiting to take over", lock.path
+            )
         )
-        try:
-            worker.execute_from_commandline()
-        finally:
-            manager.close()
+        _run_active(settings, build_manager, loglevel, metrics, health)
     finally:
         lock.release()
+        if server is not None:
+            server.close()
+
+
+def _run_active(
+    settings: Settings,
+    build_manager: Callable[[], AlertManager],
+    loglevel: str,
+    metrics: Metrics,
+    health: Health,
+) -> None:
+    import faust
+
+    manager = build_manager()  # after the lock: the state is the previous owner's last commit
+    manager.metrics.on_delivery = metrics.notification
+    metrics.queue_depth("notifications", lambda: sum(manager.pending().values()))
+    log.info("active notifier on %s (group %s)", settings.kafka_brokers, settings.notifier.group_id)
+    worker = faust.Worker(
+        build_app(settings, manager, health),
+        loglevel=loglevel,
+        quiet=True,
+        override_logging=False,
+        redirect_stdouts=False,
+    )
+    try:
+        worker.execute_from_commandline()
+    finally:
+        manager.close()

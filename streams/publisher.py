@@ -21,6 +21,7 @@ from identity.keyring import Keyring, secret_bytes
 from identity.signing import HmacSigner, Signer
 from schemas.decode import Rejection, decode
 from streams.topics import TOPIC_BY_TYPE
+from vigil.kafka_clients import librdkafka_config
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -173,11 +174,11 @@ def _line_number(problem: str) -> int:
     return int(problem.split(":", 1)[0].removeprefix("line "))
 
 
-def producer_config(settings: Settings) -> dict[str, object]:
+def producer_config(settings: Settings) -> dict[str, Any]:
     """Idempotent (a retried send never lands twice: a second copy would be judged a replay),
     acknowledged by all replicas, keys hashed the way Java producers hash them."""
     return {
-        "bootstrap.servers": settings.kafka_brokers,
+        **librdkafka_config(settings),
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 5,

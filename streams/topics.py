@@ -7,6 +7,7 @@ import logging
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
+from vigil.kafka_clients import librdkafka_config
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
 def ensure_topics(settings: Settings) -> None:
     """Create Vigil's topics if missing; existing topics are left as they are."""
     names = {settings.topic(t): t for t in (*SOURCE_TOPICS, ALERTS_TOPIC, DEADLETTER_TOPIC, AUDIT_TOPIC)}
-    admin = AdminClient({"bootstrap.servers": settings.kafka_brokers})
+    admin = AdminClient(librdkafka_config(settings))
     existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT).topics)
     configs = topic_configs(settings)
     wanted = [
@@ -69,9 +70,9 @@ def ensure_topics(settings: Settings) -> None:
         log.info("created topics %s", ", ".join(sorted(created)))
 
 
-def max_message_bytes(brokers: str, topic: str) -> int:
+def max_message_bytes(settings: Settings, topic: str) -> int:
     """The largest message ``topic`` accepts (its ``max.message.bytes``)."""
-    admin = AdminClient({"bootstrap.servers": brokers})
+    admin = AdminClient(librdkafka_config(settings))
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     entries = admin.describe_configs([resource], request_timeout=ADMIN_TIMEOUT)[resource].result()
     return int(entries["max.message.bytes"].value)
@@ -91,7 +92,7 @@ def ensure_broker_time(settings: Settings) -> list[str]:
     ``LogAppendTime`` (``VIGIL_KAFKA_FIX_TIMESTAMP_TYPE``, the default); where that is
     not allowed, or the setting is off, the worker refuses to start.
     """
-    admin = AdminClient({"bootstrap.servers": settings.kafka_brokers})
+    admin = AdminClient(librdkafka_config(settings))
     names = [settings.topic(t) for t in SOURCE_TOPICS]
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
     wrong = []

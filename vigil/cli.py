@@ -26,8 +26,10 @@ from sinks.query_server import QueryError, query_remote
 from sinks.read_only import check_read_only
 from streams import local
 from vigil.cli_support import UsageProblem, as_user_error, existing_store, load_settings
+from vigil.kafka_clients import check_access
 from vigil.log_format import JsonFormatter
 from vigil.log_limits import RepeatLimiter
+from vigil.metrics import Health, Metrics, serve
 from vigil.pipeline import Pipeline
 from vigil.progress import counted_lines, input_size, progress
 from vigil.runtime import build_notifiers, build_pipeline, open_store, settle_memory
@@ -179,11 +181,22 @@ def run(source: BinaryIO) -> None:
 
 def _run_lines(settings: Settings, lines: Iterable[bytes], topic: str) -> local.RunStats:
     pipeline = _build_pipeline(settings)
+    metrics, health = Metrics(), Health(settings.metrics.stall_seconds)
+    server = serve(settings.metrics, metrics, health)
     opened = open_store(settings)
     notifiers = build_notifiers(settings)
     try:
-        return local.run(local.messages_from_lines(lines, topic), pipeline, opened.store, notifiers)
+        return local.run(
+            local.messages_from_lines(lines, topic),
+            pipeline,
+            opened.store,
+            notifiers,
+            metrics=metrics,
+            health=health,
+        )
     finally:
+        if server is not None:
+            server.close()
         notifiers.close(flush_groups=True)
         opened.close()
 
@@ -282,13 +295,13 @@ def worker() -> None:
     SIGTERM or Ctrl-C stops it after the batches in hand are stored and committed (exit 0).
     Any error it cannot retry ends it with exit 1; the next start resumes from the last commit.
     """
-    from streams.kafka_worker import run_worker
+    from streams.kafka_worker import consumer_health, run_worker
     from streams.topics import TopicTimeError, ensure_broker_time, ensure_topics
 
     settings = _settings()
     _setup_logging(settings)
     pipeline = _build_pipeline(settings)
-    _check_broker(settings)
+    check_access(settings)  # fails in seconds, in one line, when no broker answers or admits it
     try:
         ensure_topics(settings)
         ensure_broker_time(settings)
@@ -298,17 +311,21 @@ def worker() -> None:
         raise click.ClickException(
             f"preparing the topics on {settings.kafka_brokers} failed: {error}"
         ) from error
+    metrics, health = Metrics(), consumer_health(settings)
+    server = serve(settings.metrics, metrics, health)
     opened = open_store(settings)
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stopping.set())
     log.info("worker on %s, store %s", settings.kafka_brokers, redact(settings.store_url))
     try:
-        consumed = run_worker(settings, pipeline, opened.store, stopping).messages
+        consumed = run_worker(settings, pipeline, opened.store, stopping, metrics, health).messages
     except Exception as error:
         log.exception("worker stopped by an error; the next start resumes from the last commit")
         raise SystemExit(1) from error
     finally:
+        if server is not None:
+            server.close()
         opened.close()
     log.info("worker stopped after %d messages", consumed)
 
@@ -367,7 +384,7 @@ def publish(
         for message in shown:
             click.echo(message.decode())
     else:
-        _check_broker(settings)
+        check_access(settings)
         with progress("publish", input_size(source), in_bytes=True) as advance:
             report = publish_lines(counted_lines(source, advance), outgoing)
     for problem in report.errors:
@@ -391,26 +408,6 @@ def publish(
 def schema(event_type: str | None) -> None:
     """Print the JSON Schema of the events producers send."""
     click.echo(render(event_type), nl=False)
-
-
-BROKER_CHECK_SECONDS = 10.0
-
-
-def _check_broker(settings: Settings) -> None:
-    """Fail in seconds, once, when no broker answers, rather than once per line after the
-    delivery timeout."""
-    from confluent_kafka import KafkaException, Producer
-
-    from streams.publisher import producer_config
-
-    probe = Producer({**producer_config(settings), "log_level": 0})
-    try:
-        probe.list_topics(timeout=BROKER_CHECK_SECONDS)
-    except KafkaException as error:
-        raise click.ClickException(
-            f"cannot reach Kafka at {settings.kafka_brokers} ({error.args[0].str()}); start the broker "
-            "or set VIGIL_KAFKA_BROKERS"
-        ) from None
 
 
 def _ed25519_signer(key_id: str, path: Path) -> Ed25519Signer:

@@ -31,6 +31,8 @@ from policies.inventory import InventoryError
 from schemas.durations import parse_duration
 from sinks.clickhouse import StoreLockedError, StoreUnavailableError
 from sinks.query_server import QueryError
+from vigil.kafka_clients import KafkaAccessError
+from vigil.metrics import MetricsPortError
 from vigil.settings import InvalidSettingsError, Settings
 from vigil.settings import load_settings as _load
 
@@ -72,6 +74,8 @@ FAILURE_HINTS: dict[type[Exception], str] = {
     StoreLockedError: "stop that process, or point VIGIL_DATA_DIR elsewhere",
     StoreUnavailableError: "check that the server runs and VIGIL_CLICKHOUSE_URL",
     QueryError: "",
+    KafkaAccessError: "",
+    MetricsPortError: "set VIGIL_METRICS_PORT to a free port, or 0 for any",
 }
 """Failures of what the command depends on (exit status 1)."""
 

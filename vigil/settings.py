@@ -87,6 +87,43 @@ class KafkaSettings(BaseModel):
     """Largest dead letter (message plus headers); the dead-letter topic is created to accept it."""
     fix_timestamp_type: bool = True
     """Switch source topics that keep producer-set timestamps to LogAppendTime at start (else refuse)."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How every Kafka client of Vigil connects (docs/configuration.md#kafka-security)."""
+    ssl_ca_file: Path | None = None
+    """PEM file of the CAs that signed the brokers' certificates; unset: the system's."""
+    ssl_cert_file: Path | None = None
+    """PEM client certificate, for brokers that require mutual TLS (with ``ssl_key_file``)."""
+    ssl_key_file: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    """Check that a broker's certificate names the host connected to."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _complete_security(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_username and "
+                "kafka.sasl_password (VIGIL_KAFKA_SASL_USERNAME, VIGIL_KAFKA_SASL_PASSWORD)"
+            )
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise ValueError("kafka.ssl_cert_file and kafka.ssl_key_file go together (mutual TLS)")
+        return self
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics and health endpoints of long-running processes (docs/operations.md)."""
+
+    port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on this port; unset: not served."""
+    host: str = "127.0.0.1"
+    """Address to listen on; ``0.0.0.0`` in a container, so Prometheus and probes reach it."""
+    stall_seconds: float = Field(default=120.0, gt=0)
+    """``/healthz`` fails once the processing loop has not come round for this long."""
+    kafka_stats_seconds: float = Field(default=5.0, gt=0)
+    """How often the consumer reports lag and fetch queue (librdkafka statistics)."""
 
 
 def _comma_separated(cls: type, value: object) -> object:
@@ -139,10 +176,11 @@ class AuditSettings(BaseModel):
     """The tamper-evident audit ledger: who signs its checkpoints, how often, where copies go."""
 
     signing_key_file: Path | None = None
-    """Ed25519 private key (PEM); default ``<data_dir>/audit-signing.key``, created with mode
+    """Ed25519 private key (PEM); default ``<keys_dir>/audit-signing.key``, created with mode
     0600 on first start, its public key written beside it as ``audit-signing.pub``."""
     export_dir: Path | None = None
-    """Where signed checkpoints are copied as JSON files; default ``<data_dir>/audit-checkpoints``."""
+    """Where signed checkpoints are copied as JSON files; default ``<data_dir>-checkpoints``
+    beside the data directory, so that whoever holds the store does not hold the copies."""
     checkpoint_entries: int = Field(default=1000, ge=1)
     """Sign a checkpoint of a stream once this many entries are not yet covered..."""
     checkpoint_seconds: float = Field(default=60.0, gt=0)
@@ -161,8 +199,23 @@ class DetectorsSettings(BaseModel):
     generated once as ``<data_dir>/detector-snapshots.key`` (fine for one worker)."""
 
 
-NOT_SETTINGS = ("VIGIL_CONFIG", "VIGIL_KAFKA_PORT", "VIGIL_KAFKA_HOME")
-"""``VIGIL_*`` variables read elsewhere: the config file's name, the local broker scripts' port and home."""
+NOT_SETTINGS = (
+    "VIGIL_CONFIG",
+    "VIGIL_KAFKA_PORT",
+    "VIGIL_KAFKA_HOME",
+    "VIGIL_KAFKA_SSL_DIR",
+    "VIGIL_PROMETHEUS_PORT",
+    "VIGIL_ALERTMANAGER_PORT",
+    "VIGIL_ALERTMANAGER_HOME",
+)
+"""``VIGIL_*`` variables read elsewhere: the config file's name, and the scripts that start
+the local broker, Prometheus and Alertmanager (port, home, TLS material)."""
+
+
+def beside_data_dir(data_dir: Path, purpose: str) -> Path:
+    """``/var/lib/vigil`` -> ``/var/lib/vigil-<purpose>``: its own directory, next to the data."""
+    resolved = data_dir.resolve()
+    return resolved.with_name(f"{resolved.name}-{purpose}")
 
 
 class Settings(BaseSettings):
@@ -175,6 +228,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("vigil-data")
     keys_file: Path | None = None
+    keys_dir: Path | None = None
+    """Secrets Vigil creates for itself (the audit signing key); default ``<data_dir>-keys``
+    beside the data directory, so that whoever holds the store does not hold the key."""
     kafka_brokers: str = "127.0.0.1:9092"
     clickhouse_url: SecretStr | None = None
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
@@ -193,6 +249,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     policies: PolicySettings = PolicySettings()
     detectors: DetectorsSettings = DetectorsSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def variables(cls) -> dict[str, str]:
@@ -226,6 +283,10 @@ class Settings(BaseSettings):
             return self.policies.inventory
         default = self.data_dir / "inventory.yaml"
         return default if default.exists() else None
+
+    @property
+    def keys_directory(self) -> Path:
+        return self.keys_dir or beside_data_dir(self.data_dir, "keys")
 
     @property
     def keys_path(self) -> Path:

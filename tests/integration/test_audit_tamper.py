@@ -18,10 +18,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from audit.canonical import chain_hash, record_hash, timestamp
+from audit.config import export_dir, published_key_path
 from audit.records import LedgerRow
 from sinks.clickhouse import connect
 from vigil.cli import main
 from vigil.demo import DemoTraffic, write_demo_keys
+from vigil.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +57,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def data_dir(template: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "data"
-    shutil.copytree(template, copy, symlinks=True)
+    for suffix in ("", "-keys", "-checkpoints"):  # the store, its signing key, its exported checkpoints
+        shutil.copytree(f"{template}{suffix}", f"{copy}{suffix}", symlinks=True)
     return copy
 
 
@@ -171,7 +174,7 @@ def test_a_dropped_tail_is_caught_by_the_exported_checkpoints(data_dir: Path, sq
     assert any(line.startswith(f"checkpoint-deleted: {STREAM} seq {last}") for line in lines)
     truncated = next(line for line in lines if line.startswith("truncated"))
     assert truncated.startswith(f"truncated: {STREAM} seq {cut + 1}..{last}: the ledger ends at seq {cut}")
-    assert "audit-checkpoints" in truncated  # named the export that proves it
+    assert str(export_dir(Settings(data_dir=data_dir))) in truncated  # named the export that proves it
 
 
 def test_a_checkpoint_rewritten_without_the_key_is_caught(data_dir: Path, sql: Any) -> None:
@@ -210,7 +213,7 @@ def test_a_proof_checks_with_the_public_key_alone(data_dir: Path, sql: Any, tmp_
     assert proof.exit_code == 0, proof.output
     auditor = tmp_path / "auditor"
     auditor.mkdir()
-    shutil.copy(data_dir / "audit-signing.pub", auditor / "vigil.pub")
+    shutil.copy(published_key_path(Settings(data_dir=data_dir)), auditor / "vigil.pub")
     (auditor / "proof.json").write_text(proof.output)
     checked = CliRunner().invoke(
         main,
@@ -247,7 +250,7 @@ def test_a_wiped_trail_does_not_verify(data_dir: Path, sql: Any) -> None:
     last = sql.query(f"SELECT max(seq) FROM audit_ledger WHERE stream = '{STREAM}'").result_rows[0][0]
     for table in ("audit_ledger", "audit_checkpoints"):
         sql.command(f"TRUNCATE TABLE {table}")
-    shutil.rmtree(data_dir / "audit-checkpoints")
+    shutil.rmtree(export_dir(Settings(data_dir=data_dir)))
     bare = verify(data_dir, sql, "--no-tables")
     assert bare.exit_code == 1
     assert "FAILED ledger: missing-trail: no stream, no entry and no checkpoint" in bare.output

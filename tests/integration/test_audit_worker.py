@@ -22,8 +22,10 @@ import orjson
 import pytest
 import yaml
 
+from audit.config import export_dir
 from identity.signing import sign_document
 from tests.integration.conftest import REPO, WorkerEnv, consume_all, produce, scoring_event
+from vigil.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +118,7 @@ def test_a_killed_worker_leaves_no_duplicate_and_no_broken_chain(worker_env: Wor
     # Everything on the topic: ask for more than there can be, stop at the timeout.
     published = asyncio.run(consume_all(worker_env.brokers, audit_topic, 10**6, timeout=8))
     assert published
-    exported = list((worker_env.data_dir / "audit-checkpoints").glob("*/*.json"))
+    exported = list(export_dir(Settings(data_dir=worker_env.data_dir)).glob("*/*.json"))
 
     result = _vigil(worker_env, "audit", "verify", "--kafka", "--format", "json")
     assert result.returncode == 0, result.stdout + result.stderr
