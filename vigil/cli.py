@@ -151,7 +151,7 @@ def sql(query: str, fmt: str, write: bool) -> None:
             raise click.ClickException("--write needs the store to itself; stop its owner first") from None
         store_dir = Path(settings.store_url.removeprefix("chdb://"))
         try:
-            output = query_remote(store_dir, query, "" if _names_format(query) else fmt)
+            output = query_remote(store_dir, query, fmt)
         except QueryError as error:
             raise click.ClickException(str(error)) from error
     else:

@@ -112,7 +112,13 @@ def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
     server = None
     if settings.embedded and serve_queries and settings.store_url != "chdb://memory":
         store_dir = Path(settings.store_url.removeprefix("chdb://"))
-        server = QueryServer(connect(settings.store_url, already_owned=True), store_dir).start()
+        query = settings.query
+        server = QueryServer(
+            store_dir,
+            host=query.host,
+            port=query.port,
+            password=query.password.get_secret_value() if query.password else None,
+        ).start()
     return OpenStore(audited_store(client, settings, signer), server)
 
 

@@ -148,6 +148,16 @@ class DetectorsSettings(BaseModel):
     generated once as ``<data_dir>/detector-snapshots.key`` (fine for one worker)."""
 
 
+class QuerySettings(BaseModel):
+    """The embedded store's read-only ClickHouse HTTP interface (docs/querying.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    """0: any free port (written to ``<store>/query-endpoint.json``); fix it for Grafana or curl."""
+    password: SecretStr | None = None
+    """Password of the user ``vigil``; unset means a random one per start, in the endpoint file."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_",
@@ -174,6 +184,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     policies: PolicySettings = PolicySettings()
     detectors: DetectorsSettings = DetectorsSettings()
+    query: QuerySettings = QuerySettings()
 
     @classmethod
     def unknown_environment(cls) -> list[str]:
