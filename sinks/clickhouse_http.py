@@ -92,6 +92,7 @@ AUTHENTICATION_FAILED = 516
 READONLY = 164
 UNKNOWN_DATABASE = 81
 UNSUPPORTED_METHOD = 1
+NOT_IMPLEMENTED = 48
 SYNTAX_ERROR = 62
 _HTTP_STATUS = {
     AUTHENTICATION_FAILED: 401,
@@ -115,6 +116,7 @@ _HTTP_STATUS = {
     60: 404,  # UNKNOWN_TABLE
     UNKNOWN_DATABASE: 404,
     UNSUPPORTED_METHOD: 501,
+    NOT_IMPLEMENTED: 501,
 }
 """HTTP statuses ClickHouse's HTTP handler gives these exception codes; others are 500."""
 
@@ -185,6 +187,7 @@ def parse_request(url_query: str, headers: Iterable[tuple[str, str]], body: byte
     header = {name.lower(): value for name, value in headers}
     fields = parse_qsl(url_query, keep_blank_values=True)
     values = dict(fields)
+    _refuse_compression(values, header)
     parts = [values.get("query", ""), _decode(body)]
     text = "\n".join(part for part in parts if part)
     if not text.strip():
@@ -230,6 +233,21 @@ def credentials(values: Mapping[str, str], header: Mapping[str, str]) -> Credent
     if authorization:
         raise ClickHouseHttpError(AUTHENTICATION_FAILED, "Only basic authorization is supported")
     return Credentials(values.get("user") or "default", values.get("password", ""))
+
+
+def _refuse_compression(values: Mapping[str, str], header: Mapping[str, str]) -> None:
+    """Compressed exchanges are refused, not misread: the answer would be garbage to the client.
+
+    (``enable_http_compression`` with ``Accept-Encoding`` is only an offer, and the
+    endpoint answers uncompressed, which HTTP allows.)
+    """
+    encoding = header.get("content-encoding", "identity").strip().lower()
+    if values.get("compress", "0") != "0" or values.get("decompress", "0") != "0" or encoding != "identity":
+        raise ClickHouseHttpError(
+            NOT_IMPLEMENTED,
+            "Compressed requests and ClickHouse-compressed answers (compress, decompress, Content-Encoding) "
+            "are not supported here: turn compression off in the client. (NOT_IMPLEMENTED)",
+        )
 
 
 def content_type(fmt: str) -> str:

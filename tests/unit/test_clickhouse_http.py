@@ -114,3 +114,18 @@ def test_content_types_follow_the_format() -> None:
     assert content_type("CSVWithNames").startswith("text/csv")
     assert content_type("Native") == "application/octet-stream"
     assert content_type("RowBinary") == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [("compress=1", []), ("decompress=1", []), ("", [("Content-Encoding", "gzip")])],
+)
+def test_compressed_exchanges_are_refused_not_misread(url: str, headers: list[tuple[str, str]]) -> None:
+    with pytest.raises(ClickHouseHttpError) as refused:
+        parse_request(f"{url}&query=SELECT+1", headers, b"")
+    assert (refused.value.code, refused.value.status) == (48, 501)
+
+
+def test_an_offer_to_accept_compression_is_fine() -> None:
+    query = parse_request("query=SELECT+1&enable_http_compression=1", [("Accept-Encoding", "gzip, lz4")], b"")
+    assert query.text == "SELECT 1"
