@@ -184,7 +184,7 @@ def parse_request(url_query: str, headers: Iterable[tuple[str, str]], body: byte
     (the parameter holds the start of the statement, the body the rest). Header
     names are compared without case: clients (Go's among them) change it.
     """
-    header = {name.lower(): value for name, value in headers}
+    header = _lowered(headers)
     fields = parse_qsl(url_query, keep_blank_values=True)
     values = dict(fields)
     _refuse_compression(values, header)
@@ -212,6 +212,11 @@ def parse_request(url_query: str, headers: Iterable[tuple[str, str]], body: byte
         query_id=values.get("query_id", ""),
         database=values.get("database") or header.get("x-clickhouse-database", ""),
     )
+
+
+def request_credentials(url_query: str, headers: Iterable[tuple[str, str]]) -> Credentials:
+    """Who a request says it is, before anything else of it is read."""
+    return credentials(dict(parse_qsl(url_query, keep_blank_values=True)), _lowered(headers))
 
 
 def credentials(values: Mapping[str, str], header: Mapping[str, str]) -> Credentials:
@@ -256,6 +261,10 @@ def content_type(fmt: str) -> str:
         if fmt.startswith(prefix):
             return kind
     return "application/octet-stream"
+
+
+def _lowered(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers}
 
 
 def _decode(body: bytes) -> str:

@@ -44,9 +44,11 @@ from sinks.clickhouse_http import (
     UNKNOWN_DATABASE,
     UNSUPPORTED_METHOD,
     ClickHouseHttpError,
+    Credentials,
     HttpQuery,
     content_type,
     parse_request,
+    request_credentials,
 )
 from sinks.read_only import ReadOnlyError, check_read_only
 
@@ -182,10 +184,10 @@ def _handler(runner: ReadOnlyRunner, password: str) -> type[BaseHTTPRequestHandl
 
         def do_POST(self) -> None:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                # A streamed body is data for an INSERT; the body is left unread, so the
-                # connection closes after the refusal.
+                # A streamed body is data for an INSERT: refused unread (after the
+                # credentials), so the connection closes after the answer.
                 self.close_connection = True
-                self._fail(ClickHouseHttpError(READONLY, "Cannot insert into a read-only store. (READONLY)"))
+                self._serve(b"", streamed=True)
                 return
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_QUERY_BYTES:
@@ -194,24 +196,19 @@ def _handler(runner: ReadOnlyRunner, password: str) -> type[BaseHTTPRequestHandl
                 return
             self._serve(self.rfile.read(length))
 
-        def _serve(self, body: bytes) -> None:
+        def _serve(self, body: bytes, streamed: bool = False) -> None:
             url = urlsplit(self.path)
-            if url.path == "/ping" or (url.path == "/" and not url.query and not body):
+            if url.path == "/ping" or (url.path == "/" and not url.query and not body and not streamed):
                 self._reply(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
                 return
             if url.path != "/":
                 self._fail(ClickHouseHttpError(UNSUPPORTED_METHOD, f"There is no handler for {url.path}"))
                 return
             try:
+                _authenticate(request_credentials(url.query, self.headers.items()), password)
+                if streamed:
+                    raise ClickHouseHttpError(READONLY, "Cannot insert into a read-only store. (READONLY)")
                 query = parse_request(url.query, self.headers.items(), body)
-                if query.credentials.user != QUERY_USER or not secrets.compare_digest(
-                    query.credentials.password.encode(), password.encode()
-                ):
-                    raise ClickHouseHttpError(
-                        AUTHENTICATION_FAILED,
-                        f"{query.credentials.user}: Authentication failed: password is incorrect, "
-                        "or there is no user with such name. (AUTHENTICATION_FAILED)",
-                    )
                 answer = runner.run(query)
             except ClickHouseHttpError as error:
                 self._fail(error)
@@ -252,6 +249,15 @@ def _handler(runner: ReadOnlyRunner, password: str) -> type[BaseHTTPRequestHandl
             log.debug("query server: " + format, *args)
 
     return Handler
+
+
+def _authenticate(claimed: Credentials, password: str) -> None:
+    if claimed.user != QUERY_USER or not secrets.compare_digest(claimed.password.encode(), password.encode()):
+        raise ClickHouseHttpError(
+            AUTHENTICATION_FAILED,
+            f"{claimed.user}: Authentication failed: password is incorrect, "
+            "or there is no user with such name. (AUTHENTICATION_FAILED)",
+        )
 
 
 def _quoted(value: str) -> str:

@@ -215,3 +215,19 @@ def test_vigil_sql_goes_through_the_interface_while_the_store_is_in_use(served: 
 def test_the_endpoint_file_names_the_user_and_password(served: ServedStore, tmp_path: Path) -> None:
     endpoint = json.loads((served.data_dir / "clickhouse" / "query-endpoint.json").read_text())
     assert (endpoint["url"], endpoint["user"], endpoint["password"]) == (served.url, QUERY_USER, PASSWORD)
+
+
+@pytest.mark.parametrize(("key", "status", "code"), [("guess", 401, "516"), (PASSWORD, 403, "164")])
+def test_a_streamed_insert_is_refused_after_the_credentials(
+    served: ServedStore, key: str, status: int, code: str
+) -> None:
+    request = urllib.request.Request(
+        served.url,
+        data=iter([b"INSERT INTO rejected (rejected_id) FORMAT TSV\n", b"x\n"]),
+        headers={"X-ClickHouse-User": QUERY_USER, "X-ClickHouse-Key": key},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert (refused.value.code, refused.value.headers["X-ClickHouse-Exception-Code"]) == (status, code)
+    assert served.owner_rows("SELECT count() FROM rejected WHERE rejected_id = 'x'") == [(0,)]
