@@ -17,11 +17,13 @@ are applied per request, and reset after it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import secrets
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -61,6 +63,9 @@ DATABASE = "default"
 MAX_QUERY_BYTES = 1 << 20
 IDLE_CONNECTION_SECONDS = 60.0
 """A kept-alive connection with no request for this long is closed (clients reconnect)."""
+LINGER_SECONDS = 5.0
+LINGER_MAX_BYTES = 64 << 20
+"""How long, and how much of a refused body, is read and discarded before closing."""
 
 _FORMAT_CLAUSE = re.compile(r" FORMAT (\w+)$")
 
@@ -188,16 +193,32 @@ def _handler(runner: ReadOnlyRunner, password: str) -> type[BaseHTTPRequestHandl
         def do_POST(self) -> None:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                 # A streamed body is data for an INSERT: refused unread (after the
-                # credentials), so the connection closes after the answer.
+                # credentials), and the connection closes after the answer.
                 self.close_connection = True
                 self._serve(b"", streamed=True)
+                self._linger()
                 return
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_QUERY_BYTES:
-                self._fail(ClickHouseHttpError(SYNTAX_ERROR, f"Max query size exceeded ({MAX_QUERY_BYTES})"))
                 self.close_connection = True
+                self._fail(ClickHouseHttpError(SYNTAX_ERROR, f"Max query size exceeded ({MAX_QUERY_BYTES})"))
+                self._linger()
                 return
             self._serve(self.rfile.read(length))
+
+        def _linger(self) -> None:
+            """Let a client still sending the body it was refused finish, and so read the answer.
+
+            Closing with its bytes unread would reset the connection under the client's
+            feet: it would see a broken pipe instead of the refusal.
+            """
+            self.wfile.flush()
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(LINGER_SECONDS)
+                discarded = 0
+                while discarded < LINGER_MAX_BYTES and (chunk := self.connection.recv(1 << 16)):
+                    discarded += len(chunk)
 
         def _serve(self, body: bytes, streamed: bool = False) -> None:
             url = urlsplit(self.path)
@@ -240,6 +261,8 @@ def _handler(runner: ReadOnlyRunner, password: str) -> type[BaseHTTPRequestHandl
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from sinks.query_server import QUERY_USER
+from sinks.query_server import MAX_QUERY_BYTES, QUERY_USER
 from tests.integration.served_store import PASSWORD, ServedStore, served_demo_store
 from tests.integration.test_cli import vigil
 
@@ -231,3 +231,9 @@ def test_a_streamed_insert_is_refused_after_the_credentials(
         urllib.request.urlopen(request, timeout=30)
     assert (refused.value.code, refused.value.headers["X-ClickHouse-Exception-Code"]) == (status, code)
     assert served.owner_rows("SELECT count() FROM rejected WHERE rejected_id = 'x'") == [(0,)]
+
+
+def test_an_oversized_query_is_refused_whole(served: ServedStore) -> None:
+    status, headers, body = _get(served, {}, body=b"SELECT 1 -- " + b"x" * MAX_QUERY_BYTES)
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (400, "62")
+    assert b"Max query size exceeded" in body
