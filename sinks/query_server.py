@@ -74,6 +74,10 @@ class QueryError(RuntimeError):
     """The query failed; the message is ClickHouse's."""
 
 
+class QueryServerError(RuntimeError):
+    """The query interface cannot listen where it was told to (a port in use, an unknown address)."""
+
+
 @dataclass(frozen=True)
 class Answer:
     body: bytes
@@ -152,10 +156,15 @@ class QueryServer:
         port: int = 0,
         password: str | None = None,
     ) -> None:
-        self._runner = ReadOnlyRunner(store_dir)
         self._password = password or secrets.token_urlsafe(24)
         self._endpoint_file = store_dir / ENDPOINT_FILE
-        self._server = ThreadingHTTPServer((host, port), _handler(self._runner, self._password))
+        self._runner = ReadOnlyRunner(store_dir)
+        try:
+            self._server = ThreadingHTTPServer((host, port), _handler(self._runner, self._password))
+        except OSError as error:
+            self._runner.close()
+            reason = error.strerror or error
+            raise QueryServerError(f"cannot serve queries on {host}:{port}: {reason}") from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="vigil-sql", daemon=True)
 
     @property

@@ -21,7 +21,7 @@ from policies.cli import controls_group, policy_group
 from policies.inventory import InventoryError
 from schemas.json_schema import EVENT_MODELS, render
 from sinks.clickhouse import StoreLockedError, StoreUnavailableError, connect, redact
-from sinks.query_server import QueryError, query_remote
+from sinks.query_server import QueryError, QueryServerError, query_remote
 from sinks.read_only import check_read_only
 from streams import local
 from vigil.cli_support import load_settings
@@ -122,7 +122,7 @@ def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
         return open_store(settings)
     except StoreLockedError as error:
         raise click.ClickException(f"{error}; stop it or point VIGIL_DATA_DIR elsewhere") from error
-    except StoreUnavailableError as error:
+    except (StoreUnavailableError, QueryServerError) as error:
         raise click.ClickException(str(error)) from error
 
 

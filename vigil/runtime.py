@@ -23,7 +23,7 @@ from policies.bundle import PACK_DIR
 from policies.runtime import PolicyRuntime
 from schemas.records import AlertRow
 from sinks.clickhouse import ClickHouseStore, connect, migrate, private_directory
-from sinks.query_server import QueryServer
+from sinks.query_server import QueryServer, QueryServerError
 from vigil.pipeline import Pipeline
 from vigil.settings import Settings
 
@@ -113,12 +113,16 @@ def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
     if settings.embedded and serve_queries and settings.store_url != "chdb://memory":
         store_dir = Path(settings.store_url.removeprefix("chdb://"))
         query = settings.query
-        server = QueryServer(
-            store_dir,
-            host=query.host,
-            port=query.port,
-            password=query.password.get_secret_value() if query.password else None,
-        ).start()
+        try:
+            server = QueryServer(
+                store_dir,
+                host=query.host,
+                port=query.port,
+                password=query.password.get_secret_value() if query.password else None,
+            ).start()
+        except QueryServerError:
+            client.close()
+            raise
     return OpenStore(audited_store(client, settings, signer), server)
 
 

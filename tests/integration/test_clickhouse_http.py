@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +23,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from sinks.query_server import MAX_QUERY_BYTES, QUERY_USER
 from tests.integration.served_store import PASSWORD, ServedStore, served_demo_store
-from tests.integration.test_cli import vigil
+from tests.integration.test_cli import REPO, vigil
 
 pytestmark = pytest.mark.integration
 
@@ -237,3 +240,19 @@ def test_an_oversized_query_is_refused_whole(served: ServedStore) -> None:
     status, headers, body = _get(served, {}, body=b"SELECT 1 -- " + b"x" * MAX_QUERY_BYTES)
     assert (status, headers["X-ClickHouse-Exception-Code"]) == (400, "62")
     assert b"Max query size exceeded" in body
+
+
+def test_a_taken_port_is_a_one_line_error(served: ServedStore, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env.update(VIGIL_DATA_DIR=str(tmp_path), VIGIL_QUERY_PORT=str(served.port), PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "demo", "--events", "20"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert f"Error: cannot serve queries on 127.0.0.1:{served.port}" in result.stderr
+    assert "Traceback" not in result.stderr
