@@ -23,9 +23,10 @@ quoting or case to hide a call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.binding import format_str
 
 QUERY_NODES = frozenset(
     {
@@ -72,11 +73,26 @@ class ReadOnlyError(ValueError):
     """The query could change something or reach outside the database."""
 
 
-def check_read_only(client: Client, query: str, parameters: Mapping[str, str | int] | None = None) -> None:
+class Rows(Protocol):
+    @property
+    def result_rows(self) -> Sequence[Sequence[Any]]: ...
+
+
+class QueryClient(Protocol):
+    """What the check needs of a client: a clickhouse-connect ``Client``, or the query
+    server's raw engine connection, whose bound values travel as HTTP sent them."""
+
+    def query(self, query: str, parameters: dict[str, Any] | None = None) -> Rows: ...
+
+
+def check_read_only(
+    client: QueryClient, query: str, parameters: Mapping[str, str | int] | None = None
+) -> str:
     """Raise :class:`ReadOnlyError` unless ``query`` is one statement that only reads.
 
     ``parameters`` are the values its ``{name:Type}`` placeholders will be bound to:
     the parse needs them, and being values they cannot change what the statement does.
+    Returns the statement as the engine formats it, on one line.
     """
     single = _single_statement(client, query)
     first = single.lstrip("( ").split(" ", 1)[0].upper()
@@ -90,6 +106,7 @@ def check_read_only(client: Client, query: str, parameters: Mapping[str, str | i
     refused = refused_in_tree(tree, _table_functions(client))
     if refused:
         raise ReadOnlyError(f"not allowed in a read-only query: {refused}")
+    return single
 
 
 def refused_in_tree(tree: list[str], table_functions: frozenset[str]) -> str:
@@ -126,15 +143,17 @@ def refused_in_tree(tree: list[str], table_functions: frozenset[str]) -> str:
     return ""
 
 
-def _single_statement(client: Client, query: str) -> str:
+def _single_statement(client: QueryClient, query: str) -> str:
     try:
-        rows = client.query("SELECT formatQuerySingleLine({q:String})", parameters={"q": query}).result_rows
+        # A quoted literal, not a bound value: this call's text must reach the engine
+        # the same way through every client.
+        rows = client.query(f"SELECT formatQuerySingleLine({format_str(query)})").result_rows
     except Exception as error:
         raise ReadOnlyError(_first_line(str(error))) from error
     return str(rows[0][0])
 
 
-def _table_functions(client: Client) -> frozenset[str]:
+def _table_functions(client: QueryClient) -> frozenset[str]:
     return frozenset(str(r[0]) for r in client.query("SELECT name FROM system.table_functions").result_rows)
 
 

@@ -30,7 +30,7 @@ from policies.bundle import BundleError
 from policies.inventory import InventoryError
 from schemas.durations import parse_duration
 from sinks.clickhouse import StoreLockedError, StoreUnavailableError
-from sinks.query_server import QueryError
+from sinks.query_server import QueryError, QueryServerError
 from vigil.kafka_clients import KafkaAccessError
 from vigil.metrics import MetricsPortError
 from vigil.settings import InvalidSettingsError, Settings
@@ -76,6 +76,7 @@ FAILURE_HINTS: dict[type[Exception], str] = {
     QueryError: "",
     KafkaAccessError: "",
     MetricsPortError: "set VIGIL_METRICS_PORT to a free port, or 0 for any",
+    QueryServerError: "set VIGIL_QUERY_PORT to a free port, or 0 for any",
 }
 """Failures of what the command depends on (exit status 1)."""
 

@@ -26,7 +26,7 @@ from policies.bundle import PACK_DIR
 from policies.runtime import PolicyRuntime
 from schemas.records import AlertRow
 from sinks.clickhouse import ClickHouseStore, StoreLockedError, connect, migrate, private_directory
-from sinks.query_server import QueryServer
+from sinks.query_server import QueryServer, QueryServerError
 from vigil.pipeline import Pipeline
 from vigil.settings import Settings
 
@@ -110,9 +110,23 @@ def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
     migrate(client)
     server = None
     if settings.embedded and serve_queries and settings.store_url != "chdb://memory":
-        store_dir = Path(settings.store_url.removeprefix("chdb://"))
-        server = QueryServer(connect(settings.store_url, already_owned=True), store_dir).start()
+        try:
+            server = query_server(settings)
+        except QueryServerError:
+            client.close()
+            raise
     return OpenStore(audited_store(client, settings, signer), server)
+
+
+def query_server(settings: Settings) -> QueryServer:
+    """The read-only ClickHouse HTTP interface of the embedded store this process owns."""
+    query = settings.query
+    return QueryServer(
+        Path(settings.store_url.removeprefix("chdb://")),
+        host=query.host,
+        port=query.port,
+        password=query.password.get_secret_value() if query.password else None,
+    ).start()
 
 
 def alerting_source(settings: Settings, console: bool = True) -> ConfigSource:
@@ -248,6 +262,9 @@ def open_notifier_store(settings: Settings) -> NotifierStore:
     migrate(client)
     server = None
     if settings.embedded and settings.store_url != "chdb://memory":
-        store_dir = Path(settings.store_url.removeprefix("chdb://"))
-        server = QueryServer(connect(settings.store_url, already_owned=True), store_dir).start()
+        try:
+            server = query_server(settings)
+        except QueryServerError:
+            client.close()
+            raise
     return NotifierStore(AlertingStore.over_client(client), client, server)

@@ -218,6 +218,16 @@ def beside_data_dir(data_dir: Path, purpose: str) -> Path:
     return resolved.with_name(f"{resolved.name}-{purpose}")
 
 
+class QuerySettings(BaseModel):
+    """The embedded store's read-only ClickHouse HTTP interface (docs/querying.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    """0: any free port (written to ``<store>/query-endpoint.json``); fix it for Grafana or curl."""
+    password: SecretStr | None = None
+    """Password of the user ``vigil``; unset means a random one per start, in the endpoint file."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_",
@@ -250,6 +260,7 @@ class Settings(BaseSettings):
     policies: PolicySettings = PolicySettings()
     detectors: DetectorsSettings = DetectorsSettings()
     metrics: MetricsSettings = MetricsSettings()
+    query: QuerySettings = QuerySettings()
 
     @classmethod
     def variables(cls) -> dict[str, str]:

@@ -107,14 +107,17 @@ def test_query_server_answers_reads_and_refuses_writes(store: OpenStore, tmp_pat
     assert query_remote(directory, "SELECT count() FROM rejected", "TSV") == b"1\n"
 
 
-def test_query_server_needs_its_token(store: OpenStore, tmp_path: Path) -> None:
+def test_query_server_needs_its_password(store: OpenStore, tmp_path: Path) -> None:
     endpoint_file = _store_dir(tmp_path) / ENDPOINT_FILE
     assert endpoint_file.stat().st_mode & 0o777 == 0o600
     endpoint = json.loads(endpoint_file.read_text())
-    request = urllib.request.Request(endpoint["url"], data=b"SELECT 1", headers={"X-Vigil-Token": "guess"})
+    request = urllib.request.Request(
+        endpoint["url"], data=b"SELECT 1", headers={"X-ClickHouse-User": "vigil", "X-ClickHouse-Key": "guess"}
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
-    assert refused.value.code == 403
+    assert refused.value.code == 401
+    assert refused.value.headers["X-ClickHouse-Exception-Code"] == "516"
 
 
 def test_a_second_process_is_told_the_store_is_locked(store: OpenStore, tmp_path: Path) -> None:
