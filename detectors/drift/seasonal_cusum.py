@@ -184,6 +184,44 @@ class SeasonalCUSUM(DriftDetector):
         "utc_offset_minutes",
     )
     """Slots only: ``update`` runs once per feature of every event."""
+    STATE_FIELDS: ClassVar[tuple[str, ...] | None] = (
+        "n_seen",
+        "detections",
+        "_buckets",
+        "_profile",
+        "_scale",
+        "_visits",
+        "_level",
+        "_slot",
+        "_first",
+        "_second",
+        "_slot_base",
+        "_visit",
+        "_visit_bucket",
+        "_visit_n",
+        "_visit_judged",
+        "_at",
+        "_z",
+        "_phi",
+        "_coarse_phi",
+        "_phi_used",
+        "_k",
+        "_h",
+        "_coarse_k",
+        "_coarse_h",
+        "_coarse",
+        "_pool_n",
+        "_settle",
+        "_settle_n",
+        "_settle_sum",
+        "_stuck",
+        "_moved",
+        "_charts",
+    )
+    """The number of buckets, the profile (shape then spread per bucket, float32), bucket
+    visits, the level and variance level, the cached half-hour slot, the visit being
+    accumulated, the AR(1) estimates and chart tunings, the settle and stuck states, and
+    the charts array (statistics, residual moments, visit sums, pooled mean and variance)."""
 
     def __init__(
         self,

@@ -1,0 +1,156 @@
+"""Detector state as plain data: a versioned format per detector class, no pickles.
+
+Why not pickle the objects: a pickle names classes and their internals, so it breaks
+when a class (or river) changes, and loading one runs code. Instead every detector
+class declares what its state is:
+
+- ``STATE_VERSION``: bumped whenever the meaning or the list of its state changes;
+  a record of another version is refused (the key then warms up again) rather than
+  misread.
+- ``STATE_FIELDS``: the attributes that make up its state, in a fixed order. They
+  are read after ``__init__`` with the record's parameters has built a fresh
+  detector, and overwrite its fresh values; the evidence of the last detection is
+  not part of it (it is read right after the value that detected, never later).
+  ``None``: the class cannot be saved (it wraps state of another library); its keys
+  start with a warm-up after a restore.
+
+A detector record is ``[name, version, params, values]``: the registry name, the
+class's ``STATE_VERSION``, the ``__init__`` arguments that differ from the class's
+defaults (so a default detector spends no bytes on them) and one value per field.
+Values are JSON: numbers, strings, booleans, null and lists as themselves; a
+non-finite float as ``{"$f": "nan" | "inf" | "-inf"}``; an ``array.array`` as
+``{"$a": typecode, "b": base64 of its machine bytes (little-endian)}``; a dict (and
+a ``Counter``) as ``{"$m": [[key, value], ...]}``; deques, sets and tuples as lists
+(the fresh attribute's type, and a deque's length limit, come back from
+``__init__``). ``docs/detectors.md`` lists each class's fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import math
+import sys
+from array import array
+from collections import Counter, deque
+from typing import Any, TypeVar
+
+from detectors.base import Detector
+from detectors.registry import REGISTRY
+
+_BIG_ENDIAN = sys.byteorder == "big"
+D = TypeVar("D", bound=Detector)
+
+
+class StateError(ValueError):
+    """A state record that cannot be restored (unknown class, other version, malformed)."""
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready plain data (see the module docstring)."""
+    kind = value.__class__
+    if kind is float:
+        if value - value == 0.0:
+            return value
+        return {"$f": "nan" if value != value else ("inf" if value > 0 else "-inf")}
+    if kind is int or kind is str or kind is bool or value is None:
+        return value
+    if kind is array:
+        if _BIG_ENDIAN:
+            value = array(value.typecode, value)
+            value.byteswap()
+        return {"$a": value.typecode, "b": base64.b64encode(value.tobytes()).decode()}
+    if isinstance(value, dict):
+        return {"$m": [[plain(k), plain(v)] for k, v in value.items()]}
+    if isinstance(value, list | tuple | deque):
+        return [plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return [plain(v) for v in sorted(value)]
+    raise TypeError(f"{kind.__name__} is not part of the detector state format")
+
+
+def unplain(data: Any, like: Any = None) -> Any:
+    """The value ``plain`` made ``data`` from, as the type of ``like`` (the fresh attribute)."""
+    if isinstance(data, dict):
+        if "$f" in data:
+            return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[data["$f"]]
+        if "$a" in data:
+            restored = array(data["$a"], base64.b64decode(data["b"]))
+            if _BIG_ENDIAN:
+                restored.byteswap()
+            return restored
+        pairs = {unplain(k): unplain(v) for k, v in data["$m"]}
+        return Counter(pairs) if isinstance(like, Counter) else pairs
+    if isinstance(data, list):
+        items = [unplain(v) for v in data]
+        if isinstance(like, deque):
+            return deque(items, maxlen=like.maxlen)
+        if isinstance(like, tuple):
+            return tuple(items)
+        if isinstance(like, set):
+            return set(items)
+        return items
+    return data
+
+
+def _defaults(cls: type[Detector]) -> dict[str, Any]:
+    parameters = inspect.signature(cls.__init__).parameters
+    return {name: p.default for name, p in parameters.items() if name != "self"}
+
+
+_DEFAULTS: dict[type[Detector], dict[str, Any]] = {}
+
+
+def savable(detector: Detector) -> bool:
+    return type(detector).STATE_FIELDS is not None
+
+
+def record(detector: Detector) -> list[Any]:
+    """The detector's state record (``savable(detector)`` must hold)."""
+    cls = type(detector)
+    fields = cls.STATE_FIELDS
+    assert fields is not None, f"{cls.__name__} has no state format"
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = _DEFAULTS[cls] = _defaults(cls)
+    params = {
+        k: v for k, v in detector._get_params().items() if defaults.get(k, inspect.Parameter.empty) != v
+    }
+    return [
+        cls.registry_name,  # type: ignore[attr-defined]
+        cls.STATE_VERSION,
+        params,
+        [plain(getattr(detector, name)) for name in fields],
+    ]
+
+
+def restore_as(data: Any, kind: type[D]) -> D:
+    """``restore``, refusing a record of a detector that is not a ``kind``."""
+    detector = restore(data)
+    if not isinstance(detector, kind):
+        raise StateError(f"a {type(detector).__name__} where a {kind.__name__} was saved")
+    return detector
+
+
+def restore(data: Any) -> Detector:
+    """The detector a record describes, or ``StateError`` saying why it cannot be."""
+    try:
+        name, version, params, values = data
+    except (TypeError, ValueError):
+        raise StateError("a detector record is [name, version, params, values]") from None
+    cls = REGISTRY.get(name)
+    if cls is None:
+        raise StateError(f"unknown detector {name!r} in the saved state")
+    if cls.STATE_FIELDS is None:
+        raise StateError(f"{name} state is not saved")
+    if version != cls.STATE_VERSION:
+        raise StateError(f"{name} state of version {version}; this version reads {cls.STATE_VERSION}")
+    if not isinstance(values, list) or len(values) != len(cls.STATE_FIELDS):
+        raise StateError(f"{name} state has {len(values)} values, its format {len(cls.STATE_FIELDS)}")
+    try:
+        detector = cls(**params)
+        for field, value in zip(cls.STATE_FIELDS, values, strict=True):
+            setattr(detector, field, unplain(value, getattr(detector, field)))
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise StateError(f"{name} state does not restore: {type(error).__name__}: {error}") from None
+    return detector
