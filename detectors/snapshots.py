@@ -59,7 +59,7 @@ import orjson
 
 from detectors.monitors.access import GROUPS
 from detectors.stage import DetectStage, PartitionDetectors
-from detectors.state import StateError
+from detectors.state import StateError, dumps
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,9 @@ def capture(
     access = state.access
     groups = set(range(GROUPS)) if every_unit else set(access.changed)
     changed: dict[str, Any] = {MODEL_PREFIX + m: state.export_model(m) for m in changed_models}
-    for group in groups:
-        changed[f"{ACCESS_PREFIX}{group}"] = access.export_group(group)
+    for group, principals in access.export_groups(groups).items():
+        changed[f"{ACCESS_PREFIX}{group}"] = principals
     state.changed.clear()
-    access.changed.clear()
     units = sorted({MODEL_PREFIX + m for m in models} | {f"{ACCESS_PREFIX}{g}" for g in range(GROUPS)})
     return Capture(partition, generation, taken_at, dict(state.offsets), units, changed)
 
@@ -147,7 +146,7 @@ def encode(taken: Capture, *, scope: str, key: bytes) -> list[UnitRow]:
             taken.generation,
             taken.taken_at,
             FORMAT_VERSION,
-            orjson.dumps(data),
+            dumps(data),
             "",
         ).signed(key)
         for unit, data in items

@@ -14,7 +14,8 @@ class declares what its state is:
   ``None``: the class cannot be saved (it wraps state of another library); its keys
   start with a warm-up after a restore.
 
-A detector record is ``[name, version, params, values]``: the registry name, the
+A detector record (``Record``, read quickly on the pipeline thread, converted by
+``dumps`` on the thread that encodes) is ``[name, version, params, values]``: the registry name, the
 class's ``STATE_VERSION``, the ``__init__`` arguments that differ from the class's
 defaults (so a default detector spends no bytes on them) and one value per field.
 Values are JSON: numbers, strings, booleans, null and lists as themselves; a
@@ -30,10 +31,13 @@ from __future__ import annotations
 import base64
 import inspect
 import math
+import operator
 import sys
 from array import array
 from collections import Counter, deque
 from typing import Any, TypeVar
+
+import orjson
 
 from detectors.base import Detector
 from detectors.registry import REGISTRY
@@ -93,35 +97,100 @@ def unplain(data: Any, like: Any = None) -> Any:
     return data
 
 
-def _defaults(cls: type[Detector]) -> dict[str, Any]:
-    parameters = inspect.signature(cls.__init__).parameters
-    return {name: p.default for name, p in parameters.items() if name != "self"}
+class Record:
+    """A detector's state record as read on the pipeline thread: values copied, not yet
+    converted (``dumps`` converts them, on whichever thread encodes)."""
+
+    __slots__ = ("name", "params", "values", "version")
+
+    def __init__(self, name: str, version: int, params: dict[str, Any], values: list[Any]) -> None:
+        self.name = name
+        self.version = version
+        self.params = params
+        self.values = values
+
+    def plain(self) -> list[Any]:
+        return [self.name, self.version, self.params, [plain(v) for v in self.values]]
 
 
-_DEFAULTS: dict[type[Detector], dict[str, Any]] = {}
+def _copy(value: Any) -> Any:
+    """A copy of a state value that later updates of the detector cannot change."""
+    kind = value.__class__
+    if kind is float or kind is int or kind is bool or kind is str or value is None:
+        return value
+    if kind is array:
+        return value[:]
+    if isinstance(value, Counter):
+        return Counter(value)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return set(value)
+    if isinstance(value, tuple):
+        return tuple(_copy(v) for v in value)
+    return [_copy(v) for v in value]
+
+
+_IMMUTABLE = frozenset((float, int, bool, str, type(None)))
+
+
+class _Reader:
+    """How to read one class's state quickly: its parameters and fields in one C call each."""
+
+    __slots__ = ("defaults", "fields", "names", "params")
+
+    def __init__(self, cls: type[Detector]) -> None:
+        signature = inspect.signature(cls.__init__).parameters
+        self.names = tuple(n for n in signature if n != "self")
+        self.defaults = tuple(signature[n].default for n in self.names)
+        self.params = operator.attrgetter(*self.names) if self.names else (lambda detector: ())
+        assert cls.STATE_FIELDS is not None, f"{cls.__name__} has no state format"
+        fields = cls.STATE_FIELDS
+        self.fields = (
+            operator.attrgetter(*fields) if len(fields) > 1 else (lambda d: (getattr(d, fields[0]),))
+        )
+
+
+_READERS: dict[type[Detector], _Reader] = {}
 
 
 def savable(detector: Detector) -> bool:
     return type(detector).STATE_FIELDS is not None
 
 
-def record(detector: Detector) -> list[Any]:
-    """The detector's state record (``savable(detector)`` must hold)."""
+def record(detector: Detector) -> Record:
+    """The detector's state record (``savable(detector)`` must hold): quick, so that the
+    pipeline thread can take it between batches."""
     cls = type(detector)
-    fields = cls.STATE_FIELDS
-    assert fields is not None, f"{cls.__name__} has no state format"
-    defaults = _DEFAULTS.get(cls)
-    if defaults is None:
-        defaults = _DEFAULTS[cls] = _defaults(cls)
-    params = {
-        k: v for k, v in detector._get_params().items() if defaults.get(k, inspect.Parameter.empty) != v
-    }
-    return [
+    reader = _READERS.get(cls)
+    if reader is None:
+        reader = _READERS[cls] = _Reader(cls)
+    params = reader.params(detector)
+    if len(reader.names) == 1:
+        params = (params,)
+    changed = {}
+    if params != reader.defaults:
+        changed = {n: v for n, v, d in zip(reader.names, params, reader.defaults, strict=True) if v != d}
+    immutable = _IMMUTABLE
+    return Record(
         cls.registry_name,  # type: ignore[attr-defined]
         cls.STATE_VERSION,
-        params,
-        [plain(getattr(detector, name)) for name in fields],
-    ]
+        changed,
+        [v if v.__class__ in immutable else _copy(v) for v in reader.fields(detector)],
+    )
+
+
+def _encode_default(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.plain()
+    if isinstance(value, array):
+        return plain(value)
+    raise TypeError(f"{type(value).__name__} is not part of the detector state format")
+
+
+def dumps(data: Any) -> bytes:
+    """JSON of state built of plain values, tuples, arrays, datetimes (RFC 3339) and ``Record`` s."""
+    return orjson.dumps(data, default=_encode_default)
 
 
 def restore_as(data: Any, kind: type[D]) -> D:

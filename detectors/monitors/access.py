@@ -172,10 +172,15 @@ class Access:
         self._within_bytes()
         return signals
 
-    def export_group(self, group: int) -> list[list[Any]]:
-        """The principals of one group (``group_of``) as plain data; marks the group saved."""
-        self.changed.discard(group)
-        return [_export(pid, p) for pid, p in self._principals.items() if group_of(pid) == group]
+    def export_groups(self, groups: set[int]) -> dict[int, list[list[Any]]]:
+        """The principals of these groups (``group_of``) as plain data; marks them saved."""
+        self.changed -= groups
+        exported: dict[int, list[list[Any]]] = {group: [] for group in groups}
+        for principal_id, principal in self._principals.items():
+            saved = exported.get(group_of(principal_id))
+            if saved is not None:
+                saved.append(_export(principal_id, principal))
+        return exported
 
     def import_groups(self, groups: list[list[list[Any]]]) -> None:
         """Install principals saved by ``export_group``, least recently seen first."""
@@ -417,11 +422,11 @@ def _export(principal_id: str, p: _Principal) -> list[Any]:
         p.buckets,
         p.rate,
         p.burst_alarm,
-        p.bulk_stats,
+        list(p.bulk_stats),
         p.bulk_alarm,
         [list(p.resources.seen), p.resources.quiet_until],
         [list(p.ips.seen), p.ips.quiet_until],
-        p.hours,
+        list(p.hours),
         p.off_hours_quiet,
         list(p.denied),
         p.denied_alarm,

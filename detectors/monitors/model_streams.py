@@ -13,7 +13,7 @@ from __future__ import annotations
 from array import array
 from bisect import insort
 from collections import deque
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from detectors.base import AnomalyDetector, DriftDetector
@@ -21,7 +21,7 @@ from detectors.config import ModelConfig
 from detectors.findings import Signal
 from detectors.monitors.budget import Budget
 from detectors.monitors.describe import change, since
-from detectors.state import StateError, plain, record, restore_as, savable, unplain
+from detectors.state import StateError, record, restore_as, savable, unplain
 from schemas.events import InferenceEvent
 
 TIMELINE = 512
@@ -110,13 +110,13 @@ class ModelStreams:
             else [
                 record(outliers.detector),
                 record(outliers.rate),
-                plain(outliers.scores),
+                outliers.scores[:],
                 outliers.target,
                 outliers.quantile,
                 outliers.threshold,
             ],
             "events": model.events,
-            "timeline": [t.timestamp() for t in model.timeline],
+            "timeline": list(model.timeline),
         }
 
     def import_model(self, model_id: str, data: dict[str, Any]) -> None:
@@ -134,7 +134,7 @@ class ModelStreams:
                 model.outliers.scores = unplain(saved[2])
                 model.outliers.threshold = saved[5]
             model.events = int(data["events"])
-            model.timeline.extend(datetime.fromtimestamp(t, UTC) for t in data["timeline"])
+            model.timeline.extend(map(datetime.fromisoformat, data["timeline"]))
         except (KeyError, TypeError, ValueError, IndexError) as error:
             if isinstance(error, StateError):
                 raise

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from detectors.base import DriftDetector
@@ -127,11 +127,8 @@ class Performance:
         return {
             "errors": record(model.errors) if savable(model.errors) else None,
             "calibration": record(model.calibration) if savable(model.calibration) else None,
-            "pending": [
-                [k, label, score, at, [list(p) for p in segment]]
-                for k, (label, score, at, segment) in model.pending.items()
-            ],
-            "timeline": [t.timestamp() for t in model.timeline],
+            "pending": list(model.pending.items()),
+            "timeline": list(model.timeline),
             "counts": [model.joined, model.expired, model.unmatched, model.remembered],
         }
 
@@ -143,11 +140,11 @@ class Performance:
                 model.errors = restore_as(data["errors"], DriftDetector)
             if data["calibration"] is not None:
                 model.calibration = restore_as(data["calibration"], DriftDetector)
-            for request_id, label, score, at, segment in data["pending"]:
+            for request_id, (label, score, at, segment) in data["pending"]:
                 entry: Pending = (label, score, float(at), tuple((str(k), str(v)) for k, v in segment))
                 model.pending[request_id] = entry
                 model.pending_bytes += entry_bytes(request_id, entry)
-            model.timeline.extend(datetime.fromtimestamp(t, UTC) for t in data["timeline"])
+            model.timeline.extend(map(datetime.fromisoformat, data["timeline"]))
             model.joined, model.expired, model.unmatched, model.remembered = (int(n) for n in data["counts"])
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, StateError):

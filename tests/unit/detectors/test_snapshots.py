@@ -29,6 +29,7 @@ from detectors.snapshots import (
     snapshot_key,
 )
 from detectors.stage import DetectStage
+from detectors.state import dumps
 from schemas.events import Event
 from schemas.records import FindingRow
 from sinks.clickhouse import connect, migrate
@@ -171,7 +172,7 @@ def test_only_the_models_that_changed_are_written_again() -> None:
 def test_numeric_detector_state_stays_within_2_kb_per_model_and_feature() -> None:
     stage = DetectStage()
     feed(stage, traffic(1_200, seed=4, change=10**9), 0)
-    model = orjson.loads(orjson.dumps(stage.partition(0).export_model("model-0")))
+    model = orjson.loads(dumps(stage.partition(0).export_model("model-0")))
     assert len(orjson.dumps(model["streams"]["numeric"]["amount"])) <= 2_048
 
 
