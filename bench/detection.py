@@ -55,7 +55,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from river import anomaly, compose, datasets, drift, preprocessing
 
-from detectors import BernoulliCUSUM, ChiSquareWindow, NormalScoresCUSUM, RobustZScore, SeasonalCUSUM
+from detectors import (
+    BernoulliCUSUM,
+    ChiSquareWindow,
+    NormalScoresCUSUM,
+    RobustZScore,
+    SeasonalBernoulliCUSUM,
+    SeasonalCUSUM,
+)
 from detectors.config import load_config
 from detectors.monitors.bias import Bias
 from detectors.monitors.budget import Budget
@@ -132,6 +139,7 @@ NUMERIC: dict[str, Callable[[], Any]] = {
 }
 SLOW = {"river KSWIN"}
 BINARY: dict[str, Callable[[], Any]] = {
+    "vigil seasonal-bernoulli-cusum (cycle none)": lambda: SeasonalBernoulliCUSUM(seasonality="none"),
     "vigil bernoulli-cusum": BernoulliCUSUM,
     "river DDM": lambda: RiverDrift(drift.binary.DDM),
     "river EDDM": lambda: RiverDrift(drift.binary.EDDM),

@@ -271,6 +271,7 @@ class Performance:
                 "window": evidence["window"],
                 "statistic": evidence["statistic"],
                 "labelled_events": model.errors.n_seen,
+                **({"expected": evidence["expected"]} if "expected" in evidence else {}),
                 "join": {"joined": model.joined, "expired": model.expired, "unmatched": model.unmatched},
             },
         )
