@@ -36,7 +36,10 @@ class SeasonalBernoulliCUSUM(DriftDetector):
        below half their threshold, so a change under way is not learnt.
     2. **Warm-up.** Nothing is judged before ``reference_size`` labels, nor in a bucket
        whose smoothed count is below ``min_labels`` (the first day, the first
-       weekend for ``weekly``).
+       weekend for ``weekly``). Without a cycle (``none``) the first
+       ``reference_size`` labels are the reference, as for ``bernoulli-cusum``: there
+       is nothing to follow, and a rate that kept learning would absorb a change
+       before it is found.
     3. **Charts.** Up: the log-likelihood ratio of "the rate is ``ratio_up`` x the
        usual" per label; down: of "it is the usual / ``ratio_up``". A chart above
        ``threshold`` is a detection; the down chart reports only when ``ratio_down``
@@ -191,11 +194,15 @@ class SeasonalBernoulliCUSUM(DriftDetector):
             return
         if self._learnt >= self.reference_size:
             usual, labels = self.expected(bucket)
-            if labels >= self.min_labels:
+            if labels >= self.min_labels or len(self._counts) == 2:  # no cycle: the reference is warm
                 # Judged against the edges of what the usual rate may be (one standard error of
                 # the profile's estimate): a profile of a few days does not make noise a change.
                 rate = usual * self._factor
-                margin = math.sqrt((1.0 - usual) / (usual * (1.5 * labels + self.prior)))
+                margin = (
+                    0.0
+                    if len(self._counts) == 2
+                    else math.sqrt((1 - usual) / (usual * (1.5 * labels + self.prior)))
+                )
                 high, low = min(0.98, rate * (1.0 + margin)), rate * max(0.0, 1.0 - margin)
                 up = self._step(self._up, high, min(0.99, high * self.ratio_up), one)
                 down = low > 0.0 and self._step(
@@ -204,6 +211,11 @@ class SeasonalBernoulliCUSUM(DriftDetector):
                 if up or down:
                     self._detect(up, rate)
                     return
+        # Without a cycle there is nothing to follow: the first ``reference_size`` labels are the
+        # reference (a change afterwards would be learnt before it is found), and detections move
+        # the regime.
+        if len(self._counts) == 2 and self._learnt >= self.reference_size:
+            return
         limit = LEARN_BELOW * self.threshold
         if self._up[0] < limit and self._down[0] < limit:
             self._learn(bucket, one)

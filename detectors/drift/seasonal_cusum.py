@@ -64,9 +64,10 @@ class SeasonalCUSUM(DriftDetector):
        ``level_hours`` (slow growth is followed, not reported). Learning per visit
        rather than per value makes the memory a matter of days whatever the event
        rate. A bucket judges values once it and its neighbour have been visited
-       ``min_visits`` times: the first day (the first weekend, for ``weekly``) is the
-       warm-up, during which only gross changes (``COARSE_SHIFT`` sd against the level
-       and variance of everything seen so far) are judged. Without a cycle, a visit
+       ``min_visits`` times (more for autocorrelated values: ``_visits_needed``):
+       the first day (the first weekend, for ``weekly``) is the warm-up, during
+       which only gross changes (``COARSE_SHIFT`` sd against the level and variance
+       of everything seen so far) are judged. Without a cycle, a visit
        is ``VALUES_PER_VISIT`` values and the memory ``UNCYCLED_VISITS`` visits.
     2. **Prewhitening.** Residuals ``z`` (in the bucket's standard deviations) are
        autocorrelated; an AR(1) coefficient ``phi`` is estimated online and the
@@ -148,11 +149,13 @@ class SeasonalCUSUM(DriftDetector):
         "_coarse_h",
         "_coarse_k",
         "_coarse_phi",
+        "_day_off",
         "_first",
         "_h",
         "_k",
         "_level",
         "_moved",
+        "_needed",
         "_phi",
         "_phi_used",
         "_pool_n",
@@ -212,7 +215,9 @@ class SeasonalCUSUM(DriftDetector):
         "_h",
         "_coarse_k",
         "_coarse_h",
+        "_needed",
         "_coarse",
+        "_day_off",
         "_pool_n",
         "_settle",
         "_settle_n",
@@ -297,6 +302,8 @@ class SeasonalCUSUM(DriftDetector):
         self._settle_sum = 0.0
         self._stuck = False
         self._moved = 0.0  # how far the level moved at the last reported change
+        self._needed = self.min_visits
+        self._day_off = -1  # a weekday (local day number) that looks like a weekend: a holiday
         self._tune(0.0)
         self._tune_coarse(0.0)
         # per chart (mean-up, mean-down, spread-up, spread-down): statistic, values, sum z, sum z^2
@@ -318,7 +325,8 @@ class SeasonalCUSUM(DriftDetector):
         if self._buckets == 1:
             return visit, 0, 0, 0, 0.0
         base = 0
-        if self._buckets == 48 and (int(local // 86_400) + 3) % 7 >= 5:  # 1970-01-01 was a Thursday
+        day = int(local // 86_400)
+        if self._buckets == 48 and ((day + 3) % 7 >= 5 or day == self._day_off):  # 1970-01-01: a Thursday
             base = 24
         centred = hours - 0.5
         first = int(centred // 1)
@@ -340,7 +348,7 @@ class SeasonalCUSUM(DriftDetector):
     def warming_up(self) -> bool:
         _, _, first, second, _ = self._position(self._at)
         visits = self._visits
-        return math.isnan(self._level) or min(visits[first], visits[second]) < self.min_visits
+        return math.isnan(self._level) or min(visits[first], visits[second]) < self._needed
 
     def update(self, x: Any, at: float | None = None) -> None:
         if x is None:
@@ -387,7 +395,8 @@ class SeasonalCUSUM(DriftDetector):
             self._charts[VISIT] += d
             self._charts[VISIT + 1] += d * d
         pooled = self._charts[POOL]
-        if visits[first] < self.min_visits or visits[second] < self.min_visits or self._scale != self._scale:
+        needed = self._needed
+        if visits[first] < needed or visits[second] < needed or self._scale != self._scale:
             # Both hours around ``at`` need their profile (and the variance level a first visit with
             # some spread; the level is set by then too): until
             # then, only gross changes against everything seen so far are judged.
@@ -507,6 +516,16 @@ class SeasonalCUSUM(DriftDetector):
         self._k = k
         self._h = _siegmund_threshold(k, self.mean_arl)
         self._phi_used = phi
+        self._visits_needed()
+
+    def _visits_needed(self) -> None:
+        """Visits a bucket needs before its profile judges: ``min_visits``, and more when the
+        values are autocorrelated (an hour of them then carries fewer independent ones, and a
+        profile of two noisy hours would take its own error for a change): one more per 6 of
+        the variance inflation ``(1 + phi) / (1 - phi)`` of the profile's or the pooled
+        residuals, whichever is larger (phi 0.8: 3 visits, 0.9: 5)."""
+        phi = max(self._phi, self._coarse_phi)
+        self._needed = self.min_visits + int((1.0 + phi) / (1.0 - phi) / 6.0)
 
     def _tune_coarse(self, phi: float) -> None:
         """The same for the charts that judge against the pooled level while the profile is learnt.
@@ -516,6 +535,7 @@ class SeasonalCUSUM(DriftDetector):
         k = 0.5 * COARSE_SHIFT * math.sqrt((1.0 - phi) / (1.0 + phi))
         self._coarse_k = k
         self._coarse_h = max(_siegmund_threshold(k, self.mean_arl), COARSE_RUN * (CAP - k))
+        self._visits_needed()
 
     def _fold(self) -> None:
         """The visit that just ended becomes part of its bucket's profile and of the level.
@@ -540,7 +560,7 @@ class SeasonalCUSUM(DriftDetector):
             level = self._level = mean
         bucket = self._visit_bucket
         count = self._visits[bucket]
-        if count >= self.min_visits and self._scale == self._scale and judged == n:
+        if count >= self._needed and self._scale == self._scale and judged == n:
             # A visit far from what the bucket expects is a change under way (found by the charts,
             # which then accept it), not a lesson: learnt, it would hide a small shift.
             usual = level + (self._profile[bucket] if self._buckets > 1 else 0.0)
@@ -637,9 +657,16 @@ class SeasonalCUSUM(DriftDetector):
                 "autocorrelation": self._phi,
             },
         }
-        # A level that comes back to where it was before the last change (a holiday ending, a
-        # transient incident resolved) is accepted silently: the change was reported when it began.
         moved_by = shift * sd
+        if moved and not coarse and self._like_a_weekend(moved_by, sd):
+            # A holiday: the rest of the day is judged against the weekend's profile, silently.
+            self._day_off = int((self._at + 60.0 * self.utc_offset_minutes) // 86_400)
+            self._slot = -1  # the cached place in the profile is the weekday's
+            self._drift = False
+            self._clear_charts()
+            return
+        # A level that comes back to where it was before the last change (a transient incident
+        # resolved) is accepted silently: the change was reported when it began.
         # "Back": the new level is closer to the one before the last change than to the last one.
         back = moved_by * self._moved < 0.0 and abs(moved_by + self._moved) < abs(self._moved)
         self._drift = not (moved and not coarse and index < 2 and back)
@@ -665,12 +692,36 @@ class SeasonalCUSUM(DriftDetector):
             # A stream that stopped varying is reported once; its usual spread is kept (accepting a
             # spread near zero would make every later wobble of the profile an alarm).
             self._stuck = True
+        self._clear_charts()
+
+    def _clear_charts(self) -> None:
+        charts = self._charts
         for i in range(16):
             charts[i] = 0.0
         self._z = 0.0
         # This hour's values so far straddle the change: the profile learns from the rest of it.
         self._visit_n = self._visit_judged = 0
-        self._charts[VISIT] = self._charts[VISIT + 1] = self._charts[VISIT + 2] = 0.0
+        charts[VISIT] = charts[VISIT + 1] = charts[VISIT + 2] = 0.0
+
+    def _like_a_weekend(self, moved_by: float, sd: float) -> bool:
+        """Whether a weekday's level moved to where the weekend's usually is at this hour (within
+        half the weekday-weekend gap, a gap of at least a quarter sd): a holiday, not a change.
+
+        A real change that happens to look like a weekend is found the next day, when the
+        weekday's profile judges again.
+        """
+        local = self._at + 60.0 * self.utc_offset_minutes
+        day = int(local // 86_400)
+        if self._buckets != 48 or (day + 3) % 7 >= 5 or day == self._day_off:
+            return False
+        _, _, first, second, weight = self._position(self._at)
+        off_first, off_second = first + 24, second + 24
+        if min(self._visits[off_first], self._visits[off_second]) < self.min_visits:
+            return False
+        profile = self._profile
+        weekday = profile[first] + weight * (profile[second] - profile[first])
+        gap = profile[off_first] + weight * (profile[off_second] - profile[off_first]) - weekday
+        return abs(gap) > 0.25 * sd and abs(moved_by - gap) < 0.5 * abs(gap)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
