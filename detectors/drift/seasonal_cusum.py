@@ -39,6 +39,9 @@ SPREAD_PRIOR_VALUES = 30
 COARSE_RUN = 8
 MAX_MAGNITUDE = 1e100
 CAP = 4.0
+HOLIDAY_BAND = 0.3
+"""A weekday's new level within this share of the weekday-weekend gap from the weekend's
+is taken for a holiday (wider takes real changes of twice the gap for one)."""
 VISIT_GATE = 3.0
 """A visit whose mean lies this many of its standard errors from the expected level does not
 teach the profile (values 20 s apart: 0.22 sd for an hour of independent values)."""
@@ -705,7 +708,8 @@ class SeasonalCUSUM(DriftDetector):
 
     def _like_a_weekend(self, moved_by: float, sd: float) -> bool:
         """Whether a weekday's level moved to where the weekend's usually is at this hour (within
-        half the weekday-weekend gap, a gap of at least a quarter sd): a holiday, not a change.
+        ``HOLIDAY_BAND`` of the weekday-weekend gap, a gap of at least a quarter sd): a holiday,
+        not a change.
 
         A real change that happens to look like a weekend is found the next day, when the
         weekday's profile judges again.
@@ -721,7 +725,7 @@ class SeasonalCUSUM(DriftDetector):
         profile = self._profile
         weekday = profile[first] + weight * (profile[second] - profile[first])
         gap = profile[off_first] + weight * (profile[off_second] - profile[off_first]) - weekday
-        return abs(gap) > 0.25 * sd and abs(moved_by - gap) < 0.5 * abs(gap)
+        return abs(gap) > 0.25 * sd and abs(moved_by - gap) < HOLIDAY_BAND * abs(gap)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
