@@ -468,20 +468,27 @@ class SeasonalCUSUM(DriftDetector):
         e = (z - phi * previous) / math.sqrt(1.0 - phi * phi)
         e = e if -CAP < e < CAP else math.copysign(CAP, e)
         e2 = e * e
+        # A chart at zero that gets no positive increment stays at zero: the step is skipped
+        # (most values, most charts: this runs for every stream of every event).
         if coarse:
             k, h = self._coarse_k, self._coarse_h
-            alarm = _step(charts, 0, e - k, z, h) | _step(charts, 4, -e - k, z, h)
         else:
             h, k = self._h, self._k
+        alarm = False
+        up, down = e - k, -e - k
+        if up > 0.0 or charts[0]:
+            alarm = _step(charts, 0, up, z, h)
+        if down > 0.0 or charts[4]:
+            alarm = _step(charts, 4, down, z, h) or alarm
+        if not coarse:
             if self._stuck and e2 > 1.0:
                 self._stuck = False  # it varies again: the spread-down chart watches once more
+            spread = e2 - self.spread_slack
+            if spread > 0.0 or charts[8]:
+                alarm = _step(charts, 8, spread, z, self.spread_threshold) or alarm
             shrink = 0.0 if self._stuck else self.shrink_slack - e2
-            alarm = (
-                _step(charts, 0, e - k, z, h)
-                | _step(charts, 4, -e - k, z, h)
-                | _step(charts, 8, e2 - self.spread_slack, z, self.spread_threshold)
-                | _step(charts, 12, shrink, z, self.shrink_threshold)
-            )
+            if shrink > 0.0 or charts[12]:
+                alarm = _step(charts, 12, shrink, z, self.shrink_threshold) or alarm
         if alarm:
             self._detect(var, coarse)
 
@@ -493,14 +500,17 @@ class SeasonalCUSUM(DriftDetector):
         """
         moments = self._charts
         at = 20 if coarse else 16
-        mean, variance, covariance, n = moments[at : at + 4]
-        n += 1.0
+        mean, variance, covariance = moments[at], moments[at + 1], moments[at + 2]
+        n = moments[at + 3] + 1.0
         alpha = 1.0 / n if n < 2000.0 else 0.0005
         zc = z - mean if -CAP < z < CAP else math.copysign(CAP, z) - mean
         pc = previous - mean if -CAP < previous < CAP else math.copysign(CAP, previous) - mean
         variance += alpha * (zc * zc - variance)
         covariance += alpha * (zc * pc - covariance)
-        moments[at : at + 4] = array("d", (mean + alpha * zc, variance, covariance, n))
+        moments[at] = mean + alpha * zc
+        moments[at + 1] = variance
+        moments[at + 2] = covariance
+        moments[at + 3] = n
         phi = covariance / variance if variance > 0.0 else 0.0
         phi = 0.0 if phi < 0.0 else self.max_phi if phi > self.max_phi else phi
         if coarse:
