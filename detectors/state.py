@@ -14,7 +14,7 @@ class declares what its state is:
   ``None``: the class cannot be saved (it wraps state of another library); its keys
   start with a warm-up after a restore.
 
-A detector record (``Record``, read quickly on the pipeline thread, converted by
+A detector record (``record``: read quickly on the pipeline thread, arrays converted by
 ``dumps`` on the thread that encodes) is ``[name, version, params, values]``: the registry name, the
 class's ``STATE_VERSION``, the ``__init__`` arguments that differ from the class's
 defaults (so a default detector spends no bytes on them) and one value per field.
@@ -97,41 +97,7 @@ def unplain(data: Any, like: Any = None) -> Any:
     return data
 
 
-class Record:
-    """A detector's state record as read on the pipeline thread: values copied, not yet
-    converted (``dumps`` converts them, on whichever thread encodes)."""
-
-    __slots__ = ("name", "params", "values", "version")
-
-    def __init__(self, name: str, version: int, params: dict[str, Any], values: list[Any]) -> None:
-        self.name = name
-        self.version = version
-        self.params = params
-        self.values = values
-
-    def plain(self) -> list[Any]:
-        return [self.name, self.version, self.params, [plain(v) for v in self.values]]
-
-
-def _copy(value: Any) -> Any:
-    """A copy of a state value that later updates of the detector cannot change."""
-    kind = value.__class__
-    if kind is float or kind is int or kind is bool or kind is str or value is None:
-        return value
-    if kind is array:
-        return value[:]
-    if isinstance(value, Counter):
-        return Counter(value)
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, set | frozenset):
-        return set(value)
-    if isinstance(value, tuple):
-        return tuple(_copy(v) for v in value)
-    return [_copy(v) for v in value]
-
-
-_IMMUTABLE = frozenset((float, int, bool, str, type(None)))
+_ATOMIC = frozenset((int, bool, str, type(None)))
 
 
 class _Reader:
@@ -158,9 +124,11 @@ def savable(detector: Detector) -> bool:
     return type(detector).STATE_FIELDS is not None
 
 
-def record(detector: Detector) -> Record:
-    """The detector's state record (``savable(detector)`` must hold): quick, so that the
-    pipeline thread can take it between batches."""
+def record(detector: Detector) -> tuple[str, int, dict[str, Any], tuple[Any, ...]]:
+    """The detector's state record (``savable(detector)`` must hold), read on the pipeline
+    thread: quick, and made of tuples, numbers and array copies, which the garbage collector
+    soon stops tracking (a snapshot reads thousands). Arrays are converted by ``dumps``, on the
+    thread that encodes."""
     cls = type(detector)
     reader = _READERS.get(cls)
     if reader is None:
@@ -171,25 +139,29 @@ def record(detector: Detector) -> Record:
     changed = {}
     if params != reader.defaults:
         changed = {n: v for n, v, d in zip(reader.names, params, reader.defaults, strict=True) if v != d}
-    immutable = _IMMUTABLE
-    return Record(
-        cls.registry_name,  # type: ignore[attr-defined]
-        cls.STATE_VERSION,
-        changed,
-        [v if v.__class__ in immutable else _copy(v) for v in reader.fields(detector)],
-    )
+    values = []
+    atomic = _ATOMIC
+    for value in reader.fields(detector):
+        kind = value.__class__
+        if kind is float:
+            values.append(value if value - value == 0.0 else plain(value))
+        elif kind is array:
+            values.append(value[:])
+        elif kind in atomic:
+            values.append(value)
+        else:
+            values.append(plain(value))
+    return (cls.registry_name, cls.STATE_VERSION, changed, tuple(values))  # type: ignore[attr-defined]
 
 
 def _encode_default(value: Any) -> Any:
-    if isinstance(value, Record):
-        return value.plain()
     if isinstance(value, array):
         return plain(value)
     raise TypeError(f"{type(value).__name__} is not part of the detector state format")
 
 
 def dumps(data: Any) -> bytes:
-    """JSON of state built of plain values, tuples, arrays, datetimes (RFC 3339) and ``Record`` s."""
+    """JSON of state built of plain values, tuples, arrays and datetimes (RFC 3339)."""
     return orjson.dumps(data, default=_encode_default)
 
 

@@ -127,7 +127,8 @@ class Performance:
         return {
             "errors": record(model.errors) if savable(model.errors) else None,
             "calibration": record(model.calibration) if savable(model.calibration) else None,
-            "pending": list(model.pending.items()),
+            # ids and entries apart: copies of two lists, no new object per waiting prediction
+            "pending": [list(model.pending), list(model.pending.values())],
             "timeline": list(model.timeline),
             "counts": [model.joined, model.expired, model.unmatched, model.remembered],
         }
@@ -140,7 +141,8 @@ class Performance:
                 model.errors = restore_as(data["errors"], DriftDetector)
             if data["calibration"] is not None:
                 model.calibration = restore_as(data["calibration"], DriftDetector)
-            for request_id, (label, score, at, segment) in data["pending"]:
+            request_ids, entries = data["pending"]
+            for request_id, (label, score, at, segment) in zip(request_ids, entries, strict=True):
                 entry: Pending = (label, score, float(at), tuple((str(k), str(v)) for k, v in segment))
                 model.pending[request_id] = entry
                 model.pending_bytes += entry_bytes(request_id, entry)
