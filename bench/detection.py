@@ -55,7 +55,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from river import anomaly, compose, datasets, drift, preprocessing
 
-from detectors import BernoulliCUSUM, ChiSquareWindow, NormalScoresCUSUM, RobustZScore, SeasonalCUSUM
+from detectors import (
+    BernoulliCUSUM,
+    ChiSquareWindow,
+    NormalScoresCUSUM,
+    RobustZScore,
+    SeasonalBernoulliCUSUM,
+    SeasonalCUSUM,
+)
 from detectors.config import load_config
 from detectors.monitors.bias import Bias
 from detectors.monitors.budget import Budget
@@ -132,6 +139,7 @@ NUMERIC: dict[str, Callable[[], Any]] = {
 }
 SLOW = {"river KSWIN"}
 BINARY: dict[str, Callable[[], Any]] = {
+    "vigil seasonal-bernoulli-cusum (cycle none)": lambda: SeasonalBernoulliCUSUM(seasonality="none"),
     "vigil bernoulli-cusum": BernoulliCUSUM,
     "river DDM": lambda: RiverDrift(drift.binary.DDM),
     "river EDDM": lambda: RiverDrift(drift.binary.EDDM),
@@ -556,13 +564,35 @@ def table(cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
+def _only_drift(parts: list[str], size: Size, jobs: int) -> int:
+    """The drift cells of the detectors named, alone: a quick check of one change."""
+    wanted = [
+        (family, detector, scenario, size)
+        for family, detectors in DETECTORS.items()
+        for detector in detectors
+        if any(part in detector for part in parts)
+        for scenario in [*SCENARIOS[family], "stationary"]
+    ]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        cells = list(pool.map(run_cell, *zip(*wanted, strict=True)))
+    print(table(cells))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 seeds and short streams (smoke run)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--only",
+        action="append",
+        help="drift detectors whose name contains this (repeatable); no other table",
+    )
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
+    if args.only:
+        return _only_drift(args.only, size, args.jobs)
     started = time.perf_counter()
 
     jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []

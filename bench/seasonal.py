@@ -356,19 +356,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="runs per change cell (default 30)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--only", action="append", help="detector sets whose name contains this (repeatable; default all)"
+    )
     args = parser.parse_args(argv)
+    sets = [name for name in SETS if not args.only or any(part in name for part in args.only)]
     models = args.models or (2 if args.quick else 5)
     seeds = args.seeds or (5 if args.quick else 30)
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         ordinary_futures = [
-            pool.submit(ordinary, traffic, set_name, models) for traffic in TRAFFIC for set_name in SETS
+            pool.submit(ordinary, traffic, set_name, models) for traffic in TRAFFIC for set_name in sets
         ]
         change_futures = [
             pool.submit(changed, traffic, kind, set_name, seeds)
             for traffic in CHANGE_TRAFFIC
             for kind in CHANGES
-            for set_name in SETS
+            for set_name in sets
         ]
         ordinary_cells = [f.result() for f in ordinary_futures]
         change_cells = [f.result() for f in change_futures]

@@ -12,6 +12,7 @@ from detectors.drift.adwin import ADWINMeanShift
 from detectors.drift.bernoulli_cusum import BernoulliCUSUM
 from detectors.drift.chi_square_window import ChiSquareWindow
 from detectors.drift.normal_scores_cusum import NormalScoresCUSUM
+from detectors.drift.seasonal_bernoulli_cusum import SeasonalBernoulliCUSUM
 from detectors.drift.seasonal_cusum import SeasonalCUSUM
 from detectors.registry import REGISTRY, create, register
 
@@ -25,6 +26,7 @@ __all__ = [
     "DriftDetector",
     "NormalScoresCUSUM",
     "RobustZScore",
+    "SeasonalBernoulliCUSUM",
     "SeasonalCUSUM",
     "create",
     "register",

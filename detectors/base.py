@@ -39,6 +39,11 @@ class Detector:
 
     __slots__ = ()
     input_kind: ClassVar[InputKind]
+    STATE_VERSION: ClassVar[int] = 1
+    """Version of the class's state format (``detectors/state.py``): bumped when it changes."""
+    STATE_FIELDS: ClassVar[tuple[str, ...] | None] = None
+    """Attributes that make up the state, in the order a state record lists them;
+    ``None``: not savable (a restored partition warms this key up again)."""
 
     def __init__(self) -> None:
         self._reset()

@@ -15,6 +15,7 @@ into a rejection of the one event.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from detectors.config import DetectorsConfig, Limits, ModelConfig, load_config
 from detectors.findings import Signal, finding_row
@@ -24,17 +25,27 @@ from detectors.monitors.budget import Budget
 from detectors.monitors.model_streams import ModelStreams
 from detectors.monitors.performance import Performance
 from detectors.monitors.supply_chain import SupplyChain
+from detectors.state import StateError
 from schemas.events import AccessEvent, Event, FeedbackEvent, InferenceEvent, TrainingEvent, model_id_of
 from schemas.records import FindingRow
 
 
 class PartitionDetectors:
-    """All detector state of one partition: exactly what a snapshot holds."""
+    """All detector state of one partition: exactly what a snapshot holds.
+
+    A snapshot saves it in units (``detectors/snapshots.py``): one per model (its
+    streams, feedback join, bias groups and supply chain together) and one per group
+    of principals. ``changed`` holds the models whose state changed since the last
+    snapshot took them; the access monitor keeps its own changed groups.
+    """
 
     def __init__(self, limits: Limits) -> None:
         self.budget = Budget(limits.max_keys_per_partition)
+        self.changed: set[str] = set()
         self.streams = ModelStreams(self.budget)
-        self.performance = Performance(self.budget, max_bytes=int(limits.max_pending_mib * (1 << 20)))
+        self.performance = Performance(
+            self.budget, max_bytes=int(limits.max_pending_mib * (1 << 20)), changed=self.changed
+        )
         self.bias = Bias(self.budget)
         self.supply_chain = SupplyChain(self.budget)
         self.access = Access(
@@ -42,6 +53,41 @@ class PartitionDetectors:
         )
         self.offsets: dict[str, int] = {}
         """Highest offset applied per topic: where a restored snapshot resumes."""
+
+    def export_model(self, model_id: str) -> dict[str, Any]:
+        """Every monitor's state of one model, as plain data (``detectors/state.py``)."""
+        return {
+            "streams": self.streams.export_model(model_id),
+            "performance": self.performance.export_model(model_id),
+            "bias": self.bias.export_model(model_id),
+            "supply_chain": self.supply_chain.export_model(model_id),
+        }
+
+    def import_model(self, model_id: str, data: dict[str, Any], config: ModelConfig) -> None:
+        """Install one model's state saved by ``export_model`` (``StateError`` when malformed)."""
+        try:
+            streams, performance = data["streams"], data["performance"]
+            bias, supply_chain = data["bias"], data["supply_chain"]
+        except (KeyError, TypeError):
+            raise StateError(f"state of {model_id} lacks a monitor") from None
+        if streams is not None:
+            self.streams.import_model(model_id, streams)
+        if performance is not None:
+            self.performance.import_model(model_id, performance, config)
+        if bias is not None:
+            self.bias.import_model(model_id, bias)
+        if supply_chain is not None:
+            self.supply_chain.import_model(model_id, supply_chain)
+
+    @property
+    def models(self) -> set[str]:
+        """Every model with state in this partition."""
+        return (
+            set(self.streams._models)
+            | set(self.performance._models)
+            | set(self.bias._models)
+            | set(self.supply_chain._models)
+        )
 
     @property
     def keys(self) -> int:
@@ -89,6 +135,8 @@ class DetectStage:
             return []  # already in the restored state: a replay after a takeover
         state = self.partition(partition)
         signals = self._dispatch(event, state)
+        if not isinstance(event, AccessEvent):
+            state.changed.add(model_id_of(event))
         if offset > state.offsets.get(topic, -1):
             state.offsets[topic] = offset
         if not signals:
@@ -100,6 +148,10 @@ class DetectStage:
             )
             for s in signals
         ]
+
+    def for_model(self, model_id: str) -> ModelConfig:
+        """The configuration of one model (cached)."""
+        return self._for_model(model_id)
 
     def _for_model(self, model_id: str) -> ModelConfig:
         config = self._models.get(model_id)

@@ -53,6 +53,8 @@ class RobustZScore(AnomalyDetector):
     """
 
     input_kind: ClassVar[InputKind] = "features"
+    STATE_FIELDS: ClassVar[tuple[str, ...] | None] = ("_stats",)
+    """Per feature: [mean, variance, count]."""
 
     def __init__(
         self,

@@ -56,6 +56,19 @@ class BernoulliCUSUM(DriftDetector):
     """
 
     input_kind: ClassVar[InputKind] = "binary"
+    STATE_FIELDS: ClassVar[tuple[str, ...] | None] = (
+        "n_seen",
+        "detections",
+        "_count",
+        "_ones",
+        "_p0",
+        "_up",
+        "_down",
+        "_inc_up",
+        "_inc_down",
+    )
+    """Reference counts and rate (-1 while learning it), both charts [statistic, values,
+    ones] and their log-likelihood increments for a 0 and a 1."""
 
     def __init__(
         self,

@@ -57,6 +57,17 @@ class ChiSquareWindow(DriftDetector):
     """
 
     input_kind: ClassVar[InputKind] = "categorical"
+    STATE_FIELDS: ClassVar[tuple[str, ...] | None] = (
+        "n_seen",
+        "detections",
+        "_reference",
+        "_current",
+        "_known",
+        "_frozen",
+        "_in_window",
+    )
+    """Reference and current-window counts per category, the categories known, whether
+    the reference is complete and the values in the current window."""
 
     def __init__(
         self,

@@ -78,6 +78,24 @@ class NormalScoresCUSUM(DriftDetector):
     """
 
     input_kind: ClassVar[InputKind] = "numeric"
+    STATE_FIELDS: ClassVar[tuple[str, ...] | None] = (
+        "n_seen",
+        "detections",
+        "_recent",
+        "_sample",
+        "_cuts",
+        "_gap",
+        "_equal",
+        "_m",
+        "_shrink_limit",
+        "_reference",
+        "_up",
+        "_down",
+        "_spread",
+        "_shrink",
+    )
+    """Recent values, the reference sample while it is collected, then its cut points,
+    gap and tie scores and summary, and the four chart statistics."""
     __slots__ = (
         "_cuts",
         "_down",

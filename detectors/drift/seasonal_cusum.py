@@ -39,6 +39,12 @@ SPREAD_PRIOR_VALUES = 30
 COARSE_RUN = 8
 MAX_MAGNITUDE = 1e100
 CAP = 4.0
+HOLIDAY_BAND = 0.3
+"""A weekday's new level within this share of the weekday-weekend gap from the weekend's
+is taken for a holiday (wider takes real changes of twice the gap for one)."""
+VISIT_GATE = 3.0
+"""A visit whose mean lies this many of its standard errors from the expected level does not
+teach the profile (values 20 s apart: 0.22 sd for an hour of independent values)."""
 """Largest standardized innovation a chart takes: one wild value moves a chart by at most this."""
 
 
@@ -61,9 +67,10 @@ class SeasonalCUSUM(DriftDetector):
        ``level_hours`` (slow growth is followed, not reported). Learning per visit
        rather than per value makes the memory a matter of days whatever the event
        rate. A bucket judges values once it and its neighbour have been visited
-       ``min_visits`` times: the first day (the first weekend, for ``weekly``) is the
-       warm-up, during which only gross changes (``COARSE_SHIFT`` sd against the level
-       and variance of everything seen so far) are judged. Without a cycle, a visit
+       ``min_visits`` times (more for autocorrelated values: ``_visits_needed``):
+       the first day (the first weekend, for ``weekly``) is the warm-up, during
+       which only gross changes (``COARSE_SHIFT`` sd against the level and variance
+       of everything seen so far) are judged. Without a cycle, a visit
        is ``VALUES_PER_VISIT`` values and the memory ``UNCYCLED_VISITS`` visits.
     2. **Prewhitening.** Residuals ``z`` (in the bucket's standard deviations) are
        autocorrelated; an AR(1) coefficient ``phi`` is estimated online and the
@@ -131,7 +138,7 @@ class SeasonalCUSUM(DriftDetector):
     >>> found
     (19, 'mean-up')
     >>> detector.evidence["expected"]["when"], round(detector.evidence["shift_sigmas"], 1)
-    ('Thursday 05:00', 1.2)
+    ('Thursday 05:00', 1.1)
     """
 
     input_kind: ClassVar[InputKind] = "numeric"
@@ -145,11 +152,13 @@ class SeasonalCUSUM(DriftDetector):
         "_coarse_h",
         "_coarse_k",
         "_coarse_phi",
+        "_day_off",
         "_first",
         "_h",
         "_k",
         "_level",
         "_moved",
+        "_needed",
         "_phi",
         "_phi_used",
         "_pool_n",
@@ -184,6 +193,46 @@ class SeasonalCUSUM(DriftDetector):
         "utc_offset_minutes",
     )
     """Slots only: ``update`` runs once per feature of every event."""
+    STATE_FIELDS: ClassVar[tuple[str, ...] | None] = (
+        "n_seen",
+        "detections",
+        "_buckets",
+        "_profile",
+        "_scale",
+        "_visits",
+        "_level",
+        "_slot",
+        "_first",
+        "_second",
+        "_slot_base",
+        "_visit",
+        "_visit_bucket",
+        "_visit_n",
+        "_visit_judged",
+        "_at",
+        "_z",
+        "_phi",
+        "_coarse_phi",
+        "_phi_used",
+        "_k",
+        "_h",
+        "_coarse_k",
+        "_coarse_h",
+        "_needed",
+        "_coarse",
+        "_day_off",
+        "_pool_n",
+        "_settle",
+        "_settle_n",
+        "_settle_sum",
+        "_stuck",
+        "_moved",
+        "_charts",
+    )
+    """The number of buckets, the profile (shape then spread per bucket, float32), bucket
+    visits, the level and variance level, the cached half-hour slot, the visit being
+    accumulated, the AR(1) estimates and chart tunings, the settle and stuck states, and
+    the charts array (statistics, residual moments, visit sums, pooled mean and variance)."""
 
     def __init__(
         self,
@@ -256,6 +305,8 @@ class SeasonalCUSUM(DriftDetector):
         self._settle_sum = 0.0
         self._stuck = False
         self._moved = 0.0  # how far the level moved at the last reported change
+        self._needed = self.min_visits
+        self._day_off = -1  # a weekday (local day number) that looks like a weekend: a holiday
         self._tune(0.0)
         self._tune_coarse(0.0)
         # per chart (mean-up, mean-down, spread-up, spread-down): statistic, values, sum z, sum z^2
@@ -277,7 +328,8 @@ class SeasonalCUSUM(DriftDetector):
         if self._buckets == 1:
             return visit, 0, 0, 0, 0.0
         base = 0
-        if self._buckets == 48 and (int(local // 86_400) + 3) % 7 >= 5:  # 1970-01-01 was a Thursday
+        day = int(local // 86_400)
+        if self._buckets == 48 and ((day + 3) % 7 >= 5 or day == self._day_off):  # 1970-01-01: a Thursday
             base = 24
         centred = hours - 0.5
         first = int(centred // 1)
@@ -299,7 +351,7 @@ class SeasonalCUSUM(DriftDetector):
     def warming_up(self) -> bool:
         _, _, first, second, _ = self._position(self._at)
         visits = self._visits
-        return math.isnan(self._level) or min(visits[first], visits[second]) < self.min_visits
+        return math.isnan(self._level) or min(visits[first], visits[second]) < self._needed
 
     def update(self, x: Any, at: float | None = None) -> None:
         if x is None:
@@ -346,7 +398,8 @@ class SeasonalCUSUM(DriftDetector):
             self._charts[VISIT] += d
             self._charts[VISIT + 1] += d * d
         pooled = self._charts[POOL]
-        if visits[first] < self.min_visits or visits[second] < self.min_visits or self._scale != self._scale:
+        needed = self._needed
+        if visits[first] < needed or visits[second] < needed or self._scale != self._scale:
             # Both hours around ``at`` need their profile (and the variance level a first visit with
             # some spread; the level is set by then too): until
             # then, only gross changes against everything seen so far are judged.
@@ -415,20 +468,27 @@ class SeasonalCUSUM(DriftDetector):
         e = (z - phi * previous) / math.sqrt(1.0 - phi * phi)
         e = e if -CAP < e < CAP else math.copysign(CAP, e)
         e2 = e * e
+        # A chart at zero that gets no positive increment stays at zero: the step is skipped
+        # (most values, most charts: this runs for every stream of every event).
         if coarse:
             k, h = self._coarse_k, self._coarse_h
-            alarm = _step(charts, 0, e - k, z, h) | _step(charts, 4, -e - k, z, h)
         else:
             h, k = self._h, self._k
+        alarm = False
+        up, down = e - k, -e - k
+        if up > 0.0 or charts[0]:
+            alarm = _step(charts, 0, up, z, h)
+        if down > 0.0 or charts[4]:
+            alarm = _step(charts, 4, down, z, h) or alarm
+        if not coarse:
             if self._stuck and e2 > 1.0:
                 self._stuck = False  # it varies again: the spread-down chart watches once more
+            spread = e2 - self.spread_slack
+            if spread > 0.0 or charts[8]:
+                alarm = _step(charts, 8, spread, z, self.spread_threshold) or alarm
             shrink = 0.0 if self._stuck else self.shrink_slack - e2
-            alarm = (
-                _step(charts, 0, e - k, z, h)
-                | _step(charts, 4, -e - k, z, h)
-                | _step(charts, 8, e2 - self.spread_slack, z, self.spread_threshold)
-                | _step(charts, 12, shrink, z, self.shrink_threshold)
-            )
+            if shrink > 0.0 or charts[12]:
+                alarm = _step(charts, 12, shrink, z, self.shrink_threshold) or alarm
         if alarm:
             self._detect(var, coarse)
 
@@ -440,14 +500,17 @@ class SeasonalCUSUM(DriftDetector):
         """
         moments = self._charts
         at = 20 if coarse else 16
-        mean, variance, covariance, n = moments[at : at + 4]
-        n += 1.0
+        mean, variance, covariance = moments[at], moments[at + 1], moments[at + 2]
+        n = moments[at + 3] + 1.0
         alpha = 1.0 / n if n < 2000.0 else 0.0005
         zc = z - mean if -CAP < z < CAP else math.copysign(CAP, z) - mean
         pc = previous - mean if -CAP < previous < CAP else math.copysign(CAP, previous) - mean
         variance += alpha * (zc * zc - variance)
         covariance += alpha * (zc * pc - covariance)
-        moments[at : at + 4] = array("d", (mean + alpha * zc, variance, covariance, n))
+        moments[at] = mean + alpha * zc
+        moments[at + 1] = variance
+        moments[at + 2] = covariance
+        moments[at + 3] = n
         phi = covariance / variance if variance > 0.0 else 0.0
         phi = 0.0 if phi < 0.0 else self.max_phi if phi > self.max_phi else phi
         if coarse:
@@ -466,6 +529,16 @@ class SeasonalCUSUM(DriftDetector):
         self._k = k
         self._h = _siegmund_threshold(k, self.mean_arl)
         self._phi_used = phi
+        self._visits_needed()
+
+    def _visits_needed(self) -> None:
+        """Visits a bucket needs before its profile judges: ``min_visits``, and more when the
+        values are autocorrelated (an hour of them then carries fewer independent ones, and a
+        profile of two noisy hours would take its own error for a change): one more per 6 of
+        the variance inflation ``(1 + phi) / (1 - phi)`` of the profile's or the pooled
+        residuals, whichever is larger (phi 0.8: 3 visits, 0.9: 5)."""
+        phi = max(self._phi, self._coarse_phi)
+        self._needed = self.min_visits + int((1.0 + phi) / (1.0 - phi) / 6.0)
 
     def _tune_coarse(self, phi: float) -> None:
         """The same for the charts that judge against the pooled level while the profile is learnt.
@@ -475,6 +548,7 @@ class SeasonalCUSUM(DriftDetector):
         k = 0.5 * COARSE_SHIFT * math.sqrt((1.0 - phi) / (1.0 + phi))
         self._coarse_k = k
         self._coarse_h = max(_siegmund_threshold(k, self.mean_arl), COARSE_RUN * (CAP - k))
+        self._visits_needed()
 
     def _fold(self) -> None:
         """The visit that just ended becomes part of its bucket's profile and of the level.
@@ -499,6 +573,15 @@ class SeasonalCUSUM(DriftDetector):
             level = self._level = mean
         bucket = self._visit_bucket
         count = self._visits[bucket]
+        if count >= self._needed and self._scale == self._scale and judged == n:
+            # A visit far from what the bucket expects is a change under way (found by the charts,
+            # which then accept it), not a lesson: learnt, it would hide a small shift.
+            usual = level + (self._profile[bucket] if self._buckets > 1 else 0.0)
+            var = self._scale * self._profile[self._buckets + bucket] * (1.0 + self._phi) / (1.0 - self._phi)
+            if (mean - usual) ** 2 > VISIT_GATE * VISIT_GATE * var / n:
+                self._visit_n = self._visit_judged = 0
+                self._charts[VISIT] = self._charts[VISIT + 1] = self._charts[VISIT + 2] = 0.0
+                return
         memory = self.profile_visits if self._buckets > 1 else UNCYCLED_VISITS
         weight = max(1.0 / (count + 1), 1.0 / memory)
         shape = self._profile
@@ -587,9 +670,16 @@ class SeasonalCUSUM(DriftDetector):
                 "autocorrelation": self._phi,
             },
         }
-        # A level that comes back to where it was before the last change (a holiday ending, a
-        # transient incident resolved) is accepted silently: the change was reported when it began.
         moved_by = shift * sd
+        if moved and not coarse and self._like_a_weekend(moved_by, sd):
+            # A holiday: the rest of the day is judged against the weekend's profile, silently.
+            self._day_off = int((self._at + 60.0 * self.utc_offset_minutes) // 86_400)
+            self._slot = -1  # the cached place in the profile is the weekday's
+            self._drift = False
+            self._clear_charts()
+            return
+        # A level that comes back to where it was before the last change (a transient incident
+        # resolved) is accepted silently: the change was reported when it began.
         # "Back": the new level is closer to the one before the last change than to the last one.
         back = moved_by * self._moved < 0.0 and abs(moved_by + self._moved) < abs(self._moved)
         self._drift = not (moved and not coarse and index < 2 and back)
@@ -615,12 +705,37 @@ class SeasonalCUSUM(DriftDetector):
             # A stream that stopped varying is reported once; its usual spread is kept (accepting a
             # spread near zero would make every later wobble of the profile an alarm).
             self._stuck = True
+        self._clear_charts()
+
+    def _clear_charts(self) -> None:
+        charts = self._charts
         for i in range(16):
             charts[i] = 0.0
         self._z = 0.0
         # This hour's values so far straddle the change: the profile learns from the rest of it.
         self._visit_n = self._visit_judged = 0
-        self._charts[VISIT] = self._charts[VISIT + 1] = self._charts[VISIT + 2] = 0.0
+        charts[VISIT] = charts[VISIT + 1] = charts[VISIT + 2] = 0.0
+
+    def _like_a_weekend(self, moved_by: float, sd: float) -> bool:
+        """Whether a weekday's level moved to where the weekend's usually is at this hour (within
+        ``HOLIDAY_BAND`` of the weekday-weekend gap, a gap of at least a quarter sd): a holiday,
+        not a change.
+
+        A real change that happens to look like a weekend is found the next day, when the
+        weekday's profile judges again.
+        """
+        local = self._at + 60.0 * self.utc_offset_minutes
+        day = int(local // 86_400)
+        if self._buckets != 48 or (day + 3) % 7 >= 5 or day == self._day_off:
+            return False
+        _, _, first, second, weight = self._position(self._at)
+        off_first, off_second = first + 24, second + 24
+        if min(self._visits[off_first], self._visits[off_second]) < self.min_visits:
+            return False
+        profile = self._profile
+        weekday = profile[first] + weight * (profile[second] - profile[first])
+        gap = profile[off_first] + weight * (profile[off_second] - profile[off_first]) - weekday
+        return abs(gap) > 0.25 * sd and abs(moved_by - gap) < HOLIDAY_BAND * abs(gap)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:

@@ -26,12 +26,15 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import zlib
 from collections import deque
 from datetime import UTC, datetime
+from typing import Any
 
 from detectors.config import AccessConfig, BurstConfig
 from detectors.findings import Signal
 from detectors.monitors.budget import Budget
+from detectors.state import StateError
 from schemas.events import AccessEvent
 
 BULK_ACTIONS = ("read", "export")
@@ -82,9 +85,13 @@ class _Principal:
         "off_hours_quiet",
         "rate",
         "resources",
+        "used",
     )
 
     def __init__(self) -> None:
+        self.used = 0
+        """When it was last seen, in the partition's count of access events (restores the
+        order in which the least recently seen leave)."""
         self.events = 0
         self.first_ts = 0.0
         self.bucket = -1
@@ -125,6 +132,9 @@ class Access:
         """Principals dropped to stay within ``max_bytes``."""
         self._principals: dict[str, _Principal] = {}
         self._items = 0
+        self._sequence = 0
+        self.changed: set[int] = set()
+        """Groups of principals (``group_of``) changed since the last ``export_group``."""
 
     @property
     def keys(self) -> int:
@@ -142,6 +152,9 @@ class Access:
             principal = _Principal()
             principal.first_ts = event.ts.timestamp()
         self._principals[event.principal.id] = principal  # last: the most recently seen
+        self._sequence += 1
+        principal.used = self._sequence
+        self.changed.add(group_of(event.principal.id))
         now = event.ts.timestamp()
         principal.events += 1
         signals = [
@@ -159,10 +172,35 @@ class Access:
         self._within_bytes()
         return signals
 
+    def export_groups(self, groups: set[int]) -> dict[int, list[list[Any]]]:
+        """The principals of these groups (``group_of``) as plain data; marks them saved."""
+        self.changed -= groups
+        exported: dict[int, list[list[Any]]] = {group: [] for group in groups}
+        for principal_id, principal in self._principals.items():
+            saved = exported.get(group_of(principal_id))
+            if saved is not None:
+                saved.append(_export(principal_id, principal))
+        return exported
+
+    def import_groups(self, groups: list[list[list[Any]]]) -> None:
+        """Install principals saved by ``export_group``, least recently seen first."""
+        try:
+            restored = sorted(
+                (_import(saved) for group in groups for saved in group), key=lambda r: r[1].used
+            )
+        except (TypeError, ValueError, IndexError) as error:
+            raise StateError(f"access state: {type(error).__name__}: {error}") from None
+        for principal_id, principal in restored:
+            self._principals[principal_id] = principal
+            self._items += len(principal.resources.seen) + len(principal.ips.seen)
+            self._sequence = max(self._sequence, principal.used)
+        self.budget.used += len(restored)
+
     def _within_bytes(self) -> None:
         while self.estimated_bytes > self.max_bytes and len(self._principals) > 1:
             oldest = next(iter(self._principals))
             dropped = self._principals.pop(oldest)
+            self.changed.add(group_of(oldest))
             self._items -= len(dropped.resources.seen) + len(dropped.ips.seen)
             self.budget.used -= 1
             self.forgotten += 1
@@ -362,6 +400,51 @@ class Access:
                 "window": {"denied": len(recent)},
             },
         )
+
+
+GROUPS = 64
+"""Principals are saved in this many groups per partition: only groups with activity
+since the last snapshot are written again."""
+
+
+def group_of(principal_id: str) -> int:
+    return zlib.crc32(principal_id.encode()) % GROUPS
+
+
+def _export(principal_id: str, p: _Principal) -> list[Any]:
+    return [
+        principal_id,
+        p.used,
+        p.events,
+        p.first_ts,
+        p.bucket,
+        p.bucket_count,
+        p.buckets,
+        p.rate,
+        p.burst_alarm,
+        list(p.bulk_stats),
+        p.bulk_alarm,
+        [list(p.resources.seen), p.resources.quiet_until],
+        [list(p.ips.seen), p.ips.quiet_until],
+        list(p.hours),
+        p.off_hours_quiet,
+        list(p.denied),
+        p.denied_alarm,
+    ]
+
+
+def _import(saved: list[Any]) -> tuple[str, _Principal]:
+    p = _Principal()
+    (principal_id, p.used, p.events, p.first_ts, p.bucket, p.bucket_count, p.buckets, p.rate) = saved[:8]
+    p.burst_alarm, p.bulk_stats, p.bulk_alarm = bool(saved[8]), [float(x) for x in saved[9]], bool(saved[10])
+    for novelty, (seen, quiet_until) in ((p.resources, saved[11]), (p.ips, saved[12])):
+        novelty.seen = dict.fromkeys(int(k) for k in seen)
+        novelty.quiet_until = float(quiet_until)
+    p.hours = [int(h) for h in saved[13]]
+    p.off_hours_quiet = float(saved[14])
+    p.denied = deque(float(t) for t in saved[15])
+    p.denied_alarm = bool(saved[16])
+    return str(principal_id), p
 
 
 def client_network(address: str) -> str:

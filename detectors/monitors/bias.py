@@ -22,6 +22,7 @@ least ``min_samples`` (weighted) predictions are compared:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from detectors.base import DriftDetector
 from detectors.config import BiasConfig, ModelConfig
@@ -29,6 +30,7 @@ from detectors.findings import Signal
 from detectors.monitors.budget import Budget
 from detectors.monitors.labels import label_key
 from detectors.monitors.performance import Outcome
+from detectors.state import StateError, record, restore_as, savable
 from schemas.events import FeedbackEvent, InferenceEvent
 
 CHECK_EVERY = 50
@@ -98,6 +100,53 @@ class Bias:
     @property
     def keys(self) -> int:
         return sum(len(a.groups) for m in self._models.values() for a in m.attributes.values())
+
+    def export_model(self, model_id: str) -> dict[str, Any] | None:
+        """The model's groups as plain data: windowed counts, alarm states, shift detectors.
+
+        A group whose shift detector has no state format is left out: it starts over
+        when its segment value is next seen.
+        """
+        model = self._models.get(model_id)
+        if model is None:
+            return None
+        return {
+            "tick": model.tick,
+            "attributes": {
+                name: [
+                    attribute.rate_alarm,
+                    attribute.alarm_tick,
+                    attribute.breach_reported,
+                    attribute.error_alarm,
+                    {
+                        value: [g.n, g.positive, g.labelled, g.errors, g.tick, record(g.shift)]
+                        for value, g in attribute.groups.items()
+                        if savable(g.shift)
+                    },
+                ]
+                for name, attribute in model.attributes.items()
+            },
+        }
+
+    def import_model(self, model_id: str, data: dict[str, Any]) -> None:
+        """Install a model's groups saved by ``export_model``; ``StateError`` when malformed."""
+        model = _Model()
+        try:
+            model.tick = int(data["tick"])
+            for name, (rate_alarm, alarm_tick, breach, error_alarm, groups) in data["attributes"].items():
+                attribute = model.attributes[name] = _Attribute()
+                attribute.rate_alarm, attribute.alarm_tick = bool(rate_alarm), int(alarm_tick)
+                attribute.breach_reported, attribute.error_alarm = bool(breach), bool(error_alarm)
+                for value, (n, positive, labelled, errors, tick, shift) in groups.items():
+                    group = attribute.groups[value] = _Group(restore_as(shift, DriftDetector))
+                    group.n, group.positive, group.labelled, group.errors = n, positive, labelled, errors
+                    group.tick = int(tick)
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, StateError):
+                raise
+            raise StateError(f"bias state of {model_id}: {type(error).__name__}: {error}") from None
+        self._models[model_id] = model
+        self.budget.used += sum(len(a.groups) for a in model.attributes.values())
 
     def rates(self, model_id: str, attribute: str) -> dict[str, float]:
         """Current windowed positive rate per group (for tests and diagnostics)."""

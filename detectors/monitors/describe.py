@@ -101,7 +101,9 @@ def categorical_change(evidence: Mapping[str, Any]) -> tuple[str, dict[str, Any]
 
 def rate_change(evidence: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     before, after = evidence["reference"]["rate"], evidence["window"]["rate"]
-    phrase = f"{before:.1%} -> {after:.1%} over the last {evidence['window']['n']} events"
+    when = evidence.get("expected", {}).get("when")
+    usual = f" (usual for {when})" if when else ""
+    phrase = f"{before:.1%}{usual} -> {after:.1%} over the last {evidence['window']['n']} events"
     return phrase, {"rate_before": before, "rate_after": after, "rate_ratio": evidence["rate_ratio"]}
 
 

@@ -21,6 +21,7 @@ from detectors.config import ModelConfig
 from detectors.findings import Signal
 from detectors.monitors.budget import Budget
 from detectors.monitors.describe import change, since
+from detectors.state import StateError, record, restore_as, savable, unplain
 from schemas.events import InferenceEvent
 
 TIMELINE = 512
@@ -88,6 +89,59 @@ class ModelStreams:
             + len(m.outputs)
             for m in self._models.values()
         )
+
+    def export_model(self, model_id: str) -> dict[str, Any] | None:
+        """The model's state as plain data (``detectors/state.py``); None when it has none.
+
+        A key excluded by configuration (or beyond the budget) is kept as null, so it
+        stays excluded; a detector without a state format is left out, so it starts
+        over when the key is next seen.
+        """
+        model = self._models.get(model_id)
+        if model is None:
+            return None
+        outliers = model.outliers
+        return {
+            "numeric": _records(model.numeric),
+            "categorical": _records(model.categorical),
+            "outputs": _records(model.outputs),
+            "outliers": None
+            if outliers is None or not (savable(outliers.detector) and savable(outliers.rate))
+            else [
+                record(outliers.detector),
+                record(outliers.rate),
+                outliers.scores[:],
+                outliers.target,
+                outliers.quantile,
+                outliers.threshold,
+            ],
+            "events": model.events,
+            "timeline": list(model.timeline),
+        }
+
+    def import_model(self, model_id: str, data: dict[str, Any]) -> None:
+        """Install a model's state saved by ``export_model``; ``StateError`` when it is malformed."""
+        model = _Model()
+        try:
+            model.numeric = _detectors(data["numeric"])
+            model.categorical = _detectors(data["categorical"])
+            outputs = _detectors(data["outputs"])
+            model.outputs = {k: d for k, d in outputs.items() if d is not None}
+            saved = data["outliers"]
+            if saved is not None:
+                detector, rate = restore_as(saved[0], AnomalyDetector), restore_as(saved[1], DriftDetector)
+                model.outliers = _Outliers(detector, rate, int(saved[3]), float(saved[4]))
+                model.outliers.scores = unplain(saved[2])
+                model.outliers.threshold = saved[5]
+            model.events = int(data["events"])
+            model.timeline.extend(map(datetime.fromisoformat, data["timeline"]))
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            if isinstance(error, StateError):
+                raise
+            raise StateError(f"model streams of {model_id}: {type(error).__name__}: {error}") from None
+        self._models[model_id] = model
+        self.budget.used += 1 + sum(d is not None for d in model.numeric.values())
+        self.budget.used += sum(d is not None for d in model.categorical.values()) + len(model.outputs)
 
     def observe(self, event: InferenceEvent, config: ModelConfig) -> list[Signal]:
         model = self._models.get(event.model_id)
@@ -269,3 +323,11 @@ def _output_detector(name: str, config: ModelConfig) -> DriftDetector:
     detector = choice.build(config.seasonality)
     assert isinstance(detector, DriftDetector)
     return detector
+
+
+def _records(detectors: dict[str, DriftDetector] | dict[str, DriftDetector | None]) -> dict[str, Any]:
+    return {k: None if d is None else record(d) for k, d in detectors.items() if d is None or savable(d)}
+
+
+def _detectors(saved: dict[str, Any]) -> dict[str, DriftDetector | None]:
+    return {name: None if data is None else restore_as(data, DriftDetector) for name, data in saved.items()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from detectors.base import DriftDetector
 from detectors.config import ModelConfig
@@ -26,6 +27,7 @@ from detectors.findings import Signal
 from detectors.monitors.budget import Budget
 from detectors.monitors.describe import change, since
 from detectors.monitors.labels import as_binary, label_key
+from detectors.state import StateError, record, restore_as, savable
 from schemas.events import FeedbackEvent, InferenceEvent
 
 TIMELINE = 512
@@ -108,12 +110,51 @@ class Performance:
     the most leave first, so a model that starts late still gets its joins.
     """
 
-    def __init__(self, budget: Budget, max_bytes: int = 64 << 20) -> None:
+    def __init__(self, budget: Budget, max_bytes: int = 64 << 20, changed: set[str] | None = None) -> None:
         self.budget = budget
         self.max_bytes = max_bytes
         self.pending_total = 0
         """Estimated bytes of every model's waiting predictions."""
         self._models: dict[str, _Model] = {}
+        self.changed = changed if changed is not None else set()
+        """Models whose predictions were shed for another model's (their saved state is stale)."""
+
+    def export_model(self, model_id: str) -> dict[str, Any] | None:
+        """The model's join state as plain data: detectors, waiting predictions, counts."""
+        model = self._models.get(model_id)
+        if model is None:
+            return None
+        return {
+            "errors": record(model.errors) if savable(model.errors) else None,
+            "calibration": record(model.calibration) if savable(model.calibration) else None,
+            # ids and entries apart: copies of two lists, no new object per waiting prediction
+            "pending": [list(model.pending), list(model.pending.values())],
+            "timeline": list(model.timeline),
+            "counts": [model.joined, model.expired, model.unmatched, model.remembered],
+        }
+
+    def import_model(self, model_id: str, data: dict[str, Any], config: ModelConfig) -> None:
+        """Install a model's state saved by ``export_model``; ``StateError`` when it is malformed."""
+        model = _Model(config)
+        try:
+            if data["errors"] is not None:  # else a fresh one, from the configuration
+                model.errors = restore_as(data["errors"], DriftDetector)
+            if data["calibration"] is not None:
+                model.calibration = restore_as(data["calibration"], DriftDetector)
+            request_ids, entries = data["pending"]
+            for request_id, (label, score, at, segment) in zip(request_ids, entries, strict=True):
+                entry: Pending = (label, score, float(at), tuple((str(k), str(v)) for k, v in segment))
+                model.pending[request_id] = entry
+                model.pending_bytes += entry_bytes(request_id, entry)
+            model.timeline.extend(map(datetime.fromisoformat, data["timeline"]))
+            model.joined, model.expired, model.unmatched, model.remembered = (int(n) for n in data["counts"])
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, StateError):
+                raise
+            raise StateError(f"feedback join of {model_id}: {type(error).__name__}: {error}") from None
+        self._models[model_id] = model
+        self.pending_total += model.pending_bytes
+        self.budget.used += 1
 
     @property
     def keys(self) -> int:
@@ -172,7 +213,8 @@ class Performance:
         share = self.max_bytes / len(self._models)
         model = inserting
         if inserting.pending_bytes <= share or not inserting.pending:
-            model = max(self._models.values(), key=lambda m: m.pending_bytes)
+            model_id, model = max(self._models.items(), key=lambda item: item[1].pending_bytes)
+            self.changed.add(model_id)
         held = model.pending_bytes
         model.expire_oldest()
         self.pending_total += model.pending_bytes - held
@@ -231,6 +273,7 @@ class Performance:
                 "window": evidence["window"],
                 "statistic": evidence["statistic"],
                 "labelled_events": model.errors.n_seen,
+                **({"expected": evidence["expected"]} if "expected" in evidence else {}),
                 "join": {"joined": model.joined, "expired": model.expired, "unmatched": model.unmatched},
             },
         )

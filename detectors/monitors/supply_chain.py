@@ -22,9 +22,11 @@ lives in the model's partition like everything else.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 from detectors.findings import Signal
 from detectors.monitors.budget import Budget
+from detectors.state import StateError
 from schemas.events import InferenceEvent, TrainingEvent
 
 MAX_TRACKED = 256
@@ -75,6 +77,35 @@ class SupplyChain:
     @property
     def keys(self) -> int:
         return len(self._models)
+
+    def export_model(self, model_id: str) -> dict[str, Any] | None:
+        """What the model is known to have been built from and served, oldest first."""
+        model = self._models.get(model_id)
+        if model is None:
+            return None
+        return {
+            "registered": list(model.registered.items),
+            "produced": list(model.produced.items),
+            "commits": list(model.commits.items),
+            "served": list(model.served.items),
+            "last_served": model.last_served,
+            "datasets": {name: list(seen.items) for name, seen in model.datasets.items()},
+        }
+
+    def import_model(self, model_id: str, data: dict[str, Any]) -> None:
+        """Install a model's state saved by ``export_model``; ``StateError`` when malformed."""
+        model = _Model()
+        try:
+            for name in ("registered", "produced", "commits", "served"):
+                getattr(model, name).items.update(dict.fromkeys(map(str, data[name])))
+            model.last_served = str(data["last_served"])
+            for name, items in data["datasets"].items():
+                seen = model.datasets[name] = _Seen()
+                seen.items.update(dict.fromkeys(map(str, items)))
+        except (KeyError, TypeError, AttributeError) as error:
+            raise StateError(f"supply chain of {model_id}: {type(error).__name__}: {error}") from None
+        self._models[model_id] = model
+        self.budget.used += 1
 
     def _model(self, model_id: str) -> _Model | None:
         model = self._models.get(model_id)

@@ -155,9 +155,8 @@ def test_a_restarted_worker_keeps_its_baselines(worker_env: WorkerEnv) -> None:
     first = worker_env.start_worker()
     worker_env.wait_until("SELECT count() FROM events_unique", 500)
     worker_env.wait_until(
-        "SELECT max(offsets[{topic:String}]) FROM detector_snapshots".replace(
-            "{topic:String}", f"'{worker_env.topic('ai.inference')}'"
-        ),
+        "SELECT max(JSONExtractInt(state, 'offsets', {topic:String})) FROM detector_state "
+        "WHERE unit = ''".replace("{topic:String}", f"'{worker_env.topic('ai.inference')}'"),
         499,
     )
     first.send_signal(signal.SIGTERM)
