@@ -297,3 +297,7 @@ from alerting.cli import alerts, silence  # noqa: E402
 main.add_command(silence)
 main.add_command(alerts)
 main.add_command(audit_group)
+
+from vigil.serve_cli import serve  # noqa: E402
+
+main.add_command(serve)
