@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from policies.facts import Facts
+from policies.facts import Facts, threshold_results
 from policies.inventory import Inventory
 from policies.requests import _ENTITY_TYPE as ENTITY_TYPE  # one mapping for events and questions
 from policies.requests import AuthzRequest
@@ -42,6 +42,8 @@ class InlineQuestion:
     approval_present: bool = False
     mfa: bool = False
     """Whether the principal's own token proved a second factor (never the caller's claim)."""
+    metrics: tuple[tuple[str, float], ...] = ()
+    """Evaluation and fairness metrics of the model about to be registered or deployed."""
 
 
 def inline_request(
@@ -94,11 +96,13 @@ def on_behalf_request(
 def _facts(question: InlineQuestion, inventory: Inventory, at: datetime, token_verified: bool) -> Facts:
     model_status = "none"
     artifact_matches = False
+    evaluation = fairness = "none"
     if question.resource_kind == "model":
         model = inventory.models.get(question.resource_id)
         model_status = model.status if model else "unregistered"
         digest = question.artifact_digest
         artifact_matches = bool(model and digest and model.artifact_digest == digest)
+        evaluation, fairness = threshold_results(model, dict(question.metrics))
     dataset_id = question.dataset_id
     if dataset_id is None and question.resource_kind == "dataset":
         dataset_id = question.resource_id
@@ -127,4 +131,6 @@ def _facts(question: InlineQuestion, inventory: Inventory, at: datetime, token_v
         ("dataset_digest_known", digest_known),
         ("outcome", "none"),
         ("identifiers_canonical", not any(identifier_problem(i, resource=r) for i, r in ids)),
+        ("evaluation", evaluation),
+        ("fairness", fairness),
     )
