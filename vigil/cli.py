@@ -1,4 +1,4 @@
-"""The ``vigil`` command: demo, run, worker, sql, publish."""
+"""The ``vigil`` command: demo, run, worker, serve, gate, sql, publish."""
 
 from __future__ import annotations
 
@@ -298,6 +298,8 @@ main.add_command(silence)
 main.add_command(alerts)
 main.add_command(audit_group)
 
+from vigil.gate import gate  # noqa: E402
 from vigil.serve_cli import serve  # noqa: E402
 
 main.add_command(serve)
+main.add_command(gate)
