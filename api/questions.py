@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from policies.inline import InlineQuestion
 from schemas.events import ACCESS_ACTIONS, LIFECYCLE_ACTIONS
@@ -78,7 +78,17 @@ class SignedEvent(_Strict):
     event: dict[str, Any]
 
 
-Item = Question | SignedEvent
+def _form(value: object) -> str:
+    """Which form a question takes, decided once instead of trying both schemas."""
+    if isinstance(value, SignedEvent) or (isinstance(value, dict) and "event" in value):
+        return "event"
+    return "question"
+
+
+Item = Annotated[
+    Annotated[Question, Tag("question")] | Annotated[SignedEvent, Tag("event")],
+    Discriminator(_form),
+]
 ITEM: TypeAdapter[Item] = TypeAdapter(Item)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -48,22 +48,32 @@ class DecisionRecord:
     decision: DecisionRow
     findings: tuple[FindingRow, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "event": self.event._asdict(),
-            "decision": self.decision._asdict(),
-            "findings": [f._asdict() for f in self.findings],
-        }
+    def to_json(self) -> list[Any]:
+        """Rows as arrays in column order: no column names repeated on every line."""
+        return [list(self.event), list(self.decision), [list(f) for f in self.findings]]
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> DecisionRecord:
-        event, row = data["event"], data["decision"]
-        when = datetime.fromisoformat
+    def from_json(cls, data: list[Any]) -> DecisionRecord:
+        event, decision, findings = data
         return cls(
-            EventRow(**{**event, "ts": when(event["ts"]), "received_at": when(event["received_at"])}),
-            DecisionRow(**{**row, "ts": when(row["ts"])}),
-            tuple(FindingRow(**{**f, "ts": when(f["ts"])}) for f in data["findings"]),
+            _row(EventRow, event, "ts", "received_at"),
+            _row(DecisionRow, decision, "ts"),
+            tuple(_row(FindingRow, f, "ts") for f in findings),
         )
+
+
+_Row = TypeVar("_Row", EventRow, DecisionRow, FindingRow)
+
+
+def _row(kind: type[_Row], values: list[Any], *times: str) -> _Row:
+    """A row read back from the journal, its timestamps parsed again."""
+    if len(values) != len(kind._fields):
+        raise ValueError(f"{kind.__name__} has {len(kind._fields)} columns, the journal {len(values)}")
+    values = list(values)
+    for name in times:
+        at = kind._fields.index(name)
+        values[at] = datetime.fromisoformat(values[at])
+    return kind(*values)
 
 
 def decision_record(
