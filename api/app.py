@@ -4,7 +4,7 @@ Handlers are ``async`` and decide on the event loop's thread: a decision is a ca
 lookup (a Cedar evaluation on a miss) and a journal append, shorter than a hop to a
 worker thread would be, and one thread owning the engine and the replay memory
 needs no locks. Status codes: 401 without a valid credential (no decision is made),
-400 for a malformed question (nothing decided), 503 when the answer cannot be
+400 for a malformed question and 413 for an oversized body (nothing decided), 503 when the answer cannot be
 recorded (the client then denies), 200 with the decision otherwise, allow or deny.
 """
 
@@ -30,6 +30,26 @@ from schemas.problems import describe
 log = logging.getLogger(__name__)
 
 REVISION_HEADER = "X-Vigil-Bundle-Revision"
+MAX_BODY_BYTES = 8 * 2**20
+"""Largest request body read: a full batch of questions fits many times over; more is refused (413)."""
+
+
+class _BodyTooLargeError(Exception):
+    """The request body exceeds ``MAX_BODY_BYTES``."""
+
+
+async def _body(request: Request) -> bytes:
+    """The body, read no further than ``MAX_BODY_BYTES`` (a declared length is checked first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _BodyTooLargeError
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _BodyTooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -61,9 +81,11 @@ def create_app(
         except UnauthenticatedError as error:
             return _unauthenticated(error)
         try:
-            item = ITEM.validate_json(await request.body())
+            item = ITEM.validate_json(await _body(request))
         except ValidationError as error:
             return _json({"error": "invalid_request", "reason": describe(error)}, 400)
+        except _BodyTooLargeError:
+            return _too_large()
         result = answered(caller, [item])
         if isinstance(result, Response):
             return result
@@ -78,9 +100,11 @@ def create_app(
         except UnauthenticatedError as error:
             return _unauthenticated(error)
         try:
-            batch = BATCH.validate_json(await request.body())
+            batch = BATCH.validate_json(await _body(request))
         except ValidationError as error:
             return _json({"error": "invalid_request", "reason": describe(error)}, 400)
+        except _BodyTooLargeError:
+            return _too_large()
         result = answered(caller, batch.requests)
         if isinstance(result, Response):
             return result
@@ -107,6 +131,12 @@ def create_app(
 @asynccontextmanager
 async def _no_lifespan(app: Starlette) -> AsyncIterator[None]:
     yield
+
+
+def _too_large() -> Response:
+    return _json(
+        {"error": "too_large", "reason": f"request bodies are limited to {MAX_BODY_BYTES} bytes"}, 413
+    )
 
 
 def _unauthenticated(error: UnauthenticatedError) -> Response:

@@ -66,11 +66,17 @@ class Journal:
         with self._lock:
             first = self._next_offset
             view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fsync(self._fd)
+            try:
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+                if self.fsync:
+                    os.fsync(self._fd)
+            except OSError:
+                # A full disk may leave part of the lines: cut them off, or the next append
+                # would continue a torn line and the reader would have to drop both.
+                os.ftruncate(self._fd, self._size)
+                raise
             self._next_offset += len(lines)
             self._size += len(data)
             if self._size >= self.segment_bytes:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -176,3 +181,39 @@ def test_the_local_cache_forgets_everything_when_the_bundle_changes(
     after = client.decide(asked)
     assert not after.cached
     assert not after.allowed, "bob lost the analyst role with the reloaded inventory"
+
+
+def test_http_status_tells_why_nothing_was_decided(running: Running, idp: TokenIssuer) -> None:
+    def post(path: str, body: bytes, token: str | None) -> tuple[int, Message, dict[str, object]]:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(running.url + path, body, headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.headers, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, json.loads(error.read())
+
+    asked = json.dumps(
+        {"principal": {"id": "bob"}, "action": "read", "resource": {"kind": "dataset", "id": "x"}}
+    )
+    status, headers, body = post("/v1/decide", asked.encode(), None)
+    assert (status, body["error"]) == (401, "unauthenticated")
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+    status, _, body = post(
+        "/v1/decide", b'{"principal": {"id": "bob"}, "action": "launch"}', idp.token("bob")
+    )
+    assert (status, body["error"]) == (400, "invalid_request")
+    # Refused on the declared length, before the body is read.
+    connection = http.client.HTTPConnection("127.0.0.1", running.settings.api.port, timeout=5)
+    connection.putrequest("POST", "/v1/decide/batch")
+    for name, value in (("Authorization", f"Bearer {idp.token('bob')}"), ("Content-Length", str(9 * 2**20))):
+        connection.putheader(name, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())["error"]) == (413, "too_large")
+    connection.close()
+    status, headers, body = post("/v1/decide", asked.encode(), idp.token("bob"))
+    assert status == 200
+    assert headers["X-Vigil-Bundle-Revision"] == body["bundle_revision"]

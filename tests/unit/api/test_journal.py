@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from alerting.gate import AlertGate
 from api.journal import Journal
@@ -76,3 +79,20 @@ def test_decisions_reach_the_store_after_an_outage_with_alerts_for_denies(
         AlertGate(clock=clock, wall_clock=clock.wall),
     )
     assert again.drain_once() == 0
+
+
+def test_a_failed_append_leaves_no_torn_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = Journal(tmp_path)
+    journal.append([b'{"n":0}'])
+    real_write = os.write
+
+    def disk_full_midway(fd: int, data: Any) -> int:
+        real_write(fd, bytes(data)[:3])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full_midway)
+    with pytest.raises(OSError, match="No space"):
+        journal.append([b'{"n":1}'])
+    monkeypatch.setattr(os, "write", real_write)
+    journal.append([b'{"n":2}'])
+    assert journal.read(10, journal.position()).lines == [b'{"n":0}', b'{"n":2}']
