@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from vigil_client import DecisionClient, DecisionUnavailableError, question
+from vigil_client import DecisionClient, DecisionUnavailableError, GuardMiddleware, question
 
 
 class StandIn:
@@ -129,3 +129,33 @@ def test_the_batch_form_answers_each_question_in_order(stand_in: StandIn) -> Non
     answers = client.decide_many([ASKED, question("bob", "read", ("dataset", "d"))])
     assert [a.action for a in answers] == ["infer", "read"]
     assert stand_in.requests[0]["path"] == "/v1/decide/batch"
+
+
+def test_the_wsgi_middleware_answers_403_when_denied(stand_in: StandIn) -> None:
+    client = DecisionClient(stand_in.url, token="t", timeout=2)
+    calls: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        calls.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"scored"]
+
+    def question_for(environ: dict[str, Any]) -> Any:
+        if environ["PATH_INFO"] == "/healthz":
+            return None
+        return question(environ["HTTP_X_USER"], "infer", ("model", environ["PATH_INFO"].rsplit("/", 1)[-1]))
+
+    guarded = GuardMiddleware(app, client, question_for)
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        statuses.append(status)
+
+    assert guarded({"PATH_INFO": "/score/fraud-v3", "HTTP_X_USER": "bob"}, start_response) == [b"scored"]
+    stand_in.allowed = False
+    (body,) = guarded({"PATH_INFO": "/score/fraud-v3", "HTTP_X_USER": "bob"}, start_response)
+    assert json.loads(body)["decision_id"] == "d2"
+    assert guarded({"PATH_INFO": "/healthz"}, start_response) == [b"scored"]
+    assert statuses == ["200 OK", "403 Forbidden", "200 OK"]
+    assert calls == ["/score/fraud-v3", "/healthz"], "a denied request never reaches the application"
+    assert len(stand_in.requests) == 2, "requests needing no decision are not asked about"

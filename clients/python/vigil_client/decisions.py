@@ -5,6 +5,7 @@ Every failure (timeout, refused connection, 401, 5xx, a malformed answer) become
 deny with ``error`` set, unless ``deny_on_error=False``, in which case
 ``DecisionUnavailableError`` is raised for the caller to handle. Nothing is retried
 except a request on a kept-alive connection the server had closed meanwhile.
+``guard`` decorates a function, ``GuardMiddleware`` wraps a WSGI application.
 
 The cache (off by default, ``cache_seconds``) keeps answers for a few seconds and
 forgets all of them as soon as any answer names a different bundle revision, so
@@ -294,3 +295,44 @@ def _reason(raw: bytes) -> str:
         return str(body.get("reason") or body.get("error"))
     except (ValueError, AttributeError):
         return raw[:200].decode("utf-8", "replace")
+
+
+class GuardMiddleware:
+    """WSGI middleware: each request the service maps to a question is let through only when allowed.
+
+    ``question_for(environ)`` returns the question for a request, or None for requests
+    that need no decision (health checks, static files). A deny, or no answer, is a
+    ``403`` with the reason and the decision id, so the caller can quote it::
+
+        app.wsgi_app = GuardMiddleware(app.wsgi_app, client, question_for)
+    """
+
+    def __init__(
+        self,
+        app: Callable[[dict[str, Any], Callable[..., Any]], Any],
+        client: DecisionClient,
+        question_for: Callable[[dict[str, Any]], Question | None],
+    ) -> None:
+        self.app = app
+        self.client = client
+        self.question_for = question_for
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        asked = self.question_for(environ)
+        if asked is None:
+            return self.app(environ, start_response)
+        decision = self.client.decide(asked)
+        if decision.allowed:
+            environ["vigil.decision"] = decision
+            return self.app(environ, start_response)
+        body = json.dumps(
+            {
+                "error": "forbidden",
+                "reason": decision.error or ", ".join(decision.policy_ids) or "denied",
+                "decision_id": decision.decision_id,
+            }
+        ).encode()
+        start_response(
+            "403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
