@@ -9,6 +9,7 @@ out) stops the server: answers whose records cannot reach the store must not go 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -80,6 +81,12 @@ class ApiServer:
 
     def run(self) -> int:
         """Serve until stopped; then store what the grace period allows. Non-zero when recording failed."""
+        if threading.current_thread() is threading.main_thread():
+            # uvicorn raises the stopping signal again once it has shut down, under the
+            # handlers in place before it started: these, so the journal is still drained
+            # and the store closed before the process exits.
+            for number in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(number, lambda *_: self.stop())
         try:
             self.server.run()
         finally:

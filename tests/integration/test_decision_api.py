@@ -5,7 +5,11 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -217,3 +221,35 @@ def test_http_status_tells_why_nothing_was_decided(running: Running, idp: TokenI
     status, headers, body = post("/v1/decide", asked.encode(), idp.token("bob"))
     assert status == 200
     assert headers["X-Vigil-Bundle-Revision"] == body["bundle_revision"]
+
+
+def test_vigil_serve_answers_then_stores_everything_on_sigterm(tmp_path: Path, idp: TokenIssuer) -> None:
+    settings = _settings(tmp_path, idp)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")},
+        "VIGIL_DATA_DIR": str(tmp_path),
+        "VIGIL_KEYS_FILE": str(settings.keys_file),
+        "VIGIL_POLICIES_INVENTORY": str(settings.policies.inventory),
+        "VIGIL_IDENTITY_JWKS": str(settings.identity.jwks),
+        "VIGIL_IDENTITY_JWT_ISSUER": ISSUER,
+        "VIGIL_API_PORT": str(settings.api.port),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        client = DecisionClient(f"http://127.0.0.1:{settings.api.port}", token=idp.token("bob"), timeout=1.0)
+        deadline = time.monotonic() + 60
+        answer = client.decide(question("bob", "read", ("dataset", "transactions-2026")))
+        while answer.error is not None:
+            assert time.monotonic() < deadline, "vigil serve did not answer"
+            time.sleep(0.2)
+            answer = client.decide(question("bob", "read", ("dataset", "transactions-2026")))
+        assert answer.allowed
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr.decode()
+    with connect(settings.store_url) as store:
+        stored = store.query("SELECT event_id FROM decisions_unique WHERE topic = 'api'").result_rows
+    assert stored == [(answer.decision_id,)]
