@@ -253,3 +253,11 @@ def test_vigil_serve_answers_then_stores_everything_on_sigterm(tmp_path: Path, i
     with connect(settings.store_url) as store:
         stored = store.query("SELECT event_id FROM decisions_unique WHERE topic = 'api'").result_rows
     assert stored == [(answer.decision_id,)]
+    audit = subprocess.run(
+        [sys.executable, "-m", "vigil", "audit", "verify", "--stream", "api:0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
