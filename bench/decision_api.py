@@ -9,6 +9,8 @@ over keep-alive connections (asyncio, no client library in the measurement).
 * **throughput**: closed loop, ``--connections`` connections each sending as fast as
   answers come: single questions, and for Vigil the batch form (``--batch`` questions
   per request). Decisions per second.
+* **service time**: Vigil's handler work without HTTP, in this process (µs per
+  question, single and batched), to tell the API's own cost from the HTTP stack's.
 
 Cardinality: 5,000 principals (each authenticates with its own API key), 2,000
 datasets and 200 models in the inventory; each request picks a principal and a
@@ -297,6 +299,48 @@ def measure(
     return result
 
 
+def in_process(directory: Path, batch: int, seconds: float) -> dict[str, float]:
+    """Service time without HTTP: what one question costs inside the API process.
+
+    Authentication, validation, facts, the engine, the rows and the journal append, as
+    the handlers run them, on the same world; the recorder is not running.
+    """
+    from api.auth import Authenticator
+    from api.journal import Journal
+    from api.questions import BATCH, ITEM
+    from api.service import DecisionService
+    from identity.keyring import load_keyring
+    from identity.verify import IdentityVerifier
+    from policies.bundle import PACK_DIR
+    from policies.runtime import PolicyRuntime
+
+    keyring = load_keyring(directory / "keys.yaml")
+    runtime = PolicyRuntime(PACK_DIR, inventory_path=directory / "inventory.yaml")
+    with tempfile.TemporaryDirectory() as journal_dir:
+        service = DecisionService(runtime, IdentityVerifier(keyring), Journal(Path(journal_dir)))
+        auth = Authenticator(None, keyring)
+        rng = random.Random(11)
+        result = {}
+        for name, size, adapter in (("single", 0, ITEM), ("batch", batch, BATCH)):
+            requests = []
+            for _ in range(2000 if not size else max(20, 2000 // size)):
+                head, body = vigil_request(rng, 0, size).split(b"\r\n\r\n", 1)
+                header = next(line for line in head.split(b"\r\n") if line.startswith(b"Authorization"))
+                requests.append((header.split(b": ", 1)[1].decode(), body))
+            decided, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                for header, body in requests:
+                    caller = auth.authenticate(header, service.engine.inventory, service.wall_clock())
+                    parsed = adapter.validate_json(body)
+                    items = parsed.requests if size else [parsed]
+                    answers = service.decide(caller, items)
+                    json.dumps([a.to_json() for a in answers])
+                    decided += len(items)
+            result[f"in_process_{name}_us"] = (time.perf_counter() - started) / decided * 1e6
+    print("  in process: " + ", ".join(f"{k} {v:,.1f}" for k, v in result.items()), flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -312,9 +356,10 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="vigil-bench-api-"))
     write_world(directory)
     rng = random.Random(7)
-    results: dict[str, list[dict[str, float]]] = {"vigil": [], "opa": []}
+    results: dict[str, list[dict[str, float]]] = {"vigil": [], "opa": [], "vigil-in-process": []}
     try:
         for run in range(args.runs):
+            results["vigil-in-process"].append(in_process(directory, args.batch, min(args.seconds, 3.0)))
             port = _free_port()
             server = start_vigil(directory, port, run)
             try:
