@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,20 +114,25 @@ class DecisionService:
         pending = [p for p in planned if isinstance(p, _Pending)]
         delegations = [p.on_behalf for p in pending if p.on_behalf is not None]
         delegated = iter(engine.decide_many(delegations))
-        deciding: list[tuple[_Pending, AuthzRequest, str, str]] = []
+        deciding: list[tuple[_Pending, AuthzRequest, Asked, str, str]] = []
         for plan in pending:
             if plan.on_behalf is not None and not next(delegated).allowed:
-                request = plan.on_behalf
-                deciding.append((plan, request, request.resource_type.lower(), ""))
+                # The record is of the refused delegation: the caller asked, about the principal.
+                request, asked = plan.on_behalf, replace(plan.asked, principal_kind=caller.kind)
+                deciding.append((plan, request, asked, request.resource_type.lower(), ""))
             else:
-                deciding.append((plan, plan.request, plan.resource_kind, plan.model_id))
-        decisions = engine.decide_many([request for _, request, _, _ in deciding])
+                deciding.append((plan, plan.request, plan.asked, plan.resource_kind, plan.model_id))
+        decisions = engine.decide_many([request for _, request, _, _, _ in deciding])
         records: list[DecisionRecord] = []
         answers: dict[int, Answer] = {}
         first_offset = self.journal.next_offset  # one thread decides: nothing appends meanwhile
-        for (plan, request, resource_kind, model_id), decision in zip(deciding, decisions, strict=True):
+        for (plan, request, asked, resource_kind, model_id), decision in zip(
+            deciding, decisions, strict=True
+        ):
             offset = first_offset + len(records)
-            record = self._record(request, decision, engine, now, plan, resource_kind, model_id, offset)
+            record = self._record(
+                request, decision, engine, now, plan, asked, resource_kind, model_id, offset
+            )
             answers[id(plan)] = _answer(record, decision)
             records.append(record)
         if records:
@@ -200,6 +205,7 @@ class DecisionService:
         engine: PolicyEngine,
         now: datetime,
         plan: _Pending,
+        asked: Asked,
         resource_kind: str,
         model_id: str,
         offset: int,
@@ -213,7 +219,7 @@ class DecisionService:
             request,
             decision,
             engine,
-            asked=plan.asked,
+            asked=asked,
             verified=plan.verified,
             resource_kind=resource_kind,
             offset=offset,

@@ -92,6 +92,12 @@ def test_asking_about_someone_else_needs_a_delegation_policy(rig: Rig) -> None:
         ("evaluate", "fraud-v3"),
     ]
     assert records[1].decision.roles == ["ml-engineer"], "the delegate's own roles are never lent"
+    refusal = records[0].event
+    assert (refusal.principal_id, refusal.principal_kind, refusal.resource_kind) == (
+        "svc-checkout",
+        "service",
+        "user",
+    )
 
 
 def test_a_token_subject_can_not_borrow_anothers_roles_by_naming_them(rig: Rig) -> None:
