@@ -5,13 +5,16 @@ so the Cedar schema can declare one context shape, a policy can never read a
 missing attribute, and decisions cache well (few distinct fact combinations).
 Keep ``FACT_DEFAULTS`` and ``policies/schema.cedarschema`` in step: a test checks.
 ``identifiers_canonical`` defaults to true so that replaying decisions recorded
-before the fact existed re-decides them as they were decided then.
+before the fact existed re-decides them as they were decided then; ``evaluation``
+and ``fairness`` default to ``none`` (no thresholds to meet) for the same reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from identity.verify import Verdict
-from policies.inventory import Inventory
+from policies.inventory import Inventory, ModelEntry
 from schemas.events import AccessEvent, Event, InferenceEvent, TrainingEvent
 from schemas.identifiers import identifier_problem
 
@@ -32,6 +35,8 @@ FACT_DEFAULTS: dict[str, FactValue] = {
     "dataset_digest_known": False,
     "outcome": "none",
     "identifiers_canonical": True,
+    "evaluation": "none",
+    "fairness": "none",
 }
 FACT_NAMES = tuple(FACT_DEFAULTS)
 
@@ -48,11 +53,14 @@ def derive(event: Event, verdict: Verdict, inventory: Inventory) -> Facts:
     """The facts of one event, in ``FACT_NAMES`` order (built directly: this runs per event)."""
     model_status: str = "none"
     artifact_matches = False
+    evaluation = fairness = "none"
     if event.resource.kind == "model":
         model = inventory.models.get(event.resource.id)
         model_status = model.status if model else "unregistered"
         digest = _artifact_digest(event)
         artifact_matches = bool(model and digest and model.artifact_digest == digest)
+        if isinstance(event, TrainingEvent):
+            evaluation, fairness = threshold_results(model, event.metrics)
     dataset_approved = False
     classification: str = "none"
     digest_known = False
@@ -78,7 +86,28 @@ def derive(event: Event, verdict: Verdict, inventory: Inventory) -> Facts:
         ("dataset_digest_known", digest_known),
         ("outcome", event.outcome if isinstance(event, AccessEvent) else "none"),
         ("identifiers_canonical", _canonical_ids(event, dataset_id)),
+        ("evaluation", evaluation),
+        ("fairness", fairness),
     )
+
+
+def threshold_results(model: ModelEntry | None, metrics: Mapping[str, float]) -> tuple[str, str]:
+    """``evaluation`` and ``fairness``: ``none`` without thresholds, else ``pass`` or ``fail``.
+
+    The inventory sets a model's thresholds (``evaluation_min``: each metric at least
+    this; ``fairness_max``: each disparity at most this). A metric the thresholds name
+    and the metrics lack fails: an unmeasured model has not met its bar.
+    """
+    if model is None:
+        return "none", "none"
+    evaluation = fairness = "none"
+    if model.evaluation_min:
+        met = all(n in metrics and metrics[n] >= bound for n, bound in model.evaluation_min.items())
+        evaluation = "pass" if met else "fail"
+    if model.fairness_max:
+        met = all(n in metrics and metrics[n] <= bound for n, bound in model.fairness_max.items())
+        fairness = "pass" if met else "fail"
+    return evaluation, fairness
 
 
 def _canonical_ids(event: Event, dataset_id: str | None) -> bool:

@@ -68,6 +68,10 @@ class ModelEntry(_Entry):
     owner: str = ""
     status: Literal["approved", "pending", "quarantined", "retired"] = "pending"
     artifact_digest: str | None = None
+    evaluation_min: dict[str, float] = Field(default_factory=dict)
+    """Evaluation metrics a deploy or registration must reach, e.g. ``{auc: 0.85}``."""
+    fairness_max: dict[str, float] = Field(default_factory=dict)
+    """Disparities a deploy or registration must stay within, e.g. ``{equal_opportunity_gap: 0.1}``."""
 
     @field_validator("id")
     @classmethod

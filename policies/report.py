@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from policies.bundle import PolicyBundle
 from policies.controls import ControlCatalog
 
-FRAMEWORKS = ("eu-ai-act", "nist-ai-rmf", "iso-42001", "nist-800-207")
+FRAMEWORKS = ("eu-ai-act", "nist-ai-rmf", "iso-42001", "nist-800-207", "sr-11-7", "hipaa-security")
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,13 @@ def _memo_key(event: Event, verdict: Verdict, inventory: Inventory) -> tuple[obj
     if isinstance(event, InferenceEvent):
         extra = (event.artifact_digest,)
     elif isinstance(event, TrainingEvent):
-        extra = (event.artifact_digest, event.dataset_id, event.dataset_digest, event.approval is not None)
+        extra = (
+            event.artifact_digest,
+            event.dataset_id,
+            event.dataset_digest,
+            event.approval is not None,
+            tuple(event.metrics.items()),
+        )
     elif isinstance(event, AccessEvent):
         extra = (event.mfa, event.outcome)
     principal, resource = event.principal, event.resource

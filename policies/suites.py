@@ -38,7 +38,7 @@ class Case(BaseModel):
     principal: str = Field(pattern=r"^(User|Service)::.+$")
     roles: tuple[str, ...] = ()
     action: str
-    resource: str = Field(pattern=r"^(Model|Dataset|Endpoint|FeatureStore)::.+$")
+    resource: str = Field(pattern=r"^(Model|Dataset|Endpoint|FeatureStore|User|Service)::.+$")
     facts: dict[str, FactValue] = Field(default_factory=dict)
     expect: Literal["allow", "deny"]
     deciding: tuple[str, ...] = ()

@@ -184,6 +184,8 @@ INVENTORY: dict[str, Any] = {
             "owner": "alice",
             "status": "approved",
             "artifact_digest": artifact_digest("credit-v2"),
+            "evaluation_min": {"auc": 0.9},
+            "fairness_max": {"demographic_parity_difference": 0.1},
         },
         {
             "id": QUARANTINED_MODEL,
@@ -228,7 +230,8 @@ INVENTORY: dict[str, Any] = {
 }
 """Roles for every principal the builders use by default (mallory only holds
 ``contractor``, which no policy grants anything); fraud-v3 and credit-v2 approved with
-the digests the builders send; one quarantined, one pending and one retired model; an
+the digests the builders send, credit-v2 with release thresholds (auc at least 0.9, a
+demographic parity difference of at most 0.1); one quarantined, one pending and one retired model; an
 approved training dataset, an approved PII dataset and an unapproved one."""
 
 

@@ -1,4 +1,4 @@
-"""The ``vigil`` command: demo, run, worker, sql, publish."""
+"""The ``vigil`` command: demo, run, worker, serve, gate, sql, publish."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from vigil.cli_support import UsageProblem, as_user_error, existing_store, load_
 from vigil.kafka_clients import check_access
 from vigil.log_format import JsonFormatter
 from vigil.log_limits import RepeatLimiter
-from vigil.metrics import Health, Metrics, serve
+from vigil.metrics import Health, Metrics
+from vigil.metrics import serve as serve_metrics
 from vigil.pipeline import Pipeline
 from vigil.progress import counted_lines, input_size, progress
 from vigil.runtime import build_notifiers, build_pipeline, open_store, settle_memory
@@ -182,7 +183,7 @@ def run(source: BinaryIO) -> None:
 def _run_lines(settings: Settings, lines: Iterable[bytes], topic: str) -> local.RunStats:
     pipeline = _build_pipeline(settings)
     metrics, health = Metrics(), Health(settings.metrics.stall_seconds)
-    server = serve(settings.metrics, metrics, health)
+    server = serve_metrics(settings.metrics, metrics, health)
     opened = open_store(settings)
     notifiers = build_notifiers(settings)
     try:
@@ -312,7 +313,7 @@ def worker() -> None:
             f"preparing the topics on {settings.kafka_brokers} failed: {error}"
         ) from error
     metrics, health = Metrics(), consumer_health(settings)
-    server = serve(settings.metrics, metrics, health)
+    server = serve_metrics(settings.metrics, metrics, health)
     opened = open_store(settings)
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
@@ -431,3 +432,9 @@ from alerting.cli import alerts, silence  # noqa: E402
 main.add_command(silence)
 main.add_command(alerts)
 main.add_command(audit_group)
+
+from vigil.gate import gate  # noqa: E402
+from vigil.serve_cli import serve  # noqa: E402
+
+main.add_command(serve)
+main.add_command(gate)

@@ -228,6 +228,19 @@ class QuerySettings(BaseModel):
     """Password of the user ``vigil``; unset means a random one per start, in the endpoint file."""
 
 
+class ApiSettings(BaseModel):
+    """``vigil serve``: the decision API (docs/decision-api.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8181, ge=0, le=65535)
+    journal_dir: Path | None = None
+    """Decisions not yet stored; default ``<data_dir>/api-journal``."""
+    journal_fsync: bool = False
+    """Flush each answer's record to disk before answering (survives power loss; slower)."""
+    drain_grace_seconds: float = Field(default=10.0, ge=0)
+    """On shutdown, how long to keep storing journaled decisions before leaving them for the next start."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_",
@@ -261,6 +274,7 @@ class Settings(BaseSettings):
     detectors: DetectorsSettings = DetectorsSettings()
     metrics: MetricsSettings = MetricsSettings()
     query: QuerySettings = QuerySettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def variables(cls) -> dict[str, str]:

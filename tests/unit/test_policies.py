@@ -125,6 +125,9 @@ DEPLOY_APPROVAL = "deploy-requires-approval"
 CANONICAL = "zt-identifiers-canonical"
 UNKNOWN_DATASET = "dataset-must-be-registered"
 UNKNOWN_MODEL = "model-must-be-registered"
+EVALUATION = "release-meets-evaluation-thresholds"
+FAIRNESS = "release-meets-fairness-thresholds"
+FAIR_AND_GOOD = {"auc": 0.93, "demographic_parity_difference": 0.04}
 LOOKALIKE = "\u0441ustomers-pii"  # Cyrillic es: looks like customers-pii
 
 CASES: list[Case] = [
@@ -373,6 +376,48 @@ CASES: list[Case] = [
         DEPLOY_ARTIFACT,
         at_work(training_doc, action="deploy", artifact_digest="sha256:fraud-v3-hotfix", **RELEASE),
     ),
+    # stable/deploy: credit-v2's thresholds are auc >= 0.9 and a parity difference <= 0.1
+    allowed(
+        "deploy-meeting-thresholds",
+        EVALUATION,
+        at_work(training_doc, action="deploy", model_id="credit-v2", metrics=FAIR_AND_GOOD, **RELEASE),
+        DEPLOY,
+    ),
+    denied(
+        "deploy-below-auc",
+        EVALUATION,
+        at_work(
+            training_doc,
+            action="deploy",
+            model_id="credit-v2",
+            metrics={**FAIR_AND_GOOD, "auc": 0.8},
+            **RELEASE,
+        ),
+    ),
+    denied(
+        "register-without-metrics",
+        EVALUATION,
+        at_work(training_doc, action="register", model_id="credit-v2", metrics={}),
+        EVALUATION,
+        FAIRNESS,
+    ),
+    allowed(
+        "register-fair-model",
+        FAIRNESS,
+        at_work(training_doc, action="register", model_id="credit-v2", metrics=FAIR_AND_GOOD),
+        "training-by-ml-engineers",
+    ),
+    denied(
+        "deploy-beyond-parity",
+        FAIRNESS,
+        at_work(
+            training_doc,
+            action="deploy",
+            model_id="credit-v2",
+            metrics={**FAIR_AND_GOOD, "demographic_parity_difference": 0.2},
+            **RELEASE,
+        ),
+    ),
 ]
 
 
@@ -382,15 +427,20 @@ def test_pack_decisions(engine: PolicyEngine, case: Case) -> None:
     assert deciding(decision) == (case.allowed, sorted(case.ids))
 
 
+INLINE_ONLY = {"delegates-act-on-behalf"}
+"""Policies of actions only the decision API asks (no event carries them): their cases are
+in their suite.yaml and tests/unit/api."""
+
+
 def test_every_policy_has_an_allowed_and_a_denied_case(bundle: PolicyBundle) -> None:
-    for policy in bundle.policies:
+    for policy in [p for p in bundle.policies if p.id not in INLINE_ONLY]:
         mine = [c for c in CASES if c.policy == policy.id]
         assert any(c.allowed for c in mine), f"{policy.id} has no allowed case"
         assert any(not c.allowed for c in mine), f"{policy.id} has no denied case"
         # and the policy really decides its cases: permits allow, forbids deny
         decisive = [c for c in mine if c.allowed == (policy.effect == "permit")]
         assert any(policy.id in c.ids for c in decisive), f"{policy.id} never decides"
-    assert {c.policy for c in CASES} == {p.id for p in bundle.policies}
+    assert {c.policy for c in CASES} == {p.id for p in bundle.policies} - INLINE_ONLY
 
 
 def test_roles_claimed_by_the_event_are_ignored(engine: PolicyEngine) -> None:
@@ -585,6 +635,20 @@ def test_every_framework_is_covered_by_the_pack(bundle: PolicyBundle) -> None:
     assert frameworks == set(load_catalog().frameworks)
 
 
+@pytest.mark.parametrize("framework", ["sr-11-7", "hipaa-security"])
+def test_every_sector_control_is_evidenced_by_a_policy_or_a_detector(
+    bundle: PolicyBundle, framework: str
+) -> None:
+    from detectors.findings import controls_by_rule
+    from policies.report import FRAMEWORKS
+
+    assert framework in FRAMEWORKS, "vigil controls report offers it"
+    by_policies = {c for p in bundle.policies for c in p.controls}
+    by_detectors = {c for controls in controls_by_rule().values() for c in controls}
+    unmapped = set(load_catalog().of(framework)) - by_policies - by_detectors
+    assert not unmapped, f"{framework} controls nothing evidences: {sorted(unmapped)}"
+
+
 def test_bundled_pack_validates_against_its_schema(bundle: PolicyBundle) -> None:
     assert validate_bundle(bundle) == []
 
@@ -601,7 +665,7 @@ def test_stable_is_the_default_maturity(stable_bundle: PolicyBundle, bundle: Pol
 
 def test_incubating_only(bundle: PolicyBundle) -> None:
     incubating = load_bundle(maturities=("incubating",))
-    assert {p.id for p in incubating.policies} == {OUTSIDE, DEPLOY_ARTIFACT}
+    assert {p.id for p in incubating.policies} == {OUTSIDE}
 
 
 def test_unknown_maturity() -> None:
