@@ -4,8 +4,8 @@ The test makes its own CA and certificates with openssl, starts a second local b
 with a SASL_SSL listener (scripts/kafka/broker.sh, ``VIGIL_KAFKA_SSL_DIR``) that
 requires a client certificate, and creates SCRAM users with Kafka's own tooling. The
 whole path goes through that listener: ``vigil publish`` (SCRAM-SHA-256), the worker's
-consumer, producers and admin client (SCRAM-SHA-512), and an aiokafka reader built
-from ``aiokafka_config`` (PLAIN), the mapping the notifier uses. A wrong password and
+consumer, producers and admin client (SCRAM-SHA-512), ``vigil notifier`` (faust,
+SCRAM-SHA-512) and an aiokafka reader built from ``aiokafka_config`` (PLAIN). A wrong password and
 an untrusted certificate each end a command with one line that says so.
 """
 
@@ -218,3 +218,52 @@ def test_an_untrusted_broker_certificate_ends_the_worker_with_one_line(
 
     line = _one_line_error(result, "TLS failed")
     assert "certificate verify failed" in line
+
+
+def _records(brokers: str, topic: str, quiet_seconds: float = 3.0) -> int:
+    """How many records ``topic`` holds, read over the plaintext listener until it goes quiet."""
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"count-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer.subscribe([topic])
+    count, quiet = 0, 0.0
+    try:
+        while quiet < quiet_seconds:
+            batch = [r for r in consumer.consume(500, 0.5) if r.error() is None]
+            count += len(batch)
+            quiet = 0.0 if batch else quiet + 0.5
+    finally:
+        consumer.close()
+    return count
+
+
+def test_the_notifier_consumes_alerts_through_mutual_tls_and_scram(
+    secure_env: WorkerEnv, secure_broker: SecureBroker
+) -> None:
+    secure_env.start_worker()
+    secure_env.wait_until("SELECT count() FROM events", 0)
+    t0 = datetime.now(UTC) - timedelta(seconds=10)
+    lines = [orjson.dumps(scoring_event(f"alert-{n}", n, t0, {"x": 1.0})) for n in range(5)]
+    (secure_env.data_dir / "unsigned.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    sent = vigil(
+        secure_env,
+        "publish",
+        "--input",
+        "unsigned.jsonl",
+        "--raw",
+        "ai.inference",
+        **secure_broker.env("publisher", PUBLISHER_PASSWORD, "SCRAM-SHA-256"),
+    )
+    assert sent.returncode == 0, sent.stderr
+    secure_env.wait_until("SELECT count() FROM alerts_unique", 1)  # unsigned events raise alerts
+    alerts_topic = secure_env.topic("ai.alerts")
+    published = _records(secure_broker.plaintext, alerts_topic)
+    assert published >= 1
+
+    notifier_store = f"chdb://{secure_env.data_dir / 'notifier-store'}"
+    secure_env.start("notifier", VIGIL_CLICKHOUSE_URL=notifier_store)  # SCRAM-SHA-512 over mutual TLS
+    group = f"{secure_env.prefix}vigil-notifier"
+    deadline = 90
+    while committed(secure_broker.plaintext, group, alerts_topic) < published and deadline:
+        asyncio.run(asyncio.sleep(1))
+        deadline -= 1
+    assert committed(secure_broker.plaintext, group, alerts_topic) == published, secure_env.logs()
