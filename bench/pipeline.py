@@ -618,37 +618,66 @@ def _distinct_facts(count: int) -> Iterator[Facts]:
 # --- memory mode -----------------------------------------------------------------------
 
 
+PIPELINE_ONLY = """
+import sys, time
+from streams.local import batches, messages_from_lines
+from vigil.runtime import build_pipeline, settle_memory
+from vigil.settings import Settings
+pipeline = build_pipeline(Settings())
+settle_memory()
+started, n = time.perf_counter(), 0
+with open(sys.argv[1], "rb") as handle:
+    for batch in batches(messages_from_lines(handle, "ai.inference"), 2000):
+        n += len(pipeline.process(batch).events)
+print(f"{n} messages in {time.perf_counter() - started:.2f}s")
+"""
+"""``Pipeline.process`` over a file and nothing else (no store, no ledger, no alerting): the
+memory of the pipeline's own state, apart from the embedded store's."""
+
+
 def memory_mode(directory: Path, sizes: Sequence[int], seed: int) -> list[tuple[str, str]]:
-    """Peak RSS of ``vigil run`` at each stream length, on the same fleet and keys."""
+    """Peak RSS of ``vigil run``, and of the pipeline alone, at each stream length."""
     keys_file = directory / "keys.yaml"
     secrets_by_source = write_keys(keys_file)
     limits_file = directory / "detector-limits.yaml"
     limits_file.write_text(json.dumps({"limits": MEMORY_DETECTOR_LIMITS}))  # JSON is YAML
+    bounded = {
+        "VIGIL_IDENTITY_REPLAY_WINDOW_HOURS": str(MEMORY_WINDOW_HOURS),
+        "VIGIL_DETECTORS_CONFIG": str(limits_file),
+    }
     lines = []
-    peaks = []
+    peaks: dict[str, list[float]] = {"vigil run": [], "pipeline alone": []}
     for size in sizes:
         events_file = directory / f"events-{size}.jsonl"
         print(f"  memory: generating {size:,} events...", file=sys.stderr, flush=True)
         write_events(events_file, secrets_by_source, size, seed)
-        print(f"  memory: vigil run on {size:,} events...", file=sys.stderr, flush=True)
-        bounded = {
-            "VIGIL_IDENTITY_REPLAY_WINDOW_HOURS": str(MEMORY_WINDOW_HOURS),
-            "VIGIL_DETECTORS_CONFIG": str(limits_file),
+        print(
+            f"  memory: vigil run and the pipeline alone on {size:,} events...", file=sys.stderr, flush=True
+        )
+        runs = {
+            "vigil run": run_vigil(directory, keys_file, events_file, f"memory-{size}", **bounded),
+            "pipeline alone": run_child(
+                f"memory-pipeline-{size}",
+                [sys.executable, "-c", PIPELINE_ONLY, str(events_file)],
+                child_env(directory, keys_file, f"memory-pipeline-{size}", **bounded),
+                directory,
+            ),
         }
-        child = run_vigil(directory, keys_file, events_file, f"memory-{size}", **bounded)
         events_file.unlink()
-        peaks.append(child.peak_rss_mib)
-        lines.append(
-            (f"vigil run, {size:,} events", f"peak RSS {child.peak_rss_mib:,.0f} MiB; {child.summary}")
-        )
-    if len(peaks) > 1:
-        change = peaks[-1] / peaks[0] - 1
-        lines.append(
-            (
-                "peak RSS change",
-                f"{change:+.1%} from {sizes[0]:,} to {sizes[-1]:,} events (target within ±10%)",
+        for name, child in runs.items():
+            peaks[name].append(child.peak_rss_mib)
+            lines.append(
+                (f"{name}, {size:,} events", f"peak RSS {child.peak_rss_mib:,.0f} MiB; {child.summary}")
             )
-        )
+    if len(sizes) > 1:
+        for name, found in peaks.items():
+            change = found[-1] / found[0] - 1
+            lines.append(
+                (
+                    f"peak RSS change, {name}",
+                    f"{change:+.1%} from {sizes[0]:,} to {sizes[-1]:,} events (target within ±10%)",
+                )
+            )
     return lines
 
 
