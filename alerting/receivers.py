@@ -109,29 +109,44 @@ class WebhookReceiver:
         self.config = config
 
     def deliver(self, notification: Notification) -> None:
-        headers = {"Content-Type": "application/json", "User-Agent": "vigil-alerting"}
-        headers.update({k: v.get_secret_value() for k, v in self.config.headers.items()})
-        request = urllib.request.Request(
+        headers = {k: v.get_secret_value() for k, v in self.config.headers.items()}
+        post_json(
+            "webhook",
             self.config.url.get_secret_value(),
-            data=orjson.dumps(alertmanager_document(notification)),
-            headers=headers,
-            method="POST",
+            alertmanager_document(notification),
+            self.config.timeout,
+            headers,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-                response.read()
-        except urllib.error.HTTPError as error:
-            retryable = error.code == 429 or error.code >= 500
-            raise DeliveryError(f"webhook answered HTTP {error.code}", retryable) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise DeliveryError(f"webhook unreachable: {reason}", retryable=True) from None
 
     def poll(self) -> list[Ack]:
         return []
 
     def close(self) -> None:
         """Nothing held open between deliveries."""
+
+
+def post_json(
+    what: str, url: str, document: Any, timeout: float, headers: dict[str, str] | None = None
+) -> None:
+    """POST ``document`` as JSON; a refusal or an unreachable endpoint is a ``DeliveryError``,
+    retryable unless the endpoint answered a client error other than 429."""
+    request = urllib.request.Request(
+        url,
+        data=orjson.dumps(document),
+        headers={"Content-Type": "application/json", "User-Agent": "vigil-alerting", **(headers or {})},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as error:
+        retryable = error.code == 429 or error.code >= 500
+        detail = error.read()[:200].decode("utf-8", "replace").strip()
+        said = f": {detail}" if detail else ""
+        raise DeliveryError(f"{what} answered HTTP {error.code}{said}", retryable) from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DeliveryError(f"{what} unreachable: {reason}", retryable=True) from None
 
 
 def postable_alerts(notification: Notification) -> list[dict[str, Any]]:
@@ -175,22 +190,7 @@ class AlertmanagerReceiver:
         self.endpoint = config.url.rstrip("/") + "/api/v2/alerts"
 
     def deliver(self, notification: Notification) -> None:
-        request = urllib.request.Request(
-            self.endpoint,
-            data=orjson.dumps(postable_alerts(notification)),
-            headers={"Content-Type": "application/json", "User-Agent": "vigil-alerting"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-                response.read()
-        except urllib.error.HTTPError as error:
-            retryable = error.code == 429 or error.code >= 500
-            detail = error.read()[:200].decode("utf-8", "replace")
-            raise DeliveryError(f"Alertmanager answered HTTP {error.code}: {detail}", retryable) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise DeliveryError(f"Alertmanager unreachable: {reason}", retryable=True) from None
+        post_json("Alertmanager", self.endpoint, postable_alerts(notification), self.config.timeout)
 
     def poll(self) -> list[Ack]:
         return []

@@ -13,7 +13,6 @@ that is denied, that denial is the answer, recorded like any other.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -33,6 +32,7 @@ from policies.requests import AuthzRequest, request_for
 from policies.runtime import PolicyRuntime
 from schemas.decode import DEFAULT_MAX_BYTES, Rejection, decode
 from schemas.events import Event, model_id_of
+from vigil.pipeline import stored_payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +178,7 @@ class DecisionService:
                 verify_reason=verdict.reason,
                 key_id=verdict.key_id,
                 token_status=verdict.token.reason,
-                payload=_without_token(event, decoded.canonical),
+                payload=stored_payload(event, decoded.canonical),
                 signature=event.signature.value if event.signature else "",
             )
             plan = _Pending(
@@ -226,16 +226,6 @@ class DecisionService:
             model_id=model_id,
             facts_json=facts_json,
         )
-
-
-def _without_token(event: Event, canonical: bytes) -> str:
-    """The canonical event with its bearer token replaced by a digest, as the pipeline stores it."""
-    if event.auth is None:
-        return canonical.decode()
-    document = orjson.loads(canonical)
-    digest = hashlib.sha256(event.auth.token.encode()).hexdigest()
-    document["auth"]["token"] = f"redacted:sha256:{digest}"
-    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _answer(record: DecisionRecord, decision: Decision) -> Answer:

@@ -11,6 +11,7 @@
 # Environment: VIGIL_ALERTMANAGER_PORT (default 19593), VIGIL_ALERTMANAGER_HOME
 # (default <repo>/.alertmanager; the run directory is per port).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/daemon.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -52,32 +53,11 @@ YAML
     --web.listen-address="127.0.0.1:$port" --cluster.listen-address= \
     >"$run/stdout.log" 2>&1 &
   echo $! >"$pidfile"
-  for _ in $(seq 1 60); do
-    if answers; then
-      echo "alertmanager running on 127.0.0.1:$port (pid $(cat "$pidfile"))"
-      return 0
-    fi
-    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-      echo "alertmanager exited during start-up; see $run/stdout.log" >&2
-      tail -n 20 "$run/stdout.log" >&2 || true
-      return 1
-    fi
-    sleep 0.5
-  done
-  echo "alertmanager did not answer on 127.0.0.1:$port within 30 s" >&2
-  return 1
+  await_start "alertmanager on 127.0.0.1:$port" "$pidfile" "$run/stdout.log" 30 answers
 }
 
 stop() {
-  if [ -f "$pidfile" ]; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
-    for _ in $(seq 1 40); do
-      kill -0 "$(cat "$pidfile")" 2>/dev/null || break
-      sleep 0.25
-    done
-    kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-    rm -f "$pidfile"
-  fi
+  stop_pid "$pidfile"
 }
 
 case "${1:-}" in

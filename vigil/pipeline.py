@@ -334,7 +334,7 @@ def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRo
         key_id=verdict.key_id,
         token_status=verdict.token.reason,
         features=features,
-        payload=_stored_payload(event, item.decoded.canonical),
+        payload=stored_payload(event, item.decoded.canonical),
         signature=event.signature.value if event.signature else "",
         topic=message.topic,
         partition=message.partition,
@@ -370,7 +370,7 @@ def _finding(
     )
 
 
-def _stored_payload(event: Event, canonical: bytes) -> str:
+def stored_payload(event: Event, canonical: bytes) -> str:
     """The canonical form, with a bearer token replaced by its digest.
 
     A token is a credential: anyone who can read the store could present it. The

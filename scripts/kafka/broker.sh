@@ -15,6 +15,7 @@
 # optionally plain-users (lines NAME:PASSWORD for SASL PLAIN). SCRAM users are added
 # with scram-user, through the PLAINTEXT listener that stays on the first port.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemon.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -88,20 +89,7 @@ PROPS
   nohup java "${opts[@]}" -cp "$lib/*" kafka.Kafka "$run/server.properties" \
     >"$run/stdout.log" 2>&1 &
   echo $! >"$pidfile"
-  for _ in $(seq 1 120); do
-    if answers; then
-      echo "kafka running on 127.0.0.1:$port (pid $(cat "$pidfile"))"
-      return 0
-    fi
-    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-      echo "kafka exited during start-up; see $run/stdout.log" >&2
-      tail -n 40 "$run/stdout.log" >&2 || true
-      return 1
-    fi
-    sleep 0.5
-  done
-  echo "kafka did not answer on 127.0.0.1:$port within 60 s" >&2
-  return 1
+  await_start "kafka on 127.0.0.1:$port" "$pidfile" "$run/stdout.log" 60 answers
 }
 
 secure_listener() {
@@ -139,15 +127,7 @@ scram_user() {
 }
 
 stop() {
-  if [ -f "$pidfile" ]; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
-    for _ in $(seq 1 40); do
-      kill -0 "$(cat "$pidfile")" 2>/dev/null || break
-      sleep 0.25
-    done
-    kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-    rm -f "$pidfile"
-  fi
+  stop_pid "$pidfile"
 }
 
 case "${1:-}" in

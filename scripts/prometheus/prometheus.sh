@@ -8,6 +8,7 @@
 #
 # Environment: VIGIL_PROMETHEUS_PORT (default 19090), listening on 127.0.0.1.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemon.sh"
 
 port="${VIGIL_PROMETHEUS_PORT:-19090}"
 
@@ -39,33 +40,11 @@ start() {
   nohup prometheus --config.file="$config" --storage.tsdb.path="$dir/tsdb" \
     --web.listen-address="127.0.0.1:$port" >"$dir/prometheus.log" 2>&1 &
   echo $! >"$dir/prometheus.pid"
-  for _ in $(seq 1 120); do
-    if ready; then
-      echo "prometheus running on 127.0.0.1:$port (pid $(cat "$dir/prometheus.pid"))"
-      return 0
-    fi
-    if ! kill -0 "$(cat "$dir/prometheus.pid")" 2>/dev/null; then
-      echo "prometheus exited during start-up; see $dir/prometheus.log" >&2
-      tail -n 20 "$dir/prometheus.log" >&2 || true
-      return 1
-    fi
-    sleep 0.5
-  done
-  echo "prometheus was not ready on 127.0.0.1:$port within 60 s" >&2
-  return 1
+  await_start "prometheus on 127.0.0.1:$port" "$dir/prometheus.pid" "$dir/prometheus.log" 60 ready
 }
 
 stop() {
-  local pidfile="$1/prometheus.pid"
-  if [ -f "$pidfile" ]; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
-    for _ in $(seq 1 40); do
-      kill -0 "$(cat "$pidfile")" 2>/dev/null || break
-      sleep 0.25
-    done
-    kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-    rm -f "$pidfile"
-  fi
+  stop_pid "$1/prometheus.pid"
 }
 
 case "${1:-}" in
