@@ -10,6 +10,7 @@ as an unprivileged user with a healthcheck, its dependencies installed before th
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -113,6 +114,8 @@ def test_every_named_volume_is_declared(compose: dict[str, Any]) -> None:
 def test_every_vigil_variable_names_a_setting(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for variable in [name for name in os.environ if name.startswith("VIGIL_")]:
+        monkeypatch.delenv(variable)  # only the compose file's variables are judged
     for service in workers(compose).values():
         for variable in service["environment"]:
             monkeypatch.setenv(variable, "x")
