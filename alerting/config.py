@@ -56,6 +56,14 @@ Duration = Annotated[float, BeforeValidator(duration_seconds)]
 """Seconds, written as a number or in the one duration grammar (schemas/durations.py)."""
 
 
+def _http_url(value: object, whose: str) -> object:
+    """A receiver URL with ``${NAME}`` read from the environment; only http(s) is taken."""
+    value = _expand_env(value) if isinstance(value, str) else value
+    if isinstance(value, str) and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{whose} url starts with http:// or https://")
+    return value
+
+
 def _expand_env(value: str) -> str:
     def lookup(found: re.Match[str]) -> str:
         name = found.group(1)
@@ -155,10 +163,7 @@ class WebhookConfig(_Strict):
     @field_validator("url", mode="before")
     @classmethod
     def _url_from_env(cls, value: object) -> object:
-        value = _expand_env(value) if isinstance(value, str) else value
-        if isinstance(value, str) and not value.startswith(("http://", "https://")):
-            raise ValueError("a webhook url starts with http:// or https://")
-        return value
+        return _http_url(value, "a webhook")
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -178,10 +183,7 @@ class AlertmanagerConfig(_Strict):
     @field_validator("url", mode="before")
     @classmethod
     def _url_from_env(cls, value: object) -> object:
-        value = _expand_env(value) if isinstance(value, str) else value
-        if isinstance(value, str) and not value.startswith(("http://", "https://")):
-            raise ValueError("an Alertmanager url starts with http:// or https://")
-        return value
+        return _http_url(value, "an Alertmanager")
 
 
 class KafkaConfig(_Strict):

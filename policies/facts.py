@@ -51,26 +51,17 @@ def complete(partial: dict[str, FactValue]) -> Facts:
 
 def derive(event: Event, verdict: Verdict, inventory: Inventory) -> Facts:
     """The facts of one event, in ``FACT_NAMES`` order (built directly: this runs per event)."""
-    model_status: str = "none"
-    artifact_matches = False
-    evaluation = fairness = "none"
+    model_status, artifact_matches, evaluation, fairness = "none", False, "none", "none"
     if event.resource.kind == "model":
-        model = inventory.models.get(event.resource.id)
-        model_status = model.status if model else "unregistered"
-        digest = _artifact_digest(event)
-        artifact_matches = bool(model and digest and model.artifact_digest == digest)
-        if isinstance(event, TrainingEvent):
-            evaluation, fairness = threshold_results(model, event.metrics)
-    dataset_approved = False
-    classification: str = "none"
-    digest_known = False
+        metrics = event.metrics if isinstance(event, TrainingEvent) else None
+        model_status, artifact_matches, evaluation, fairness = model_facts(
+            inventory, event.resource.id, _artifact_digest(event), metrics
+        )
+    dataset_approved, classification, digest_known = False, "none", False
     dataset_id = _dataset_id(event)
     if dataset_id is not None:
-        dataset = inventory.datasets.get(dataset_id)
-        dataset_approved = bool(dataset and dataset.approved)
-        classification = dataset.classification if dataset else "unregistered"
-        if isinstance(event, TrainingEvent):
-            digest_known = bool(dataset and event.dataset_digest in dataset.digests)
+        digest = event.dataset_digest if isinstance(event, TrainingEvent) else None
+        dataset_approved, classification, digest_known = dataset_facts(inventory, dataset_id, digest)
     token_verified = verdict.token.ok
     return (
         ("verified", verdict.verified),
@@ -85,10 +76,31 @@ def derive(event: Event, verdict: Verdict, inventory: Inventory) -> Facts:
         ("dataset_classification", classification),
         ("dataset_digest_known", digest_known),
         ("outcome", event.outcome if isinstance(event, AccessEvent) else "none"),
-        ("identifiers_canonical", _canonical_ids(event, dataset_id)),
+        ("identifiers_canonical", identifiers_canonical(event.principal.id, event.resource.id, dataset_id)),
         ("evaluation", evaluation),
         ("fairness", fairness),
     )
+
+
+def model_facts(
+    inventory: Inventory, model_id: str, artifact_digest: str | None, metrics: Mapping[str, float] | None
+) -> tuple[str, bool, str, str]:
+    """``model_status``, ``artifact_matches``, ``evaluation`` and ``fairness`` of a model
+    resource; without ``metrics`` (not a lifecycle step that reports any) the last two are
+    ``none``. Events and inline questions share it, so one policy judges both alike."""
+    model = inventory.models.get(model_id)
+    status = model.status if model else "unregistered"
+    matches = bool(model and artifact_digest and model.artifact_digest == artifact_digest)
+    evaluation, fairness = ("none", "none") if metrics is None else threshold_results(model, metrics)
+    return status, matches, evaluation, fairness
+
+
+def dataset_facts(inventory: Inventory, dataset_id: str, digest: str | None) -> tuple[bool, str, bool]:
+    """``dataset_approved``, ``dataset_classification`` and ``dataset_digest_known``."""
+    dataset = inventory.datasets.get(dataset_id)
+    if dataset is None:
+        return False, "unregistered", False
+    return dataset.approved, dataset.classification, digest is not None and digest in dataset.digests
 
 
 def threshold_results(model: ModelEntry | None, metrics: Mapping[str, float]) -> tuple[str, str]:
@@ -110,12 +122,11 @@ def threshold_results(model: ModelEntry | None, metrics: Mapping[str, float]) ->
     return evaluation, fairness
 
 
-def _canonical_ids(event: Event, dataset_id: str | None) -> bool:
+def identifiers_canonical(principal_id: str, resource_id: str, dataset_id: str | None) -> bool:
     """Whether every identifier the policies decide on is canonical (``schemas.identifiers``)."""
-    if identifier_problem(event.principal.id, resource=False):
+    if identifier_problem(principal_id, resource=False) or identifier_problem(resource_id, resource=True):
         return False
-    resources = (event.resource.id, dataset_id) if dataset_id is not None else (event.resource.id,)
-    return not any(identifier_problem(r, resource=True) for r in resources)
+    return dataset_id is None or not identifier_problem(dataset_id, resource=True)
 
 
 def _claimed_mfa(event: Event) -> bool:

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 
-from policies.facts import Facts, threshold_results
+from policies.facts import Facts, dataset_facts, identifiers_canonical, model_facts
 from policies.inventory import Inventory
 from policies.requests import _ENTITY_TYPE as ENTITY_TYPE  # one mapping for events and questions
 from policies.requests import AuthzRequest
-from schemas.identifiers import identifier_problem
 
 ACT_ON_BEHALF = "act_on_behalf"
 """The action a caller needs permitted to ask about a principal other than itself."""
@@ -95,29 +93,19 @@ def on_behalf_request(
 
 
 def _facts(question: InlineQuestion, inventory: Inventory, at: datetime, token_verified: bool) -> Facts:
-    model_status = "none"
-    artifact_matches = False
-    evaluation = fairness = "none"
+    model_status, artifact_matches, evaluation, fairness = "none", False, "none", "none"
     if question.resource_kind == "model":
-        model = inventory.models.get(question.resource_id)
-        model_status = model.status if model else "unregistered"
-        digest = question.artifact_digest
-        artifact_matches = bool(model and digest and model.artifact_digest == digest)
-        evaluation, fairness = threshold_results(model, dict(question.metrics))
+        model_status, artifact_matches, evaluation, fairness = model_facts(
+            inventory, question.resource_id, question.artifact_digest, dict(question.metrics)
+        )
     dataset_id = question.dataset_id
     if dataset_id is None and question.resource_kind == "dataset":
         dataset_id = question.resource_id
-    dataset_approved = False
-    classification = "none"
-    digest_known = False
+    dataset_approved, classification, digest_known = False, "none", False
     if dataset_id is not None:
-        dataset = inventory.datasets.get(dataset_id)
-        dataset_approved = bool(dataset and dataset.approved)
-        classification = dataset.classification if dataset else "unregistered"
-        digest_known = bool(dataset and question.dataset_digest in dataset.digests)
-    ids = [(question.principal_id, False), (question.resource_id, True)]
-    if dataset_id is not None:
-        ids.append((dataset_id, True))
+        dataset_approved, classification, digest_known = dataset_facts(
+            inventory, dataset_id, question.dataset_digest
+        )
     return (
         ("verified", True),
         ("token_verified", token_verified),
@@ -131,13 +119,10 @@ def _facts(question: InlineQuestion, inventory: Inventory, at: datetime, token_v
         ("dataset_classification", classification),
         ("dataset_digest_known", digest_known),
         ("outcome", "none"),
-        ("identifiers_canonical", all(_canonical(i, r) for i, r in ids)),
+        (
+            "identifiers_canonical",
+            identifiers_canonical(question.principal_id, question.resource_id, dataset_id),
+        ),
         ("evaluation", evaluation),
         ("fairness", fairness),
     )
-
-
-@lru_cache(maxsize=100_000)
-def _canonical(identifier: str, resource: bool) -> bool:
-    """Memoized: the same few thousand ids are asked about all day, each check walks every character."""
-    return not identifier_problem(identifier, resource=resource)

@@ -126,14 +126,7 @@ class BernoulliCUSUM(DriftDetector):
             self._detect()
 
     def _step(self, chart: list[Any], increments: tuple[float, float], one: int) -> bool:
-        value = chart[0] + increments[one]
-        if value <= 0.0:
-            chart[0], chart[1], chart[2] = 0.0, 0, 0
-            return False
-        chart[0] = value
-        chart[1] += 1
-        chart[2] += one
-        return bool(value > self.threshold)
+        return step_chart(chart, increments[one], one, self.threshold)
 
     def _freeze(self) -> None:
         p0 = (self._ones + 1) / (self._count + 2)
@@ -168,3 +161,16 @@ class BernoulliCUSUM(DriftDetector):
 def _increments(p0: float, p1: float) -> tuple[float, float]:
     """Log-likelihood ratio of one 0 and one 1 under rate p1 against rate p0."""
     return (math.log((1.0 - p1) / (1.0 - p0)), math.log(p1 / p0))
+
+
+def step_chart(chart: list[Any], increment: float, one: int, threshold: float) -> bool:
+    """One label on a rate chart [statistic, values, ones]: True once it passes ``threshold``;
+    a chart that falls to zero starts its run again."""
+    value = chart[0] + increment
+    if value <= 0.0:
+        chart[0], chart[1], chart[2] = 0.0, 0, 0
+        return False
+    chart[0] = value
+    chart[1] += 1
+    chart[2] += one
+    return bool(value > threshold)

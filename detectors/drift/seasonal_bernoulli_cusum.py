@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from detectors.base import DriftDetector, InputKind
+from detectors.drift.bernoulli_cusum import step_chart
 from detectors.drift.seasonal_cusum import BUCKETS, DAY_NAMES
 from detectors.registry import register
 
@@ -233,14 +234,8 @@ class SeasonalBernoulliCUSUM(DriftDetector):
             self._settle_ones = self._settle_usual = 0.0
 
     def _step(self, chart: list[Any], p0: float, p1: float, one: int) -> bool:
-        value = chart[0] + (math.log(p1 / p0) if one else math.log((1.0 - p1) / (1.0 - p0)))
-        if value <= 0.0:
-            chart[0], chart[1], chart[2] = 0.0, 0, 0
-            return False
-        chart[0] = value
-        chart[1] += 1
-        chart[2] += one
-        return bool(value > self.threshold)
+        increment = math.log(p1 / p0) if one else math.log((1.0 - p1) / (1.0 - p0))
+        return step_chart(chart, increment, one, self.threshold)
 
     def _learn(self, bucket: int, one: int) -> None:
         keep = 1.0 - 1.0 / self.memory
