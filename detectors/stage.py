@@ -128,13 +128,24 @@ class DetectStage:
         return state
 
     def observe(
-        self, event: Event, *, topic: str = "", partition: int = 0, offset: int = -1
+        self,
+        event: Event,
+        *,
+        topic: str = "",
+        partition: int = 0,
+        offset: int = -1,
+        inventory_digest: str | None = None,
     ) -> list[FindingRow]:
-        """Feed one verified event; the findings it completes."""
+        """Feed one verified event; the findings it completes.
+
+        ``inventory_digest`` is the artifact digest the inventory registers for the
+        event's model, if any: the policies judge serving against it, so the
+        supply-chain monitor stays out of it (``detectors/monitors/supply_chain.py``).
+        """
         if offset >= 0 and offset <= self._replayed.get((topic, partition), -1):
             return []  # already in the restored state: a replay after a takeover
         state = self.partition(partition)
-        signals = self._dispatch(event, state)
+        signals = self._dispatch(event, state, inventory_digest)
         if not isinstance(event, AccessEvent):
             state.changed.add(model_id_of(event))
         if offset > state.offsets.get(topic, -1):
@@ -161,7 +172,9 @@ class DetectStage:
                 self._models[model_id] = config
         return config
 
-    def _dispatch(self, event: Event, state: PartitionDetectors) -> list[Signal]:
+    def _dispatch(
+        self, event: Event, state: PartitionDetectors, inventory_digest: str | None
+    ) -> list[Signal]:
         if isinstance(event, InferenceEvent):
             config = self._for_model(event.model_id)
             signals = state.streams.observe(event, config)
@@ -170,7 +183,7 @@ class DetectStage:
             if config.bias.enabled:
                 signals += state.bias.observe(event, config)
             if config.supply_chain.enabled:
-                signals += state.supply_chain.observe_inference(event)
+                signals += state.supply_chain.observe_inference(event, inventory_digest=inventory_digest)
             return signals
         if isinstance(event, FeedbackEvent):
             config = self._for_model(event.model_id)

@@ -169,6 +169,11 @@ class Inventory:
         entry = self.principals.get(principal_id)
         return entry.roles if entry else ()
 
+    def registered_digest(self, model_id: str) -> str | None:
+        """The artifact digest registered for a model, if the inventory names one."""
+        entry = self.models.get(model_id)
+        return entry.artifact_digest if entry else None
+
 
 def load_inventory(path: Path | None) -> Inventory:
     """No file means an empty inventory: nobody holds a role, nothing is approved."""

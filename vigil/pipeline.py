@@ -267,7 +267,15 @@ class Pipeline:
         if verdict.verified:
             message = item.message
             findings += self.detect.observe(
-                event, topic=message.topic, partition=message.partition, offset=message.offset
+                event,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                inventory_digest=(
+                    self.engine.inventory.registered_digest(event.model_id)
+                    if isinstance(event, InferenceEvent)
+                    else None
+                ),
             )
         return _event_row(item, model_id, received_at), decision_row, findings
 

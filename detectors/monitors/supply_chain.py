@@ -7,7 +7,11 @@ announces a new version; so does the first run on a dataset). Findings:
 
 - ``artifact-unregistered`` (critical): inference served by an artifact digest
   that no deploy registered, once per digest. Until anything is known about a
-  model, the first digest it serves is its baseline (trust on first use).
+  model, the first digest it serves is its baseline (trust on first use). Only for
+  models whose digest the inventory does not register: where it does, the policy
+  ``inference-artifact-matches-registry`` judges every inference against it, and a
+  second, weaker opinion on the same artifact would be a second alert for one
+  incident that could disagree with the first.
 - ``dataset-digest-new``: a training run on a digest never seen for that dataset
   id and not announced by an ``ingest``.
 - ``code-commit-untrained``: a ``register``/``deploy``/``rollback`` whose code commit
@@ -113,7 +117,14 @@ class SupplyChain:
             model = self._models[model_id] = _Model()
         return model
 
-    def observe_inference(self, event: InferenceEvent) -> list[Signal]:
+    def observe_inference(
+        self, event: InferenceEvent, *, inventory_digest: str | None = None
+    ) -> list[Signal]:
+        """``inventory_digest``: the digest the inventory registers for the model, if any.
+
+        The served artifact is still remembered then, so that a model the inventory
+        stops registering keeps its baseline.
+        """
         digest = event.artifact_digest
         model = self._models.get(event.model_id)
         if model is not None and digest == model.last_served:
@@ -126,7 +137,7 @@ class SupplyChain:
             return []
         known = len(model.served) + len(model.registered)
         model.served.add(digest)
-        if digest in model.registered or known == 0:
+        if inventory_digest is not None or digest in model.registered or known == 0:
             return []
         return [
             Signal(
@@ -135,7 +146,8 @@ class SupplyChain:
                 severity="critical",
                 message=(
                     f"{event.model_id} is serving artifact {digest} (version {event.model_version}) that no "
-                    f"deploy registered; registered: {', '.join(model.registered.latest()) or 'none'}, "
+                    f"deploy registered (the inventory registers no digest for it); deployed: "
+                    f"{', '.join(model.registered.latest()) or 'none'}, "
                     f"served before: {', '.join(d for d in model.served.latest(4) if d != digest)}"
                 ),
                 details={

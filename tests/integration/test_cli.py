@@ -44,6 +44,7 @@ def test_demo_surfaces_every_incident(tmp_path: Path) -> None:
     assert "denied export" in text
     assert "denied infer on model legacy-scorer" in text
     assert "Serving artifact differs from the registered digest" in text
+    assert "no deploy registered" not in text  # the registry policy's alert is the only one
     assert "'amount' of fraud-v3 drifted" in text
     assert "4 rejected" in result.stdout
     assert "vigil sql" in result.stdout

@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 import vigil.pipeline as pipeline_module
+from detectors.stage import DetectStage
 from identity.keyring import Keyring, load_keyring
 from identity.signing import Ed25519Signer, sign_document
 from identity.verify import IdentityVerifier
@@ -67,7 +68,13 @@ class RecordingDetect:
         self.observed: list[tuple[str, str, int, int]] = []
 
     def observe(
-        self, event: Event, *, topic: str = "", partition: int = 0, offset: int = -1
+        self,
+        event: Event,
+        *,
+        topic: str = "",
+        partition: int = 0,
+        offset: int = -1,
+        inventory_digest: str | None = None,
     ) -> list[FindingRow]:
         self.observed.append((event.event_id, topic, partition, offset))
         return []
@@ -558,6 +565,21 @@ def test_policy_findings(pipeline: Pipeline, document: Any, policy: str, severit
     assert [(f.stage, f.detector_or_rule, f.severity, f.principal_id) for f in result.findings] == [
         ("policy", policy, severity, doc["principal"]["id"])
     ]
+
+
+def test_a_rogue_artifact_of_a_registered_model_is_one_finding(
+    keyring: Keyring, engine: PolicyEngine
+) -> None:
+    """The registry policy and the supply-chain monitor agree by not both speaking:
+    for a model whose digest the inventory registers, the policy alone judges."""
+    pipeline = make_pipeline(keyring, engine, DetectStage())
+    served = [signed_bytes(inference_doc()) for _ in range(20)]
+    assert pipeline.process(messages(*served)).findings == []
+    result = pipeline.process(messages(signed_bytes(inference_doc(artifact_digest="sha256:rogue-build"))))
+    assert [(f.stage, f.detector_or_rule, f.severity) for f in result.findings] == [
+        ("policy", "inference-artifact-matches-registry", "critical")
+    ]
+    assert len(result.alerts) == 1
 
 
 def test_finding_ids_are_reproducible_for_a_redelivered_event(

@@ -258,6 +258,24 @@ def test_a_silent_artifact_change_yields_one_critical_finding() -> None:
     assert "nist-800-207:tenet-5" in d["controls"]
 
 
+def test_an_artifact_the_inventory_registers_is_left_to_the_policies() -> None:
+    """One incident, one alert: the registry policy judges it, the monitor stays quiet."""
+    stage = DetectStage()
+    events = [inference(digest="sha256:a", at=i) for i in range(50)]
+    events += [inference(digest="sha256:rogue", at=50 + i) for i in range(50)]
+    found = [
+        f
+        for offset, event in enumerate(events)
+        for f in stage.observe(event, offset=offset, inventory_digest="sha256:a")
+    ]
+    assert found == []
+    # Once the inventory stops registering a digest, the model's served history is
+    # its baseline: a third artifact is still caught.
+    [(_, finding)] = run(stage, [inference(digest="sha256:c", at=200)])
+    assert finding.detector_or_rule == "artifact-unregistered"
+    assert "the inventory registers no digest" in finding.message
+
+
 def test_training_supply_chain_checks() -> None:
     events: list[Event] = [
         training("train", dataset_digest="sha256:ds-1", commit="c1", artifact="sha256:m1"),
