@@ -149,11 +149,6 @@ class SlackConfig(_Strict):
     def _secret_from_env(cls, value: object) -> object:
         return _expand_env(value) if isinstance(value, str) else value
 
-    @field_validator("title", "text", mode="before")
-    @classmethod
-    def _template(cls, value: object) -> object:
-        return MessageTemplate.parse(value) if isinstance(value, str) else value
-
 
 class WebhookConfig(_Strict):
     url: SecretStr
