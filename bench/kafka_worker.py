@@ -5,7 +5,10 @@ model service produces them. This benchmark answers how close it comes to what t
 Kafka client alone can read, on the same topic and machine, runs alternating:
 
 1. **throughput**: a raw consumer (``consume(1000)`` + ``orjson.loads`` per message,
-   in this process) against ``vigil worker`` as a subprocess on a fresh embedded
+   in this process), the same consumer storing each message into embedded chDB in
+   batches of 2000 and committing after each (``bench/baseline_ingest.py --kafka``, a
+   subprocess: the least any worker that stores every event does, so no worker can
+   pass its rate), and ``vigil worker`` as a subprocess on a fresh embedded
    store and a fresh consumer group, timed from the moment its store answers queries
    (imports and migrations done, joining the group) until the group's committed
    offsets reach the end of the topic (every event stored, published and committed);
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -207,6 +211,20 @@ def raw_consumer(brokers: str, topics: list[str], count: int) -> float:
         return seen / (time.perf_counter() - started)
     finally:
         consumer.close()
+
+
+def store_only_consumer(work: Path, brokers: str, topics: list[str], count: int) -> float:
+    """Messages/s of ``bench/baseline_ingest.py --kafka``: consume, parse, store, commit."""
+    store = work / f"store-only-{uuid.uuid4().hex[:8]}"
+    script = Path(__file__).resolve().parent / "baseline_ingest.py"
+    argv = [sys.executable, str(script), "--kafka", brokers, "--topics", ",".join(topics)]
+    done = subprocess.run(
+        [*argv, "--count", str(count), "--store", str(store)], capture_output=True, text=True, check=False
+    )
+    summary = re.search(r"(\d+) messages in ([\d.]+)s", done.stdout)
+    if done.returncode or summary is None:
+        raise SystemExit(f"the store-only consumer failed: {done.stderr[-2000:]}")
+    return int(summary.group(1)) / float(summary.group(2))
 
 
 def committed(brokers: str, group: str, topics: list[str]) -> int:
@@ -426,6 +444,7 @@ def main() -> None:
             args.runs,
             {
                 "raw consumer": lambda: raw_consumer(args.brokers, topics, args.events),
+                "consume + store": lambda: store_only_consumer(work, args.brokers, topics, args.events),
                 "vigil worker": lambda: run_workers(work, args.brokers, prefix, topics, args.events, 1),
             },
         )
@@ -445,10 +464,15 @@ def main() -> None:
         lat = latency(work, args.brokers, secrets, half, args.latency_seconds)
 
         raw = throughput["raw consumer"]
+        stored_only = throughput["consume + store"]
         one = [r["rate"] for r in scaling["one worker"]]
         two = [r["rate"] for r in scaling["two workers"]]
         print("\nresults (events/s from a ready store to the last commit; start-up apart)")
         print(f"  raw consumer      {spread(raw)}")
+        print(
+            f"  consume + store   {spread(stored_only)}   / raw "
+            f"{statistics.median(stored_only) / statistics.median(raw):.1%} (no checks: bounds any worker)"
+        )
         print(
             f"  vigil worker      {spread(worker_rates)}   start-up median "
             f"{statistics.median(r['startup'] for r in throughput['vigil worker']):.1f}s"
@@ -456,6 +480,10 @@ def main() -> None:
         print(
             f"  worker / raw      {statistics.median(worker_rates) / statistics.median(raw):.1%} "
             f"(per run: {', '.join(f'{w / r:.1%}' for w, r in zip(worker_rates, raw, strict=True))})"
+        )
+        print(
+            f"  worker / consume + store  "
+            f"{statistics.median(worker_rates) / statistics.median(stored_only):.1%}"
         )
         print(f"  one worker        {spread(one)}")
         print(f"  two workers       {spread(two)}")
