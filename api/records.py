@@ -4,26 +4,23 @@ A decision answered by the API is stored as an ``events`` row (the question: who
 asked, proven how, about what) and a ``decisions`` row, both with ``topic`` ``api``
 (their origin) and ``offset`` their place in the API's journal, so the audit ledger
 chains them in a stream of their own (``api:0``). A deny adds a ``policy`` finding
-whose id, severity, message and details are formed as the pipeline forms them for
-an event, so alert routing, grouping and reports treat both alike.
+built by the same ``policies.findings.policy_finding`` as for a streamed event, so
+alert routing, grouping and reports treat both alike.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
-
 from policies.engine import Decision, PolicyEngine
+from policies.findings import policy_finding
 from policies.requests import AuthzRequest
 from schemas.records import DecisionRow, EventRow, FindingRow
 
 ORIGIN = "api"
 """``decisions.topic`` of every decision the API answers."""
-_SEVERITY = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,33 +135,19 @@ def decision_record(
         partition=0,
         offset=offset,
     )
-    findings = () if decision.allowed else (_policy_finding(row, decision, engine),)
+    findings: tuple[FindingRow, ...] = ()
+    if not decision.allowed:
+        deny = policy_finding(
+            engine,
+            decision,
+            event_id=decision_id,
+            ts=at,
+            principal_id=request.principal_id,
+            action=request.action,
+            resource_kind=resource_kind,
+            resource_id=request.resource_id,
+            model_id=model_id,
+            origin=ORIGIN,
+        )
+        findings = (deny,)
     return DecisionRecord(event, row, findings)
-
-
-def _policy_finding(row: DecisionRow, decision: Decision, engine: PolicyEngine) -> FindingRow:
-    deciding = engine.deciding_policies(decision)
-    severity = max((i.severity for i in deciding), key=_SEVERITY.index, default="medium")
-    why = "; ".join(i.title for i in deciding) or "no policy permits it (default deny)"
-    rule = ",".join(decision.policy_ids)
-    details = {
-        "policy_ids": list(decision.policy_ids),
-        "bundle_revision": engine.revision,
-        "controls": row.controls,
-        "runbooks": [i.runbook for i in deciding if i.runbook],
-        "errors": list(decision.errors),
-        "origin": ORIGIN,
-    }
-    identity = f"{row.event_id}\x1fpolicy\x1f{rule}\x1f{ORIGIN}"
-    return FindingRow(
-        finding_id=hashlib.sha256(identity.encode()).hexdigest()[:24],
-        ts=row.ts,
-        event_id=row.event_id,
-        model_id=row.model_id,
-        principal_id=row.principal_id,
-        stage="policy",
-        detector_or_rule=rule,
-        severity=severity,
-        message=(f"{row.principal_id} denied {row.action} on {row.resource_kind} {row.resource_id}: {why}"),
-        details=orjson.dumps(details).decode(),
-    )

@@ -9,16 +9,15 @@ finding id and the store's ReplacingMergeTree keeps one copy.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
+import schemas.findings
 from schemas.records import FindingRow
 
 CONTROLS_FILE = Path(__file__).resolve().parent / "controls.yaml"
@@ -44,17 +43,16 @@ def controls_by_rule() -> dict[str, tuple[str, ...]]:
 def finding_row(
     signal: Signal, *, event_id: str, ts: datetime, model_id: str, principal_id: str
 ) -> FindingRow:
-    identity = f"{event_id}\x1f{STAGE}\x1f{signal.rule}\x1f{signal.subject}"
     details = {**signal.details, "controls": list(controls_by_rule().get(signal.rule, ()))}
-    return FindingRow(
-        finding_id=hashlib.sha256(identity.encode()).hexdigest()[:24],
-        ts=ts,
+    return schemas.findings.finding_row(
         event_id=event_id,
-        model_id=model_id,
-        principal_id=principal_id,
+        ts=ts,
         stage=STAGE,
-        detector_or_rule=signal.rule,
+        rule=signal.rule,
         severity=signal.severity,
         message=signal.message,
-        details=orjson.dumps(details, option=orjson.OPT_NON_STR_KEYS).decode(),
+        details=details,
+        model_id=model_id,
+        principal_id=principal_id,
+        discriminator=signal.subject,
     )

@@ -23,10 +23,12 @@ import orjson
 
 from alerting.gate import AlertGate
 from detectors.stage import DetectStage
+from identity.findings import identity_finding
 from identity.freshness import Position
-from identity.verify import IDENTITY_CONTROLS, IdentityVerifier, Verdict
+from identity.verify import IdentityVerifier, Verdict
 from policies.engine import Decision, PolicyEngine
 from policies.facts import Facts
+from policies.findings import policy_finding
 from policies.requests import AuthzRequest, request_for
 from policies.runtime import PolicyRuntime
 from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
@@ -35,25 +37,6 @@ from schemas.events import Event, InferenceEvent, model_id_of
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow, header_text
 
 log = logging.getLogger(__name__)
-
-IDENTITY_SEVERITY = {
-    "unsigned": "high",
-    "unknown_key": "high",
-    "alg_mismatch": "critical",
-    "key_not_for_source": "critical",
-    "key_not_for_principal": "critical",
-    "key_expired": "medium",
-    "bad_signature": "critical",
-    "token_invalid": "critical",
-    "token_expired": "medium",
-    "token_not_yet_valid": "medium",
-    "token_wrong_issuer": "critical",
-    "token_wrong_audience": "high",
-    "token_subject_mismatch": "critical",
-    "token_unverifiable": "medium",
-    "stale": "medium",
-    "replay": "high",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,10 +242,24 @@ class Pipeline:
             offset=item.message.offset,
         )
         findings: list[FindingRow] = []
+        origin = _origin(item.message)
         if not verdict.verified:
-            findings.append(_identity_finding(event, model_id, verdict, _origin(item.message)))
+            findings.append(identity_finding(event, model_id, verdict, origin))
         if not decision.allowed:
-            findings.append(self._policy_finding(event, model_id, decision, _origin(item.message)))
+            findings.append(
+                policy_finding(
+                    self.engine,
+                    decision,
+                    event_id=event.event_id,
+                    ts=event.ts,
+                    principal_id=event.principal.id,
+                    action=event.action,
+                    resource_kind=event.resource.kind,
+                    resource_id=event.resource.id,
+                    model_id=model_id,
+                    origin=origin,
+                )
+            )
         # Only proven events train the baselines: forged traffic cannot poison them.
         if verdict.verified:
             message = item.message
@@ -276,35 +273,6 @@ class Pipeline:
         if text is None:
             text = self._facts_json[facts] = orjson.dumps(dict(facts)).decode()
         return text
-
-    def _policy_finding(self, event: Event, model_id: str, decision: Decision, origin: str) -> FindingRow:
-        deciding = self.engine.deciding_policies(decision)
-        severity = max((i.severity for i in deciding), key=_rank, default="medium")
-        why = "; ".join(i.title for i in deciding) or "no policy permits it (default deny)"
-        rule = ",".join(decision.policy_ids)
-        return _finding(
-            event,
-            model_id,
-            subject=origin,
-            stage="policy",
-            rule=rule,
-            severity=severity,
-            message=(
-                f"{event.principal.id} denied {event.action} on "
-                f"{event.resource.kind} {event.resource.id}: {why}"
-            ),
-            details={
-                "policy_ids": list(decision.policy_ids),
-                "bundle_revision": self.engine.revision,
-                "controls": self.engine.controls_of(decision),
-                "runbooks": [i.runbook for i in deciding if i.runbook],
-                "errors": list(decision.errors),
-            },
-        )
-
-
-def _rank(severity: str) -> int:
-    return ("info", "low", "medium", "high", "critical").index(severity)
 
 
 def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRow:
@@ -344,32 +312,6 @@ def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRo
     )
 
 
-def _finding(
-    event: Event,
-    model_id: str,
-    *,
-    stage: str,
-    rule: str,
-    severity: str,
-    message: str,
-    details: dict[str, object],
-    subject: str = "",
-) -> FindingRow:
-    identity = f"{event.event_id}\x1f{stage}\x1f{rule}\x1f{subject}"
-    return FindingRow(
-        finding_id=hashlib.sha256(identity.encode()).hexdigest()[:24],
-        ts=event.ts,
-        event_id=event.event_id,
-        model_id=model_id,
-        principal_id=event.principal.id,
-        stage=stage,
-        detector_or_rule=rule,
-        severity=severity,
-        message=message,
-        details=orjson.dumps(details).decode(),
-    )
-
-
 def stored_payload(event: Event, canonical: bytes) -> str:
     """The canonical form, with a bearer token replaced by its digest.
 
@@ -386,28 +328,6 @@ def stored_payload(event: Event, canonical: bytes) -> str:
 def _origin(message: RawMessage) -> str:
     """Where a message sits in the log: redeliveries share it, replays do not."""
     return f"{message.topic}/{message.partition}/{message.offset}"
-
-
-def _identity_finding(event: Event, model_id: str, verdict: Verdict, origin: str) -> FindingRow:
-    return _finding(
-        event,
-        model_id,
-        subject=origin,
-        stage="identity",
-        rule=f"identity-{verdict.reason.replace('_', '-')}",
-        severity=IDENTITY_SEVERITY.get(verdict.reason, "high"),
-        message=(
-            f"event {event.event_id} from source {event.source!r} is unverified: "
-            f"{verdict.reason.replace('_', ' ')}" + (f" (key {verdict.key_id})" if verdict.key_id else "")
-        ),
-        details={
-            "reason": verdict.reason,
-            "key_id": verdict.key_id,
-            "source": event.source,
-            "token": verdict.token.reason,
-            "controls": IDENTITY_CONTROLS,
-        },
-    )
 
 
 def _rejected_row(message: RawMessage, rejection: Rejection, received_at: datetime) -> RejectedRow:
