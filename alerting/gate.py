@@ -20,15 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from alerting.model import (
-    SEVERITY_RANK,
-    alert_id_for,
-    fingerprint,
-    labels_for,
-    severity_rank,
-    title_for,
-)
+from alerting.model import alert_id_for, fingerprint, labels_for, title_for
 from schemas.records import AlertRow, FindingRow
+from schemas.severity import parse_severity, severity_rank
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +53,7 @@ class AlertGate:
     _instances: OrderedDict[str, _Instance] = field(default_factory=OrderedDict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.min_severity not in SEVERITY_RANK:
-            raise ValueError(
-                f"unknown severity {self.min_severity!r}; expected one of {', '.join(SEVERITY_RANK)}"
-            )
+        parse_severity(self.min_severity)
         if self.max_fingerprints < 1:
             raise ValueError("max_fingerprints must be at least 1")
 
@@ -73,7 +64,7 @@ class AlertGate:
         the policy denial that follows from it (unverified senders are denied) is the
         same incident, and is kept as a finding, not raised again.
         """
-        threshold = SEVERITY_RANK[self.min_severity]
+        threshold = severity_rank(self.min_severity)
         now = self.clock()
         findings = list(findings)
         unverified = {f.event_id for f in findings if f.stage == "identity"}

@@ -19,8 +19,6 @@ from typing import Literal
 
 from schemas.records import AlertRow, FindingRow
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 IDENTIFYING_LABELS = ("stage", "rule", "model", "principal")
 """Label names the fingerprint covers; ``severity`` is a label but not identity."""
 LABEL_NAMES = (*IDENTIFYING_LABELS, "severity")
@@ -28,11 +26,6 @@ LABEL_NAMES = (*IDENTIFYING_LABELS, "severity")
 
 AlertState = Literal["firing", "acknowledged", "silenced", "inhibited", "resolved"]
 ALERT_STATES: tuple[AlertState, ...] = ("firing", "acknowledged", "silenced", "inhibited", "resolved")
-
-
-def severity_rank(severity: str) -> int:
-    """Rank of a severity; unknown names rank lowest rather than failing a batch."""
-    return SEVERITY_RANK.get(severity, 0)
 
 
 PRINCIPAL_RULE_PREFIX = "access-"

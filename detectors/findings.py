@@ -19,6 +19,7 @@ import yaml
 
 import schemas.findings
 from schemas.records import FindingRow
+from schemas.severity import Severity
 
 CONTROLS_FILE = Path(__file__).resolve().parent / "controls.yaml"
 STAGE = "detector"
@@ -28,7 +29,7 @@ STAGE = "detector"
 class Signal:
     rule: str
     subject: str
-    severity: str
+    severity: Severity
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 

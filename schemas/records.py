@@ -11,6 +11,8 @@ import base64
 from datetime import datetime
 from typing import NamedTuple
 
+from schemas.severity import Severity
+
 
 class EventRow(NamedTuple):
     event_id: str
@@ -70,7 +72,7 @@ class FindingRow(NamedTuple):
     principal_id: str
     stage: str
     detector_or_rule: str
-    severity: str
+    severity: Severity
     message: str
     details: str
 

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from audit.config import AuditSettings
+from schemas.severity import Severity
 
 
 class SlackSettings(BaseModel):
@@ -245,7 +246,7 @@ class Settings(BaseSettings):
     clickhouse_url: SecretStr | None = None
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
     max_clock_skew_days: int = Field(default=30, ge=1)
-    alert_min_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
+    alert_min_severity: Severity = "medium"
     alert_repeat_seconds: float = Field(default=4 * 3600.0, gt=0)
     """Seconds an alert fires unacknowledged before the built-in route reminds (``repeat_interval``)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
