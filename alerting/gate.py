@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from alerting.model import alert_id_for, fingerprint, labels_for, title_for
+from alerting.model import alert_id_for, fingerprint, labels_for, resource_label, title_for
 from schemas.records import AlertRow, FindingRow
 from schemas.severity import parse_severity, severity_rank
 
@@ -80,6 +80,8 @@ class AlertGate:
                 finding.model_id,
                 finding.principal_id,
                 finding.severity,
+                resource_label(finding.resource_kind, finding.resource_id),
+                finding.key_id,
             )
             instance = self._instance(key, finding, now)
             instance.occurrences += 1
@@ -124,9 +126,11 @@ class AlertGate:
 
 
 @lru_cache(maxsize=65_536)
-def _identify(stage: str, rule: str, model: str, principal: str, severity: str) -> tuple[dict[str, str], str]:
+def _identify(
+    stage: str, rule: str, model: str, principal: str, severity: str, resource: str, key: str
+) -> tuple[dict[str, str], str]:
     """Labels and fingerprint, memoised: a burst repeats the same few label sets."""
-    labels = labels_for(stage, rule, model, principal, severity)
+    labels = labels_for(stage, rule, model, principal, severity, resource=resource, key=key)
     return labels, fingerprint(labels)
 
 
@@ -148,4 +152,7 @@ def _row(
         principal_id=latest.principal_id,
         event_id=latest.event_id,
         occurrences=instance.occurrences,
+        resource_kind=latest.resource_kind,
+        resource_id=latest.resource_id,
+        key_id=latest.key_id,
     )

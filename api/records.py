@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from policies.engine import Decision, PolicyEngine
 from policies.findings import policy_finding
 from policies.requests import AuthzRequest
+from schemas.findings import Subject
 from schemas.records import DecisionRow, EventRow, FindingRow
 
 ORIGIN = "api"
@@ -63,10 +64,14 @@ _Row = TypeVar("_Row", EventRow, DecisionRow, FindingRow)
 
 
 def _row(kind: type[_Row], values: list[Any], *times: str) -> _Row:
-    """A row read back from the journal, its timestamps parsed again."""
-    if len(values) != len(kind._fields):
-        raise ValueError(f"{kind.__name__} has {len(kind._fields)} columns, the journal {len(values)}")
+    """A row read back from the journal, its timestamps parsed again; columns added to the
+    row since the entry was written (those with defaults) take their defaults."""
+    fields, defaults = kind._fields, kind._field_defaults
+    if not len(fields) - len(defaults) <= len(values) <= len(fields):
+        raise ValueError(f"{kind.__name__} has {len(fields)} columns, the journal {len(values)}")
     values = list(values)
+    for name in fields[len(values) :]:
+        values.append(defaults[name])
     for name in times:
         at = kind._fields.index(name)
         values[at] = datetime.fromisoformat(values[at])
@@ -142,11 +147,8 @@ def decision_record(
             decision,
             event_id=decision_id,
             ts=at,
-            principal_id=request.principal_id,
             action=request.action,
-            resource_kind=resource_kind,
-            resource_id=request.resource_id,
-            model_id=model_id,
+            subject=Subject(model_id, request.principal_id, resource_kind, request.resource_id, asked.key_id),
             origin=ORIGIN,
         )
         findings = (deny,)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 import schemas.findings
+from schemas.findings import Subject
 from schemas.records import FindingRow
 from schemas.severity import Severity
 
@@ -41,9 +42,7 @@ def controls_by_rule() -> dict[str, tuple[str, ...]]:
     return {rule: tuple(ids) for rule, ids in raw.items()}
 
 
-def finding_row(
-    signal: Signal, *, event_id: str, ts: datetime, model_id: str, principal_id: str
-) -> FindingRow:
+def finding_row(signal: Signal, *, event_id: str, ts: datetime, subject: Subject) -> FindingRow:
     details = {**signal.details, "controls": list(controls_by_rule().get(signal.rule, ()))}
     return schemas.findings.finding_row(
         event_id=event_id,
@@ -53,7 +52,6 @@ def finding_row(
         severity=signal.severity,
         message=signal.message,
         details=details,
-        model_id=model_id,
-        principal_id=principal_id,
+        subject=subject,
         discriminator=signal.subject,
     )

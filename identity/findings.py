@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from identity.verify import IDENTITY_CONTROLS, Verdict
 from schemas.events import Event
-from schemas.findings import finding_row
+from schemas.findings import Subject, finding_row
 from schemas.records import FindingRow
 from schemas.severity import Severity
 
@@ -56,7 +56,6 @@ def identity_finding(event: Event, model_id: str, verdict: Verdict, origin: str)
             "token": verdict.token.reason,
             "controls": IDENTITY_CONTROLS,
         },
-        model_id=model_id,
-        principal_id=event.principal.id,
+        subject=Subject.of_event(event, model_id),
         discriminator=origin,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from policies.engine import Decision, PolicyEngine
-from schemas.findings import finding_row
+from schemas.findings import Subject, finding_row
 from schemas.records import FindingRow
 from schemas.severity import highest
 
@@ -24,11 +24,8 @@ def policy_finding(
     *,
     event_id: str,
     ts: datetime,
-    principal_id: str,
     action: str,
-    resource_kind: str,
-    resource_id: str,
-    model_id: str,
+    subject: Subject,
     origin: str,
 ) -> FindingRow:
     """The finding of a deny; ``origin`` is where the request came from (its place in the
@@ -41,7 +38,9 @@ def policy_finding(
         stage=STAGE,
         rule=",".join(decision.policy_ids),
         severity=highest(i.severity for i in deciding),
-        message=f"{principal_id} denied {action} on {resource_kind} {resource_id}: {why}",
+        message=(
+            f"{subject.principal_id} denied {action} on {subject.resource_kind} {subject.resource_id}: {why}"
+        ),
         details={
             "policy_ids": list(decision.policy_ids),
             "bundle_revision": engine.revision,
@@ -50,7 +49,6 @@ def policy_finding(
             "errors": list(decision.errors),
             "origin": origin,
         },
-        model_id=model_id,
-        principal_id=principal_id,
+        subject=subject,
         discriminator=origin,
     )

@@ -34,6 +34,7 @@ from policies.runtime import PolicyRuntime
 from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
 from schemas.envelopes import Headers
 from schemas.events import Event, InferenceEvent, model_id_of
+from schemas.findings import Subject
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow, header_text
 
 log = logging.getLogger(__name__)
@@ -252,11 +253,8 @@ class Pipeline:
                     decision,
                     event_id=event.event_id,
                     ts=event.ts,
-                    principal_id=event.principal.id,
                     action=event.action,
-                    resource_kind=event.resource.kind,
-                    resource_id=event.resource.id,
-                    model_id=model_id,
+                    subject=Subject.of_event(event, model_id),
                     origin=origin,
                 )
             )
