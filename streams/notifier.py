@@ -79,7 +79,8 @@ def decode_alert(value: bytes | None) -> AlertRow:
             raise ValueError(f"field(s) {', '.join(wrong)} must be strings")
     except (TypeError, ValueError) as error:
         raise AlertDecodeError(str(error)) from None
-    return AlertRow(**{**texts, **times, "occurrences": occurrences})  # type: ignore[arg-type]
+    fields = {**texts, **times, "occurrences": occurrences}
+    return AlertRow._make(fields[name] for name in AlertRow._fields)
 
 
 def _utc(value: object) -> datetime:
