@@ -3,9 +3,10 @@
 A decision answered by the API is stored as an ``events`` row (the question: who
 asked, proven how, about what) and a ``decisions`` row, both with ``topic`` ``api``
 (their origin) and ``offset`` their place in the API's journal, so the audit ledger
-chains them in a stream of their own (``api:0``). A deny adds a ``policy`` finding
-built by the same ``policies.findings.policy_finding`` as for a streamed event, so
-alert routing, grouping and reports treat both alike.
+chains them in a stream of their own (``api:0``). A deny adds a ``policy`` finding.
+The decision row and the finding are built by the same functions as for a streamed
+event (``policies.decisions``, ``policies.findings``), so alert routing, grouping and
+reports treat both alike.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from policies.decisions import decision_row
 from policies.engine import Decision, PolicyEngine
 from policies.findings import policy_finding
 from policies.requests import AuthzRequest
@@ -118,24 +120,16 @@ def decision_record(
         trace_id="",
         span_id="",
     )
-    row = DecisionRow(
+    row = decision_row(
+        engine,
+        request,
+        decision,
         event_id=decision_id,
         ts=at,
-        principal_id=request.principal_id,
-        action=request.action,
         resource_kind=resource_kind,
-        resource_id=request.resource_id,
         model_id=model_id,
-        decision="allow" if decision.allowed else "deny",
-        policy_ids=list(decision.policy_ids),
-        bundle_revision=engine.revision,
         verified=verified,
-        controls=engine.controls_of(decision),
-        principal_type=request.principal_type,
-        roles=list(request.roles),
-        resource_type=request.resource_type,
         facts=facts_json,
-        errors=list(decision.errors),
         topic=ORIGIN,
         partition=0,
         offset=offset,

@@ -32,7 +32,7 @@ from policies.requests import AuthzRequest, request_for
 from policies.runtime import PolicyRuntime
 from schemas.decode import DEFAULT_MAX_BYTES, Rejection, decode
 from schemas.events import Event, model_id_of
-from vigil.pipeline import stored_payload
+from schemas.redaction import stored_payload
 
 
 @dataclass(frozen=True, slots=True)

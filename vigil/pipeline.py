@@ -13,7 +13,6 @@ import base64
 import gc
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from detectors.stage import DetectStage
 from identity.findings import identity_finding
 from identity.freshness import Position
 from identity.verify import IdentityVerifier, Verdict
+from policies.decisions import decision_row
 from policies.engine import Decision, PolicyEngine
 from policies.facts import Facts
 from policies.findings import policy_finding
@@ -36,6 +36,7 @@ from schemas.envelopes import Headers
 from schemas.events import Event, InferenceEvent, model_id_of
 from schemas.findings import Subject
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow, header_text
+from schemas.redaction import header_without_tokens, stored_payload, without_tokens
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +145,14 @@ class Pipeline:
         decisions = engine.decide_many(requests)
         for item, request, decision in zip(accepted, requests, decisions, strict=True):
             try:
-                event_row, decision_row, findings = self._record(item, request, decision, received_at)
+                event_row, decided, findings = self._record(item, request, decision, received_at)
             except Exception as error:  # one bad event must not sink the batch
                 log.exception("internal error on event from %s", item.message.topic)
                 reason = Rejection("internal_error", f"{type(error).__name__}: {error}")
                 result.rejected.append(_rejected_row(item.message, reason, received_at))
                 continue
             result.events.append(event_row)
-            result.decisions.append(decision_row)
+            result.decisions.append(decided)
             result.findings.extend(findings)
         result.alerts = self.gate.admit(result.findings)
         return result
@@ -220,24 +221,16 @@ class Pipeline:
         """All rows of one event, or an exception and none (the event is then rejected)."""
         event, verdict = item.decoded.event, item.verdict
         model_id = model_id_of(event)
-        decision_row = DecisionRow(
+        decided = decision_row(
+            self.engine,
+            request,
+            decision,
             event_id=event.event_id,
             ts=event.ts,
-            principal_id=event.principal.id,
-            action=event.action,
             resource_kind=event.resource.kind,
-            resource_id=event.resource.id,
             model_id=model_id,
-            decision="allow" if decision.allowed else "deny",
-            policy_ids=list(decision.policy_ids),
-            bundle_revision=self.engine.revision,
             verified=verdict.verified,
-            controls=self.engine.controls_of(decision),
-            principal_type=request.principal_type,
-            roles=list(request.roles),
-            resource_type=request.resource_type,
             facts=self._facts_text(request.facts),
-            errors=list(decision.errors),
             topic=item.message.topic,
             partition=item.message.partition,
             offset=item.message.offset,
@@ -264,7 +257,7 @@ class Pipeline:
             findings += self.detect.observe(
                 event, topic=message.topic, partition=message.partition, offset=message.offset
             )
-        return _event_row(item, model_id, received_at), decision_row, findings
+        return _event_row(item, model_id, received_at), decided, findings
 
     def _facts_text(self, facts: Facts) -> str:
         text = self._facts_json.get(facts)
@@ -310,19 +303,6 @@ def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRo
     )
 
 
-def stored_payload(event: Event, canonical: bytes) -> str:
-    """The canonical form, with a bearer token replaced by its digest.
-
-    A token is a credential: anyone who can read the store could present it. The
-    digest still links events that carried the same token.
-    """
-    if event.auth is None:
-        return canonical.decode()
-    document = orjson.loads(canonical)
-    document["auth"]["token"] = _redacted(event.auth.token.encode()).decode()
-    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
-
-
 def _origin(message: RawMessage) -> str:
     """Where a message sits in the log: redeliveries share it, replays do not."""
     return f"{message.topic}/{message.partition}/{message.offset}"
@@ -339,46 +319,9 @@ def _rejected_row(message: RawMessage, rejection: Rejection, received_at: dateti
         key=(message.key or b"").decode("utf-8", "replace"),
         code=rejection.code,
         reason=rejection.reason,
-        raw_base64=base64.b64encode(_without_tokens(message.value)).decode(),
+        raw_base64=base64.b64encode(without_tokens(message.value)).decode(),
         size=len(message.value),
         headers=[
-            (name, header_text(_header_without_tokens(name, value))) for name, value in message.headers or ()
+            (name, header_text(header_without_tokens(name, value))) for name, value in message.headers or ()
         ],
     )
-
-
-_CREDENTIAL_HEADER = re.compile(r"authorization|token|secret|password|api[-_]?key", re.IGNORECASE)
-
-
-def _header_without_tokens(name: str, value: bytes | None) -> bytes | None:
-    """A header kept with a rejected message: one named like a credential is replaced by
-    its digest whole (``Bearer <opaque>`` has no shape to find), any other is searched
-    for tokens as the message is."""
-    if value is None:
-        return None
-    if _CREDENTIAL_HEADER.search(name):
-        return _redacted(value)
-    return _without_tokens(value)
-
-
-_TOKEN_FIELD = re.compile(rb'("token"\s*:\s*")((?:[^"\\]|\\.)*)(")')
-_JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-
-
-def _redacted(token: bytes) -> bytes:
-    """What a stored row keeps of a bearer token: its digest, which still links its uses."""
-    return b"redacted:sha256:" + hashlib.sha256(token).hexdigest().encode()
-
-
-def _without_tokens(value: bytes) -> bytes:
-    """The raw bytes of a rejected message with bearer tokens replaced by their digests.
-
-    A rejected message is kept whole for forensics, but a token in it is still a
-    credential, for whoever reads ``rejected`` or the dead-letter topic. Malformed
-    input cannot be parsed, so tokens are found in the text: any ``"token": "..."``
-    value, and anything shaped like a JWT elsewhere. ``size`` keeps the original length.
-    """
-    if b"token" not in value and b"eyJ" not in value:
-        return value
-    value = _TOKEN_FIELD.sub(lambda m: m.group(1) + _redacted(m.group(2)) + m.group(3), value)
-    return _JWT.sub(lambda m: _redacted(m.group()), value)
