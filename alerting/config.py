@@ -39,8 +39,8 @@ from alerting.matchers import Matcher, MatcherError, parse_matcher
 from alerting.model import LABEL_NAMES
 from alerting.templates import MessageTemplate
 from alerting.time_intervals import TimeInterval, TimeSpec
+from schemas import parse_severity
 from schemas.durations import duration_seconds
-from schemas.severity import parse_severity
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ALL_LABELS = "..."

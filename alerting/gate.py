@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from alerting.model import alert_id_for, fingerprint, labels_for, resource_label, title_for
+from schemas import parse_severity, severity_rank
 from schemas.records import AlertRow, FindingRow
-from schemas.severity import parse_severity, severity_rank
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from policies.decisions import decision_row
+from policies import decision_row, policy_finding
 from policies.engine import Decision, PolicyEngine
-from policies.findings import policy_finding
 from policies.requests import AuthzRequest
-from schemas.findings import Subject
+from schemas import Subject
 from schemas.records import DecisionRow, EventRow, FindingRow
 
 ORIGIN = "api"

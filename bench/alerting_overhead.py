@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerting import AlertGate, AlertManager, ConfigSource, Dispatcher, ManagerOptions, ReceiverContext
 from alerting.config import builtin_config
+from schemas import SEVERITY_RANK
 from schemas.records import AlertRow, FindingRow
-from schemas.severity import SEVERITY_RANK
 from sinks.receivers import build_receiver
 
 BATCH = 500

@@ -17,10 +17,9 @@ from typing import Any
 
 import yaml
 
-import schemas.findings
-from schemas.findings import Subject
+import schemas
+from schemas import Severity, Subject
 from schemas.records import FindingRow
-from schemas.severity import Severity
 
 CONTROLS_FILE = Path(__file__).resolve().parent / "controls.yaml"
 STAGE = "detector"
@@ -44,7 +43,7 @@ def controls_by_rule() -> dict[str, tuple[str, ...]]:
 
 def finding_row(signal: Signal, *, event_id: str, ts: datetime, subject: Subject) -> FindingRow:
     details = {**signal.details, "controls": list(controls_by_rule().get(signal.rule, ()))}
-    return schemas.findings.finding_row(
+    return schemas.finding_row(
         event_id=event_id,
         ts=ts,
         stage=STAGE,

@@ -26,8 +26,8 @@ from detectors.monitors.model_streams import ModelStreams
 from detectors.monitors.performance import Performance
 from detectors.monitors.supply_chain import SupplyChain
 from detectors.state import StateError
+from schemas import Subject
 from schemas.events import AccessEvent, Event, FeedbackEvent, InferenceEvent, TrainingEvent, model_id_of
-from schemas.findings import Subject
 from schemas.records import FindingRow
 
 

@@ -10,10 +10,9 @@ is usually a clock or a rotation late (medium).
 from __future__ import annotations
 
 from identity.verify import IDENTITY_CONTROLS, Verdict
+from schemas import Severity, Subject, finding_row
 from schemas.events import Event
-from schemas.findings import Subject, finding_row
 from schemas.records import FindingRow
-from schemas.severity import Severity
 
 STAGE = "identity"
 IDENTITY_SEVERITY: dict[str, Severity] = {

@@ -22,7 +22,7 @@ from pathlib import Path
 import cedarpy
 
 from policies.controls import ControlCatalog, load_catalog
-from schemas.severity import Severity, parse_severity
+from schemas import Severity, parse_severity
 
 PACK_DIR = Path(__file__).resolve().parent
 SCHEMA_FILE = "schema.cedarschema"

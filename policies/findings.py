@@ -11,9 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from policies.engine import Decision, PolicyEngine
-from schemas.findings import Subject, finding_row
+from schemas import Subject, finding_row, highest
 from schemas.records import FindingRow
-from schemas.severity import highest
 
 STAGE = "policy"
 

@@ -22,21 +22,19 @@ import orjson
 
 from alerting.gate import AlertGate
 from detectors.stage import DetectStage
-from identity.findings import identity_finding
+from identity import identity_finding
 from identity.freshness import Position
 from identity.verify import IdentityVerifier, Verdict
-from policies.decisions import decision_row
+from policies import decision_row, policy_finding
 from policies.engine import Decision, PolicyEngine
 from policies.facts import Facts
-from policies.findings import policy_finding
 from policies.requests import AuthzRequest, request_for
 from policies.runtime import PolicyRuntime
+from schemas import Subject, header_without_tokens, stored_payload, without_tokens
 from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
 from schemas.envelopes import Headers
 from schemas.events import Event, InferenceEvent, model_id_of
-from schemas.findings import Subject
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow, header_text
-from schemas.redaction import header_without_tokens, stored_payload, without_tokens
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from audit.config import AuditSettings
-from schemas.severity import Severity
+from schemas import Severity
 
 
 class SlackSettings(BaseModel):

@@ -9,8 +9,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas import SEVERITIES
 from schemas.records import AlertRow
-from schemas.severity import SEVERITIES
 from streams.notifier import AlertDecodeError, decode_alert
 
 json_values = st.recursive(
