@@ -1,11 +1,13 @@
 """What an alert is: labels, a stable fingerprint, and its life from firing to resolved.
 
-Labels are derived from a finding's stage, rule, model and principal. The
-fingerprint hashes the identifying labels (everything but ``severity``), so the
-same condition on the same subject is always the same alert however often it
-recurs. Detector findings about a model leave the principal out: a drifting model
-is one problem whoever happens to call it; access anomalies keep it, since the
-principal is what they are about. An alert *instance* starts with the first
+Labels are derived from a finding's stage, rule and subject (model, principal,
+resource, signing key). The fingerprint hashes the identifying labels (everything
+but ``severity``), so the same condition on the same subject is always the same
+alert however often it recurs, and different subjects never share one. Each kind
+of alert keeps the parts of the subject it is about (:func:`labels_for`): detector
+findings about a model leave the principal out, since a drifting model is one
+problem whoever happens to call it; access anomalies keep it; policy alerts add the
+resource, identity alerts the key. An alert *instance* starts with the first
 occurrence and ends when it resolves; its ``alert_id`` names that instance.
 """
 
