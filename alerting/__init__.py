@@ -15,7 +15,7 @@ from alerting.manager import AlertManager, ManagerOptions
 from alerting.matchers import Matcher, MatcherError, parse_matcher
 from alerting.model import Alert, fingerprint, fingerprint_of, labels_of
 from alerting.notifications import Notification
-from alerting.receivers import ReceiverContext
+from alerting.receivers import ReceiverContext, ReceiverFactory
 from alerting.silences import Silence, new_silence
 from alerting.store import AlertingStore
 
@@ -34,6 +34,7 @@ __all__ = [
     "MatcherError",
     "Notification",
     "ReceiverContext",
+    "ReceiverFactory",
     "Silence",
     "builtin_config",
     "fingerprint",

@@ -20,6 +20,8 @@ from alerting.config import AlertingConfig
 from alerting.matchers import match_all
 
 _COLUMNS = {"stage": "stage", "rule": "detector_or_rule", "model": "model_id", "principal": "principal_id"}
+_SUBJECT_COLUMNS = {"resource": "concat(resource_kind, '/', resource_id)", "key": "key_id"}
+"""Labels only some alerts carry: a condition when the alert has one."""
 
 
 def sql_string(value: str) -> str:
@@ -38,6 +40,11 @@ def evidence_query(labels: Mapping[str, str], since: datetime) -> str:
         f"{column} = {sql_string(labels.get(name, ''))}"
         for name, column in _COLUMNS.items()
         if not (about_model and name == "principal")  # a model's drift, whoever called it
+    ]
+    conditions += [
+        f"{column} = {sql_string(labels[name])}"
+        for name, column in _SUBJECT_COLUMNS.items()
+        if labels.get(name)
     ]
     stamp = since.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     conditions.append(f"ts >= '{stamp}'")

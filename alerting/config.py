@@ -36,9 +36,10 @@ from pydantic import (
 )
 
 from alerting.matchers import Matcher, MatcherError, parse_matcher
-from alerting.model import LABEL_NAMES, SEVERITIES
+from alerting.model import LABEL_NAMES
 from alerting.templates import MessageTemplate
 from alerting.time_intervals import TimeInterval, TimeSpec
+from schemas import parse_severity
 from schemas.durations import duration_seconds
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -350,9 +351,7 @@ class GlobalConfig(_Strict):
     @field_validator("min_severity")
     @classmethod
     def _known_severity(cls, value: str | None) -> str | None:
-        if value is not None and value not in SEVERITIES:
-            raise ValueError(f"unknown severity {value!r}; expected one of {', '.join(SEVERITIES)}")
-        return value
+        return None if value is None else parse_severity(value)
 
     @field_validator("resolve_timeout")
     @classmethod

@@ -20,14 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from alerting.model import (
-    SEVERITY_RANK,
-    alert_id_for,
-    fingerprint,
-    labels_for,
-    severity_rank,
-    title_for,
-)
+from alerting.model import alert_id_for, fingerprint, labels_for, resource_label, title_for
+from schemas import parse_severity, severity_rank
 from schemas.records import AlertRow, FindingRow
 
 log = logging.getLogger(__name__)
@@ -59,10 +53,7 @@ class AlertGate:
     _instances: OrderedDict[str, _Instance] = field(default_factory=OrderedDict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.min_severity not in SEVERITY_RANK:
-            raise ValueError(
-                f"unknown severity {self.min_severity!r}; expected one of {', '.join(SEVERITY_RANK)}"
-            )
+        parse_severity(self.min_severity)
         if self.max_fingerprints < 1:
             raise ValueError("max_fingerprints must be at least 1")
 
@@ -73,7 +64,7 @@ class AlertGate:
         the policy denial that follows from it (unverified senders are denied) is the
         same incident, and is kept as a finding, not raised again.
         """
-        threshold = SEVERITY_RANK[self.min_severity]
+        threshold = severity_rank(self.min_severity)
         now = self.clock()
         findings = list(findings)
         unverified = {f.event_id for f in findings if f.stage == "identity"}
@@ -89,6 +80,8 @@ class AlertGate:
                 finding.model_id,
                 finding.principal_id,
                 finding.severity,
+                resource_label(finding.resource_kind, finding.resource_id),
+                finding.key_id,
             )
             instance = self._instance(key, finding, now)
             instance.occurrences += 1
@@ -133,9 +126,11 @@ class AlertGate:
 
 
 @lru_cache(maxsize=65_536)
-def _identify(stage: str, rule: str, model: str, principal: str, severity: str) -> tuple[dict[str, str], str]:
+def _identify(
+    stage: str, rule: str, model: str, principal: str, severity: str, resource: str, key: str
+) -> tuple[dict[str, str], str]:
     """Labels and fingerprint, memoised: a burst repeats the same few label sets."""
-    labels = labels_for(stage, rule, model, principal, severity)
+    labels = labels_for(stage, rule, model, principal, severity, resource=resource, key=key)
     return labels, fingerprint(labels)
 
 
@@ -157,4 +152,7 @@ def _row(
         principal_id=latest.principal_id,
         event_id=latest.event_id,
         occurrences=instance.occurrences,
+        resource_kind=latest.resource_kind,
+        resource_id=latest.resource_id,
+        key_id=latest.key_id,
     )

@@ -27,21 +27,20 @@ import logging
 import threading
 import time
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
-from pydantic import BaseModel
 
 from alerting.config import AlertingConfig, ConfigError, ConfigSource
-from alerting.delivery import DeliveryWorker, Metrics, Outbox, Receiver
+from alerting.delivery import DeliveryWorker, Metrics, Outbox
 from alerting.dispatcher import Ack, Dispatcher
 from alerting.matchers import parse_matchers
 from alerting.notifications import Notification
-from alerting.receivers import ReceiverContext, build_receiver, integrations
+from alerting.receivers import ReceiverContext, ReceiverFactory, integrations
 from alerting.records import AckRow, NotificationRow, SilenceRow
 from alerting.requests import take_requests
 from alerting.silences import Silence
@@ -52,7 +51,6 @@ from schemas.records import AlertRow
 
 log = logging.getLogger(__name__)
 
-ReceiverFactory = Callable[[str, str, BaseModel, ReceiverContext], Receiver]
 Position = tuple[str, int, int]
 """``(topic, partition, offset)`` of a consumed alert row."""
 RECORDS_PER_WRITE = 5_000
@@ -78,8 +76,8 @@ class AlertManager:
         store: AlertingStore | None = None,
         options: ManagerOptions | None = None,
         *,
+        receiver_factory: ReceiverFactory,
         threaded: bool = True,
-        receiver_factory: ReceiverFactory = build_receiver,
     ) -> None:
         self.source = source
         self.context = context

@@ -1,11 +1,13 @@
 """What an alert is: labels, a stable fingerprint, and its life from firing to resolved.
 
-Labels are derived from a finding's stage, rule, model and principal. The
-fingerprint hashes the identifying labels (everything but ``severity``), so the
-same condition on the same subject is always the same alert however often it
-recurs. Detector findings about a model leave the principal out: a drifting model
-is one problem whoever happens to call it; access anomalies keep it, since the
-principal is what they are about. An alert *instance* starts with the first
+Labels are derived from a finding's stage, rule and subject (model, principal,
+resource, signing key). The fingerprint hashes the identifying labels (everything
+but ``severity``), so the same condition on the same subject is always the same
+alert however often it recurs, and different subjects never share one. Each kind
+of alert keeps the parts of the subject it is about (:func:`labels_for`): detector
+findings about a model leave the principal out, since a drifting model is one
+problem whoever happens to call it; access anomalies keep it; policy alerts add the
+resource, identity alerts the key. An alert *instance* starts with the first
 occurrence and ends when it resolves; its ``alert_id`` names that instance.
 """
 
@@ -19,32 +21,46 @@ from typing import Literal
 
 from schemas.records import AlertRow, FindingRow
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 IDENTIFYING_LABELS = ("stage", "rule", "model", "principal")
-"""Label names the fingerprint covers; ``severity`` is a label but not identity."""
-LABEL_NAMES = (*IDENTIFYING_LABELS, "severity")
+"""Label names every fingerprint covers; ``severity`` is a label but not identity."""
+SUBJECT_LABELS = ("resource", "key")
+"""Labels only some alerts carry; the fingerprint covers each when the alert has it (so
+the fingerprints of alerts without them are those of the releases before them)."""
+LABEL_NAMES = (*IDENTIFYING_LABELS, *SUBJECT_LABELS, "severity")
 """Every label an alert can carry: routing files may name no other."""
 
 AlertState = Literal["firing", "acknowledged", "silenced", "inhibited", "resolved"]
 ALERT_STATES: tuple[AlertState, ...] = ("firing", "acknowledged", "silenced", "inhibited", "resolved")
 
 
-def severity_rank(severity: str) -> int:
-    """Rank of a severity; unknown names rank lowest rather than failing a batch."""
-    return SEVERITY_RANK.get(severity, 0)
-
-
 PRINCIPAL_RULE_PREFIX = "access-"
 """Detector rules about what one principal does (the access monitor's): that principal is their subject."""
 
 
-def labels_for(stage: str, rule: str, model: str, principal: str, severity: str) -> dict[str, str]:
+def labels_for(
+    stage: str,
+    rule: str,
+    model: str,
+    principal: str,
+    severity: str,
+    *,
+    resource: str = "",
+    key: str = "",
+) -> dict[str, str]:
     """The label set of an alert; empty values are left out (as in Alertmanager).
 
-    The labels name the alert's subject: identity and policy alerts are about a
-    principal (and the model it touched), access anomalies about the principal that
-    behaved unusually, other detector alerts about the model whoever calls it.
+    The labels name the alert's subject, and the fingerprint is made of them, so
+    alerts about different subjects never fold into one:
+
+    - an identity alert is about the principal an event claimed, the model and the
+      signing key: a leaked key and a misconfigured one are two incidents, fixed
+      apart, while the resources a forger names are its choice, not its subject;
+    - a policy alert is about the principal, the model and the resource it was
+      denied: two resources are two incidents;
+    - an access anomaly is about the principal that behaved unusually; any other
+      detector alert about the model, whoever calls it.
+
+    ``resource`` is ``<kind>/<id>`` (:func:`resource_label`).
     """
     about_principal = stage != "detector" or rule.startswith(PRINCIPAL_RULE_PREFIX)
     candidates = {
@@ -52,24 +68,47 @@ def labels_for(stage: str, rule: str, model: str, principal: str, severity: str)
         "rule": rule,
         "model": model,
         "principal": principal if about_principal else "",
+        "resource": resource if stage == "policy" else "",
+        "key": key if stage == "identity" else "",
         "severity": severity,
     }
     return {name: value for name, value in candidates.items() if value}
 
 
+def resource_label(kind: str, resource_id: str) -> str:
+    """``dataset/ds-1``; empty when the row names no resource."""
+    return f"{kind}/{resource_id}" if resource_id else ""
+
+
 def labels_of(finding: FindingRow) -> dict[str, str]:
     return labels_for(
-        finding.stage, finding.detector_or_rule, finding.model_id, finding.principal_id, finding.severity
+        finding.stage,
+        finding.detector_or_rule,
+        finding.model_id,
+        finding.principal_id,
+        finding.severity,
+        resource=resource_label(finding.resource_kind, finding.resource_id),
+        key=finding.key_id,
     )
 
 
 def labels_of_row(row: AlertRow) -> dict[str, str]:
-    return labels_for(row.stage, row.detector_or_rule, row.model_id, row.principal_id, row.severity)
+    return labels_for(
+        row.stage,
+        row.detector_or_rule,
+        row.model_id,
+        row.principal_id,
+        row.severity,
+        resource=resource_label(row.resource_kind, row.resource_id),
+        key=row.key_id,
+    )
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
     """Stable across processes and releases: a hash of the identifying labels only."""
-    identity = "\x1f".join(f"{name}={labels.get(name, '')}" for name in IDENTIFYING_LABELS)
+    parts = [f"{name}={labels.get(name, '')}" for name in IDENTIFYING_LABELS]
+    parts += [f"{name}={labels[name]}" for name in SUBJECT_LABELS if labels.get(name)]
+    identity = "\x1f".join(parts)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

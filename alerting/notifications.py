@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import orjson
 
-from alerting.model import severity_rank
+from schemas import severity_rank
 
 NotificationKind = Literal["firing", "update", "changed", "repeat", "resolved"]
 KINDS: tuple[NotificationKind, ...] = ("firing", "update", "changed", "repeat", "resolved")

@@ -2,15 +2,14 @@
 
 :class:`AlertingStore` reads through any :class:`SqlReader`, either a client of its
 own or, for the CLI while a worker owns the embedded store, that worker's
-read-only query server, and writes only with a client. Writes are batched by the
-alert manager and never block the stream.
+read-only query server (``sinks.reader.RemoteReader``), and writes only with a client.
+Writes are batched by the alert manager and never block the stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -42,19 +41,6 @@ class ClientReader:
 
     def rows(self, sql: str, parameters: Parameters | None = None) -> list[dict[str, Any]]:
         return list(self.client.query(sql, parameters=dict(parameters or {})).named_results())
-
-
-class RemoteReader:
-    """Reads through the owner's query server (``vigil sql`` uses the same)."""
-
-    def __init__(self, store_dir: Path) -> None:
-        self.store_dir = store_dir
-
-    def rows(self, sql: str, parameters: Parameters | None = None) -> list[dict[str, Any]]:
-        from sinks.query_server import query_remote
-
-        output = query_remote(self.store_dir, sql, "JSONEachRow", parameters)
-        return [orjson.loads(line) for line in output.splitlines() if line.strip()]
 
 
 def as_utc(value: object) -> datetime:

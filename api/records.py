@@ -3,27 +3,26 @@
 A decision answered by the API is stored as an ``events`` row (the question: who
 asked, proven how, about what) and a ``decisions`` row, both with ``topic`` ``api``
 (their origin) and ``offset`` their place in the API's journal, so the audit ledger
-chains them in a stream of their own (``api:0``). A deny adds a ``policy`` finding
-whose id, severity, message and details are formed as the pipeline forms them for
-an event, so alert routing, grouping and reports treat both alike.
+chains them in a stream of their own (``api:0``). A deny adds a ``policy`` finding.
+The decision row and the finding are built by the same functions as for a streamed
+event (``policies.decisions``, ``policies.findings``), so alert routing, grouping and
+reports treat both alike.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
-
+from policies import decision_row, policy_finding
 from policies.engine import Decision, PolicyEngine
 from policies.requests import AuthzRequest
+from schemas import Subject
 from schemas.records import DecisionRow, EventRow, FindingRow
 
 ORIGIN = "api"
 """``decisions.topic`` of every decision the API answers."""
-_SEVERITY = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +65,14 @@ _Row = TypeVar("_Row", EventRow, DecisionRow, FindingRow)
 
 
 def _row(kind: type[_Row], values: list[Any], *times: str) -> _Row:
-    """A row read back from the journal, its timestamps parsed again."""
-    if len(values) != len(kind._fields):
-        raise ValueError(f"{kind.__name__} has {len(kind._fields)} columns, the journal {len(values)}")
+    """A row read back from the journal, its timestamps parsed again; columns added to the
+    row since the entry was written (those with defaults) take their defaults."""
+    fields, defaults = kind._fields, kind._field_defaults
+    if not len(fields) - len(defaults) <= len(values) <= len(fields):
+        raise ValueError(f"{kind.__name__} has {len(fields)} columns, the journal {len(values)}")
     values = list(values)
+    for name in fields[len(values) :]:
+        values.append(defaults[name])
     for name in times:
         at = kind._fields.index(name)
         values[at] = datetime.fromisoformat(values[at])
@@ -116,55 +119,30 @@ def decision_record(
         trace_id="",
         span_id="",
     )
-    row = DecisionRow(
+    row = decision_row(
+        engine,
+        request,
+        decision,
         event_id=decision_id,
         ts=at,
-        principal_id=request.principal_id,
-        action=request.action,
         resource_kind=resource_kind,
-        resource_id=request.resource_id,
         model_id=model_id,
-        decision="allow" if decision.allowed else "deny",
-        policy_ids=list(decision.policy_ids),
-        bundle_revision=engine.revision,
         verified=verified,
-        controls=engine.controls_of(decision),
-        principal_type=request.principal_type,
-        roles=list(request.roles),
-        resource_type=request.resource_type,
         facts=facts_json,
-        errors=list(decision.errors),
         topic=ORIGIN,
         partition=0,
         offset=offset,
     )
-    findings = () if decision.allowed else (_policy_finding(row, decision, engine),)
+    findings: tuple[FindingRow, ...] = ()
+    if not decision.allowed:
+        deny = policy_finding(
+            engine,
+            decision,
+            event_id=decision_id,
+            ts=at,
+            action=request.action,
+            subject=Subject(model_id, request.principal_id, resource_kind, request.resource_id, asked.key_id),
+            origin=ORIGIN,
+        )
+        findings = (deny,)
     return DecisionRecord(event, row, findings)
-
-
-def _policy_finding(row: DecisionRow, decision: Decision, engine: PolicyEngine) -> FindingRow:
-    deciding = engine.deciding_policies(decision)
-    severity = max((i.severity for i in deciding), key=_SEVERITY.index, default="medium")
-    why = "; ".join(i.title for i in deciding) or "no policy permits it (default deny)"
-    rule = ",".join(decision.policy_ids)
-    details = {
-        "policy_ids": list(decision.policy_ids),
-        "bundle_revision": engine.revision,
-        "controls": row.controls,
-        "runbooks": [i.runbook for i in deciding if i.runbook],
-        "errors": list(decision.errors),
-        "origin": ORIGIN,
-    }
-    identity = f"{row.event_id}\x1fpolicy\x1f{rule}\x1f{ORIGIN}"
-    return FindingRow(
-        finding_id=hashlib.sha256(identity.encode()).hexdigest()[:24],
-        ts=row.ts,
-        event_id=row.event_id,
-        model_id=row.model_id,
-        principal_id=row.principal_id,
-        stage="policy",
-        detector_or_rule=rule,
-        severity=severity,
-        message=(f"{row.principal_id} denied {row.action} on {row.resource_kind} {row.resource_id}: {why}"),
-        details=orjson.dumps(details).decode(),
-    )

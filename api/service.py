@@ -30,9 +30,9 @@ from policies.engine import Decision, PolicyEngine
 from policies.inline import inline_request, on_behalf_request
 from policies.requests import AuthzRequest, request_for
 from policies.runtime import PolicyRuntime
+from schemas import stored_payload
 from schemas.decode import DEFAULT_MAX_BYTES, Rejection, decode
 from schemas.events import Event, model_id_of
-from vigil.pipeline import stored_payload
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import orjson
 
 from audit.canonical import FORMAT, as_utc, checkpoint_message, parse_timestamp, timestamp
 from audit.keys import Signer, TrustedKeys
-from audit.records import CheckpointRow
+from schemas.audit import CheckpointRow
 
 
 class CheckpointFormatError(ValueError):

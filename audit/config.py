@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, Field
 
 from audit.keys import AuditKeyError, public_key_path
-from vigil.settings import Settings, beside_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,42 @@ FORMER_EXPORTS = "audit-checkpoints"
 """Name of the export directory inside the data directory, where it was kept before."""
 
 
-def signing_key_path(settings: Settings) -> Path:
+class AuditSettings(BaseModel):
+    """The tamper-evident audit ledger: who signs its checkpoints, how often, where copies go."""
+
+    signing_key_file: Path | None = None
+    """Ed25519 private key (PEM); default ``<keys_dir>/audit-signing.key``, created with mode
+    0600 on first start, its public key written beside it as ``audit-signing.pub``."""
+    export_dir: Path | None = None
+    """Where signed checkpoints are copied as JSON files; default ``<data_dir>-checkpoints``
+    beside the data directory, so that whoever holds the store does not hold the copies."""
+    checkpoint_entries: int = Field(default=1000, ge=1)
+    """Sign a checkpoint of a stream once this many entries are not yet covered..."""
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    """...or once its oldest uncovered entry is this many seconds old."""
+
+
+class AuditPlaces(Protocol):
+    """What the audit trail takes from the process settings (``vigil.settings.Settings`` fits):
+    its own section and where the data, the keys and the exported copies live by default."""
+
+    @property
+    def audit(self) -> AuditSettings: ...
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def keys_directory(self) -> Path: ...
+
+    @property
+    def checkpoints_directory(self) -> Path: ...
+
+    @property
+    def embedded(self) -> bool: ...
+
+
+def signing_key_path(settings: AuditPlaces) -> Path:
     if settings.audit.signing_key_file is not None:
         return settings.audit.signing_key_file
     default = settings.keys_directory / KEY_NAME
@@ -50,7 +87,7 @@ def signing_key_path(settings: Settings) -> Path:
     return former
 
 
-def published_key_path(settings: Settings) -> Path:
+def published_key_path(settings: AuditPlaces) -> Path:
     """Beside the private key; in ``<keys_dir>`` when the key is a read-only mounted secret."""
     key = signing_key_path(settings)
     beside = public_key_path(key)
@@ -60,10 +97,10 @@ def published_key_path(settings: Settings) -> Path:
     return beside
 
 
-def export_dir(settings: Settings) -> Path:
+def export_dir(settings: AuditPlaces) -> Path:
     if settings.audit.export_dir is not None:
         return settings.audit.export_dir
-    default = beside_data_dir(settings.data_dir, "checkpoints")
+    default = settings.checkpoints_directory
     former = settings.data_dir / FORMER_EXPORTS
     if not _holds_files(former):
         return default

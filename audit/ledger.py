@@ -37,7 +37,7 @@ from audit.canonical import (
 )
 from audit.checkpoint import Checkpoint
 from audit.keys import Signer, TrustedKeys
-from audit.records import LedgerRow
+from schemas.audit import LedgerRow
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,11 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from audit.checkpoint import Checkpoint
-from audit.config import export_dir, published_key_path, signing_key_path
+from audit.config import AuditPlaces, export_dir, published_key_path, signing_key_path
 from audit.export import CheckpointExports, DirectoryExport
 from audit.keys import Signer, load_or_create_signer
 from audit.ledger import Head, Ledger, Prepared
 from sinks.clickhouse import ClickHouseStore
-from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +126,12 @@ class AuditedStore(ClickHouseStore):
                 log.exception("signing an audit checkpoint failed; retrying in %.1fs", interval)
 
 
-def load_signer(settings: Settings) -> Signer:
+def load_signer(settings: AuditPlaces) -> Signer:
     """The checkpoint signing key from settings, created on first start."""
     return load_or_create_signer(signing_key_path(settings), published_key_path(settings))
 
 
-def audited_store(client: Client, settings: Settings, signer: Signer) -> AuditedStore:
+def audited_store(client: Client, settings: AuditPlaces, signer: Signer) -> AuditedStore:
     """The store both drivers write through, checkpoint timer started."""
     ledger = Ledger(
         ClickHouseLedgerReader(client),

@@ -37,8 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerting import AlertGate, AlertManager, ConfigSource, Dispatcher, ManagerOptions, ReceiverContext
 from alerting.config import builtin_config
-from alerting.model import SEVERITY_RANK
+from schemas import SEVERITY_RANK
 from schemas.records import AlertRow, FindingRow
+from sinks.receivers import build_receiver
 
 BATCH = 500
 
@@ -94,7 +95,9 @@ def bench_ingest(alert_rows: list[AlertRow]) -> float:
         context = ReceiverContext(console_stream=sink, clock=time.time)
         source = ConfigSource(None, builtin_config(console=True, slack=False))
         options = ManagerOptions(state_dir=Path(state_dir))
-        manager = AlertManager(source, context, None, options, threaded=False)
+        manager = AlertManager(
+            source, context, None, options, receiver_factory=build_receiver, threaded=False
+        )
         started = time.perf_counter()
         for start in range(0, len(alert_rows), BATCH):
             batch = alert_rows[start : start + BATCH]

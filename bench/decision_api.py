@@ -258,7 +258,7 @@ def start_vigil(directory: Path, port: int, run: int) -> subprocess.Popen[bytes]
         "VIGIL_ALERT_MIN_SEVERITY": "critical",
     }
     log = (directory / f"vigil-{run}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "vigil", "serve"], env=env, stdout=log, stderr=log)
+    return subprocess.Popen([sys.executable, "-m", "cli", "serve"], env=env, stdout=log, stderr=log)
 
 
 def start_opa(opa: str, directory: Path, port: int) -> subprocess.Popen[bytes]:

@@ -265,7 +265,7 @@ def run_workers(
         log = (data_dir / "worker.log").open("wb")
         children.append(
             subprocess.Popen(
-                [sys.executable, "-m", "vigil", "worker"], env=env, cwd=data_dir, stdout=log, stderr=log
+                [sys.executable, "-m", "cli", "worker"], env=env, cwd=data_dir, stdout=log, stderr=log
             )
         )
         stores.append(data_dir / "clickhouse")
@@ -328,7 +328,7 @@ def latency(
     env, _ = worker_env(work, f"latency-{prefix}", brokers, prefix, f"{prefix}vigil")
     log = (work / f"latency-{prefix}" / "worker.log").open("wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "vigil", "worker"], env=env, cwd=work, stdout=log, stderr=log
+        [sys.executable, "-m", "cli", "worker"], env=env, cwd=work, stdout=log, stderr=log
     )
     alerts = Consumer(
         {"bootstrap.servers": brokers, "group.id": f"{prefix}reader", "auto.offset.reset": "latest"}

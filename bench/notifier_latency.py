@@ -108,7 +108,7 @@ def start_notifier(
     )
     log = (data_dir / "notifier.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "vigil", "notifier"],
+        [sys.executable, "-m", "cli", "notifier"],
         env=env,
         cwd=data_dir,
         stdout=log,

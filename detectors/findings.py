@@ -9,16 +9,16 @@ finding id and the store's ReplacingMergeTree keeps one copy.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
+import schemas
+from schemas import Severity, Subject
 from schemas.records import FindingRow
 
 CONTROLS_FILE = Path(__file__).resolve().parent / "controls.yaml"
@@ -29,7 +29,7 @@ STAGE = "detector"
 class Signal:
     rule: str
     subject: str
-    severity: str
+    severity: Severity
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -41,20 +41,16 @@ def controls_by_rule() -> dict[str, tuple[str, ...]]:
     return {rule: tuple(ids) for rule, ids in raw.items()}
 
 
-def finding_row(
-    signal: Signal, *, event_id: str, ts: datetime, model_id: str, principal_id: str
-) -> FindingRow:
-    identity = f"{event_id}\x1f{STAGE}\x1f{signal.rule}\x1f{signal.subject}"
+def finding_row(signal: Signal, *, event_id: str, ts: datetime, subject: Subject) -> FindingRow:
     details = {**signal.details, "controls": list(controls_by_rule().get(signal.rule, ()))}
-    return FindingRow(
-        finding_id=hashlib.sha256(identity.encode()).hexdigest()[:24],
-        ts=ts,
+    return schemas.finding_row(
         event_id=event_id,
-        model_id=model_id,
-        principal_id=principal_id,
+        ts=ts,
         stage=STAGE,
-        detector_or_rule=signal.rule,
+        rule=signal.rule,
         severity=signal.severity,
         message=signal.message,
-        details=orjson.dumps(details, option=orjson.OPT_NON_STR_KEYS).decode(),
+        details=details,
+        subject=subject,
+        discriminator=signal.subject,
     )

@@ -26,6 +26,7 @@ from detectors.monitors.model_streams import ModelStreams
 from detectors.monitors.performance import Performance
 from detectors.monitors.supply_chain import SupplyChain
 from detectors.state import StateError
+from schemas import Subject
 from schemas.events import AccessEvent, Event, FeedbackEvent, InferenceEvent, TrainingEvent, model_id_of
 from schemas.records import FindingRow
 
@@ -152,13 +153,8 @@ class DetectStage:
             state.offsets[topic] = offset
         if not signals:
             return []
-        model_id = model_id_of(event)
-        return [
-            finding_row(
-                s, event_id=event.event_id, ts=event.ts, model_id=model_id, principal_id=event.principal.id
-            )
-            for s in signals
-        ]
+        subject = Subject.of_event(event, model_id_of(event))
+        return [finding_row(s, event_id=event.event_id, ts=event.ts, subject=subject) for s in signals]
 
     def for_model(self, model_id: str) -> ModelConfig:
         """The configuration of one model (cached)."""

@@ -1,5 +1,6 @@
 """Zero Trust identity: no event is trusted until its signature (and token) is proven."""
 
+from identity.findings import identity_finding
 from identity.freshness import ReplayGuard, is_stale
 from identity.keyring import KeyEntry, Keyring, KeyringError, load_keyring
 from identity.signing import Ed25519Signer, HmacSigner, Signer, sign_document
@@ -18,6 +19,7 @@ __all__ = [
     "TokenResult",
     "TokenVerifier",
     "Verdict",
+    "identity_finding",
     "is_stale",
     "load_keyring",
     "sign_document",

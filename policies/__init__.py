@@ -6,7 +6,9 @@ an event into the Cedar request the policies see.
 """
 
 from policies.bundle import BundleError, PolicyBundle, PolicyInfo, load_bundle
+from policies.decisions import decision_row
 from policies.engine import Decision, PolicyEngine
+from policies.findings import policy_finding
 from policies.requests import AuthzRequest, request_for
 
 __all__ = [
@@ -16,6 +18,8 @@ __all__ = [
     "PolicyBundle",
     "PolicyEngine",
     "PolicyInfo",
+    "decision_row",
     "load_bundle",
+    "policy_finding",
     "request_for",
 ]

@@ -22,11 +22,11 @@ from pathlib import Path
 import cedarpy
 
 from policies.controls import ControlCatalog, load_catalog
+from schemas import Severity, parse_severity
 
 PACK_DIR = Path(__file__).resolve().parent
 SCHEMA_FILE = "schema.cedarschema"
 MATURITIES = ("stable", "incubating")
-SEVERITIES = ("info", "low", "medium", "high", "critical")
 REQUIRED_ANNOTATIONS = ("id", "severity", "title", "controls")
 _POLICY_START = re.compile(r"^\s*@id\(")
 
@@ -39,7 +39,7 @@ class BundleError(ValueError):
 class PolicyInfo:
     id: str
     effect: str
-    severity: str
+    severity: Severity
     title: str
     runbook: str
     controls: tuple[str, ...]
@@ -148,8 +148,10 @@ def _policies_in(text: str, relative: str, catalog: ControlCatalog) -> list[Poli
         if missing:
             label = f"@id {notes['id']!r}" if "id" in notes else f"policy #{position}"
             raise BundleError(f"{relative}:{line}: {label} lacks @{', @'.join(missing)}")
-        if notes["severity"] not in SEVERITIES:
-            raise BundleError(f"{relative}:{line}: unknown @severity {notes['severity']!r}")
+        try:
+            severity = parse_severity(notes["severity"])
+        except ValueError as error:
+            raise BundleError(f"{relative}:{line}: @severity: {error}") from None
         controls = tuple(c.strip() for c in notes["controls"].split(",") if c.strip())
         unknown = [c for c in controls if c not in catalog.controls]
         if unknown or not controls:
@@ -158,7 +160,7 @@ def _policies_in(text: str, relative: str, catalog: ControlCatalog) -> list[Poli
             PolicyInfo(
                 id=notes["id"],
                 effect=body["effect"],
-                severity=notes["severity"],
+                severity=severity,
                 title=notes["title"],
                 runbook=notes.get("runbook", ""),
                 controls=controls,

@@ -1,6 +1,9 @@
-"""The event contract: pydantic models, the canonical signing form and the decoder.
+"""The contract: events (pydantic models, the canonical signing form, the decoder) and
+the rows made of them (every table's row, how a finding is formed, the severity scale,
+what a stored row keeps of a credential).
 
-Everything a producer must get right lives here; docs/events.md is its prose twin.
+Everything a producer must get right lives here; docs/events.md is its prose twin, and
+docs/tables.md that of the rows.
 """
 
 from schemas.canonical import canonical_bytes
@@ -12,15 +15,29 @@ from schemas.events import (
     InferenceEvent,
     TrainingEvent,
 )
+from schemas.findings import Subject, finding_row
+from schemas.redaction import header_without_tokens, stored_payload, without_tokens
+from schemas.severity import SEVERITIES, SEVERITY_RANK, Severity, highest, parse_severity, severity_rank
 
 __all__ = [
+    "SEVERITIES",
+    "SEVERITY_RANK",
     "AccessEvent",
     "Decoded",
     "Event",
     "FeedbackEvent",
     "InferenceEvent",
     "Rejection",
+    "Severity",
+    "Subject",
     "TrainingEvent",
     "canonical_bytes",
     "decode",
+    "finding_row",
+    "header_without_tokens",
+    "highest",
+    "parse_severity",
+    "severity_rank",
+    "stored_payload",
+    "without_tokens",
 ]

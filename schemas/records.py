@@ -11,6 +11,8 @@ import base64
 from datetime import datetime
 from typing import NamedTuple
 
+from schemas.severity import Severity
+
 
 class EventRow(NamedTuple):
     event_id: str
@@ -63,6 +65,14 @@ class DecisionRow(NamedTuple):
 
 
 class FindingRow(NamedTuple):
+    """Made by ``schemas.findings.finding_row`` only.
+
+    The subject columns (model, principal, resource, key) are what alert
+    fingerprints are made of. Columns added after the first release have defaults,
+    so rows written before them (a decision API journal, an older worker's alert on
+    ``ai.alerts``) read back with the defaults.
+    """
+
     finding_id: str
     ts: datetime
     event_id: str
@@ -70,9 +80,13 @@ class FindingRow(NamedTuple):
     principal_id: str
     stage: str
     detector_or_rule: str
-    severity: str
+    severity: Severity
     message: str
     details: str
+    resource_kind: str = ""
+    resource_id: str = ""
+    key_id: str = ""
+    """The signing key the event named (the one that failed, for an identity finding)."""
 
 
 class AlertRow(NamedTuple):
@@ -89,6 +103,9 @@ class AlertRow(NamedTuple):
     principal_id: str
     event_id: str
     occurrences: int
+    resource_kind: str = ""
+    resource_id: str = ""
+    key_id: str = ""
 
 
 class RejectedRow(NamedTuple):

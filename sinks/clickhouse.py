@@ -25,7 +25,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from alerting.records import AckRow, AlertStateRow, NotificationRow, SilenceRow
-from audit.records import CheckpointRow, LedgerRow
+from schemas.audit import CheckpointRow, LedgerRow
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow
 
 log = logging.getLogger(__name__)

@@ -61,7 +61,15 @@ class KafkaProducer:
         """Queue one message; its outcome is known at the next ``confirm``."""
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers, on_delivery=self._delivered)
+                self._producer.produce(
+                    topic,
+                    value,
+                    key,
+                    # The stub types headers as list[tuple[str, str | bytes | None]]; list is
+                    # invariant, so it refuses list[tuple[str, bytes]], which librdkafka takes.
+                    headers=headers,  # type: ignore[arg-type]
+                    on_delivery=self._delivered,
+                )
                 return
             except BufferError:  # the local queue is full: let deliveries drain it
                 self._producer.poll(0.1)

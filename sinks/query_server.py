@@ -93,7 +93,7 @@ class ReadOnlyRunner:
     """
 
     def __init__(self, store_dir: Path) -> None:
-        self._connection = chdb.connect(str(store_dir))  # type: ignore[no-untyped-call]
+        self._connection = chdb.connect(str(store_dir))  # type: ignore[no-untyped-call]  # chdb has no hints
         self._connection.query("SET readonly = 2")
         self._lock = threading.Lock()
         self.timezone = self._connection.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()

@@ -39,3 +39,14 @@ def read_rows(
     for line in output.splitlines():
         if line.strip():
             yield orjson.loads(line)
+
+
+class RemoteReader:
+    """An ``alerting.store.SqlReader`` through the owner's query server (``vigil sql`` uses the same)."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.store_dir = store_dir
+
+    def rows(self, sql: str, parameters: Mapping[str, str | int] | None = None) -> list[dict[str, Any]]:
+        output = query_remote(self.store_dir, sql, "JSONEachRow", parameters)
+        return [orjson.loads(line) for line in output.splitlines() if line.strip()]

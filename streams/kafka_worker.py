@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
@@ -51,6 +51,7 @@ from confluent_kafka import (
 )
 
 from detectors.snapshots import Checkpointer, ClickHouseSnapshots, snapshot_key
+from schemas.envelopes import Headers
 from sinks.clickhouse import ClickHouseStore, connect
 from sinks.kafka import KafkaProducer
 from streams.checkpoint import BatchCheckpoint, Offsets
@@ -209,6 +210,8 @@ class IngestWorker:
                 log.warning("kafka consumer: %s", error.str())
                 continue
             topic, partition, offset = record.topic(), record.partition(), record.offset()
+            if topic is None or partition is None or offset is None:  # librdkafka: error events only
+                raise RuntimeError(f"a consumed record without a position: {topic} {partition} {offset}")
             kind, millis = record.timestamp()
             messages.append(
                 RawMessage(
@@ -217,7 +220,9 @@ class IngestWorker:
                     partition=partition,
                     offset=offset,
                     key=record.key(),
-                    headers=record.headers(),
+                    # A consumed record's headers are (name, bytes | None) pairs; the stub's type
+                    # also covers the dict that produce() accepts.
+                    headers=cast("Headers | None", record.headers()),
                     timestamp=None
                     if kind == TIMESTAMP_NOT_AVAILABLE
                     else datetime.fromtimestamp(millis / 1000, UTC),
@@ -291,12 +296,14 @@ class IngestWorker:
                 raise
             log.warning("offsets not committed (%s): the batch will be delivered again", error.args[0].str())
             return
-        failed = [tp for tp in committed if tp.error is not None]
+        failed = [(tp, tp.error) for tp in committed if tp.error is not None]
         if failed:
-            if all(tp.error.code() in REBALANCE_ERRORS for tp in failed):
-                log.warning("offsets of %s not committed: delivered again", _describe(failed))
+            if all(error.code() in REBALANCE_ERRORS for _, error in failed):
+                log.warning(
+                    "offsets of %s not committed: delivered again", _describe([tp for tp, _ in failed])
+                )
                 return
-            raise KafkaException(failed[0].error)
+            raise KafkaException(failed[0][1])
         self.metrics.committed(offsets)
 
     def _client_error(self, error: KafkaError) -> None:

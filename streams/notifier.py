@@ -51,14 +51,17 @@ class AlertDecodeError(ValueError):
 
 
 def decode_alert(value: bytes | None) -> AlertRow:
-    """An alert row as workers publish it (``streams.outputs``): a JSON object of its fields."""
+    """An alert row as workers publish it (``streams.outputs``): a JSON object of its fields.
+
+    Fields added to the row after the first release may be missing (a worker not yet
+    upgraded) and read as their defaults."""
     try:
         raw = orjson.loads(value or b"")
     except orjson.JSONDecodeError as error:
         raise AlertDecodeError(f"not JSON: {error}") from None
     if not isinstance(raw, dict):
         raise AlertDecodeError("not a JSON object")
-    missing = [name for name in AlertRow._fields if name not in raw]
+    missing = [name for name in AlertRow._fields if name not in raw and name not in AlertRow._field_defaults]
     if missing:
         raise AlertDecodeError(f"missing field(s): {', '.join(missing)}")
     try:
@@ -66,13 +69,18 @@ def decode_alert(value: bytes | None) -> AlertRow:
         occurrences = raw["occurrences"]
         if not isinstance(occurrences, int) or isinstance(occurrences, bool) or occurrences < 1:
             raise ValueError(f"occurrences must be a positive integer, not {occurrences!r}")
-        texts = {name: raw[name] for name in AlertRow._fields if name not in (*times, "occurrences")}
+        texts = {
+            name: raw.get(name, AlertRow._field_defaults.get(name))
+            for name in AlertRow._fields
+            if name not in (*times, "occurrences")
+        }
         wrong = [name for name, text in texts.items() if not isinstance(text, str)]
         if wrong:
             raise ValueError(f"field(s) {', '.join(wrong)} must be strings")
     except (TypeError, ValueError) as error:
         raise AlertDecodeError(str(error)) from None
-    return AlertRow(**{**texts, **times, "occurrences": occurrences})  # type: ignore[arg-type]
+    fields = {**texts, **times, "occurrences": occurrences}
+    return AlertRow._make(fields[name] for name in AlertRow._fields)
 
 
 def _utc(value: object) -> datetime:

@@ -555,6 +555,9 @@ def finding(
     principal_id: str = "bob",
     event_id: str | None = None,
     ts: datetime | None = None,
+    resource_kind: str = "",
+    resource_id: str = "",
+    key_id: str = "",
 ) -> FindingRow:
     """``ts`` is the producer's clock; by default it agrees with the test's clock."""
     event_id = event_id or _next_id("evt")
@@ -569,4 +572,7 @@ def finding(
         severity=severity,
         message=f"{rule} on {model_id}",
         details="{}",
+        resource_kind=resource_kind,
+        resource_id=resource_id,
+        key_id=key_id,
     )

@@ -13,7 +13,6 @@ import base64
 import gc
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,37 +22,21 @@ import orjson
 
 from alerting.gate import AlertGate
 from detectors.stage import DetectStage
+from identity import identity_finding
 from identity.freshness import Position
-from identity.verify import IDENTITY_CONTROLS, IdentityVerifier, Verdict
+from identity.verify import IdentityVerifier, Verdict
+from policies import decision_row, policy_finding
 from policies.engine import Decision, PolicyEngine
 from policies.facts import Facts
 from policies.requests import AuthzRequest, request_for
 from policies.runtime import PolicyRuntime
+from schemas import Subject, header_without_tokens, stored_payload, without_tokens
 from schemas.decode import DEFAULT_MAX_BYTES, Decoded, Rejection, decode
 from schemas.envelopes import Headers
 from schemas.events import Event, InferenceEvent, model_id_of
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow, header_text
 
 log = logging.getLogger(__name__)
-
-IDENTITY_SEVERITY = {
-    "unsigned": "high",
-    "unknown_key": "high",
-    "alg_mismatch": "critical",
-    "key_not_for_source": "critical",
-    "key_not_for_principal": "critical",
-    "key_expired": "medium",
-    "bad_signature": "critical",
-    "token_invalid": "critical",
-    "token_expired": "medium",
-    "token_not_yet_valid": "medium",
-    "token_wrong_issuer": "critical",
-    "token_wrong_audience": "high",
-    "token_subject_mismatch": "critical",
-    "token_unverifiable": "medium",
-    "stale": "medium",
-    "replay": "high",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,14 +143,14 @@ class Pipeline:
         decisions = engine.decide_many(requests)
         for item, request, decision in zip(accepted, requests, decisions, strict=True):
             try:
-                event_row, decision_row, findings = self._record(item, request, decision, received_at)
+                event_row, decided, findings = self._record(item, request, decision, received_at)
             except Exception as error:  # one bad event must not sink the batch
                 log.exception("internal error on event from %s", item.message.topic)
                 reason = Rejection("internal_error", f"{type(error).__name__}: {error}")
                 result.rejected.append(_rejected_row(item.message, reason, received_at))
                 continue
             result.events.append(event_row)
-            result.decisions.append(decision_row)
+            result.decisions.append(decided)
             result.findings.extend(findings)
         result.alerts = self.gate.admit(result.findings)
         return result
@@ -236,33 +219,36 @@ class Pipeline:
         """All rows of one event, or an exception and none (the event is then rejected)."""
         event, verdict = item.decoded.event, item.verdict
         model_id = model_id_of(event)
-        decision_row = DecisionRow(
+        decided = decision_row(
+            self.engine,
+            request,
+            decision,
             event_id=event.event_id,
             ts=event.ts,
-            principal_id=event.principal.id,
-            action=event.action,
             resource_kind=event.resource.kind,
-            resource_id=event.resource.id,
             model_id=model_id,
-            decision="allow" if decision.allowed else "deny",
-            policy_ids=list(decision.policy_ids),
-            bundle_revision=self.engine.revision,
             verified=verdict.verified,
-            controls=self.engine.controls_of(decision),
-            principal_type=request.principal_type,
-            roles=list(request.roles),
-            resource_type=request.resource_type,
             facts=self._facts_text(request.facts),
-            errors=list(decision.errors),
             topic=item.message.topic,
             partition=item.message.partition,
             offset=item.message.offset,
         )
         findings: list[FindingRow] = []
+        origin = _origin(item.message)
         if not verdict.verified:
-            findings.append(_identity_finding(event, model_id, verdict, _origin(item.message)))
+            findings.append(identity_finding(event, model_id, verdict, origin))
         if not decision.allowed:
-            findings.append(self._policy_finding(event, model_id, decision, _origin(item.message)))
+            findings.append(
+                policy_finding(
+                    self.engine,
+                    decision,
+                    event_id=event.event_id,
+                    ts=event.ts,
+                    action=event.action,
+                    subject=Subject.of_event(event, model_id),
+                    origin=origin,
+                )
+            )
         # Only proven events train the baselines: forged traffic cannot poison them.
         if verdict.verified:
             message = item.message
@@ -277,42 +263,13 @@ class Pipeline:
                     else None
                 ),
             )
-        return _event_row(item, model_id, received_at), decision_row, findings
+        return _event_row(item, model_id, received_at), decided, findings
 
     def _facts_text(self, facts: Facts) -> str:
         text = self._facts_json.get(facts)
         if text is None:
             text = self._facts_json[facts] = orjson.dumps(dict(facts)).decode()
         return text
-
-    def _policy_finding(self, event: Event, model_id: str, decision: Decision, origin: str) -> FindingRow:
-        deciding = self.engine.deciding_policies(decision)
-        severity = max((i.severity for i in deciding), key=_rank, default="medium")
-        why = "; ".join(i.title for i in deciding) or "no policy permits it (default deny)"
-        rule = ",".join(decision.policy_ids)
-        return _finding(
-            event,
-            model_id,
-            subject=origin,
-            stage="policy",
-            rule=rule,
-            severity=severity,
-            message=(
-                f"{event.principal.id} denied {event.action} on "
-                f"{event.resource.kind} {event.resource.id}: {why}"
-            ),
-            details={
-                "policy_ids": list(decision.policy_ids),
-                "bundle_revision": self.engine.revision,
-                "controls": self.engine.controls_of(decision),
-                "runbooks": [i.runbook for i in deciding if i.runbook],
-                "errors": list(decision.errors),
-            },
-        )
-
-
-def _rank(severity: str) -> int:
-    return ("info", "low", "medium", "high", "critical").index(severity)
 
 
 def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRow:
@@ -352,70 +309,9 @@ def _event_row(item: _Accepted, model_id: str, received_at: datetime) -> EventRo
     )
 
 
-def _finding(
-    event: Event,
-    model_id: str,
-    *,
-    stage: str,
-    rule: str,
-    severity: str,
-    message: str,
-    details: dict[str, object],
-    subject: str = "",
-) -> FindingRow:
-    identity = f"{event.event_id}\x1f{stage}\x1f{rule}\x1f{subject}"
-    return FindingRow(
-        finding_id=hashlib.sha256(identity.encode()).hexdigest()[:24],
-        ts=event.ts,
-        event_id=event.event_id,
-        model_id=model_id,
-        principal_id=event.principal.id,
-        stage=stage,
-        detector_or_rule=rule,
-        severity=severity,
-        message=message,
-        details=orjson.dumps(details).decode(),
-    )
-
-
-def stored_payload(event: Event, canonical: bytes) -> str:
-    """The canonical form, with a bearer token replaced by its digest.
-
-    A token is a credential: anyone who can read the store could present it. The
-    digest still links events that carried the same token.
-    """
-    if event.auth is None:
-        return canonical.decode()
-    document = orjson.loads(canonical)
-    document["auth"]["token"] = _redacted(event.auth.token.encode()).decode()
-    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
-
-
 def _origin(message: RawMessage) -> str:
     """Where a message sits in the log: redeliveries share it, replays do not."""
     return f"{message.topic}/{message.partition}/{message.offset}"
-
-
-def _identity_finding(event: Event, model_id: str, verdict: Verdict, origin: str) -> FindingRow:
-    return _finding(
-        event,
-        model_id,
-        subject=origin,
-        stage="identity",
-        rule=f"identity-{verdict.reason.replace('_', '-')}",
-        severity=IDENTITY_SEVERITY.get(verdict.reason, "high"),
-        message=(
-            f"event {event.event_id} from source {event.source!r} is unverified: "
-            f"{verdict.reason.replace('_', ' ')}" + (f" (key {verdict.key_id})" if verdict.key_id else "")
-        ),
-        details={
-            "reason": verdict.reason,
-            "key_id": verdict.key_id,
-            "source": event.source,
-            "token": verdict.token.reason,
-            "controls": IDENTITY_CONTROLS,
-        },
-    )
 
 
 def _rejected_row(message: RawMessage, rejection: Rejection, received_at: datetime) -> RejectedRow:
@@ -429,46 +325,9 @@ def _rejected_row(message: RawMessage, rejection: Rejection, received_at: dateti
         key=(message.key or b"").decode("utf-8", "replace"),
         code=rejection.code,
         reason=rejection.reason,
-        raw_base64=base64.b64encode(_without_tokens(message.value)).decode(),
+        raw_base64=base64.b64encode(without_tokens(message.value)).decode(),
         size=len(message.value),
         headers=[
-            (name, header_text(_header_without_tokens(name, value))) for name, value in message.headers or ()
+            (name, header_text(header_without_tokens(name, value))) for name, value in message.headers or ()
         ],
     )
-
-
-_CREDENTIAL_HEADER = re.compile(r"authorization|token|secret|password|api[-_]?key", re.IGNORECASE)
-
-
-def _header_without_tokens(name: str, value: bytes | None) -> bytes | None:
-    """A header kept with a rejected message: one named like a credential is replaced by
-    its digest whole (``Bearer <opaque>`` has no shape to find), any other is searched
-    for tokens as the message is."""
-    if value is None:
-        return None
-    if _CREDENTIAL_HEADER.search(name):
-        return _redacted(value)
-    return _without_tokens(value)
-
-
-_TOKEN_FIELD = re.compile(rb'("token"\s*:\s*")((?:[^"\\]|\\.)*)(")')
-_JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-
-
-def _redacted(token: bytes) -> bytes:
-    """What a stored row keeps of a bearer token: its digest, which still links its uses."""
-    return b"redacted:sha256:" + hashlib.sha256(token).hexdigest().encode()
-
-
-def _without_tokens(value: bytes) -> bytes:
-    """The raw bytes of a rejected message with bearer tokens replaced by their digests.
-
-    A rejected message is kept whole for forensics, but a token in it is still a
-    credential, for whoever reads ``rejected`` or the dead-letter topic. Malformed
-    input cannot be parsed, so tokens are found in the text: any ``"token": "..."``
-    value, and anything shaped like a JWT elsewhere. ``size`` keeps the original length.
-    """
-    if b"token" not in value and b"eyJ" not in value:
-        return value
-    value = _TOKEN_FIELD.sub(lambda m: m.group(1) + _redacted(m.group(2)) + m.group(3), value)
-    return _JWT.sub(lambda m: _redacted(m.group()), value)

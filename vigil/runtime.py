@@ -27,6 +27,7 @@ from policies.runtime import PolicyRuntime
 from schemas.records import AlertRow
 from sinks.clickhouse import ClickHouseStore, StoreLockedError, connect, migrate, private_directory
 from sinks.query_server import QueryServer, QueryServerError
+from sinks.receivers import build_receiver
 from vigil.pipeline import Pipeline
 from vigil.settings import Settings
 
@@ -202,7 +203,11 @@ def build_alert_manager(
 ) -> AlertManager:
     """The manager ``vigil notifier`` and embedded runs share; a bad routing file raises ``ConfigError``."""
     return AlertManager(
-        alerting_source(settings, console), receiver_context(settings), store, manager_options(settings)
+        alerting_source(settings, console),
+        receiver_context(settings),
+        store,
+        manager_options(settings),
+        receiver_factory=build_receiver,
     )
 
 

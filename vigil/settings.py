@@ -23,6 +23,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from audit.config import AuditSettings
+from schemas import Severity
+
 
 class SlackSettings(BaseModel):
     bot_token: SecretStr | None = None
@@ -172,21 +175,6 @@ class PolicySettings(BaseModel):
     _maturity_list = field_validator("maturity", mode="before")(_comma_separated)
 
 
-class AuditSettings(BaseModel):
-    """The tamper-evident audit ledger: who signs its checkpoints, how often, where copies go."""
-
-    signing_key_file: Path | None = None
-    """Ed25519 private key (PEM); default ``<keys_dir>/audit-signing.key``, created with mode
-    0600 on first start, its public key written beside it as ``audit-signing.pub``."""
-    export_dir: Path | None = None
-    """Where signed checkpoints are copied as JSON files; default ``<data_dir>-checkpoints``
-    beside the data directory, so that whoever holds the store does not hold the copies."""
-    checkpoint_entries: int = Field(default=1000, ge=1)
-    """Sign a checkpoint of a stream once this many entries are not yet covered..."""
-    checkpoint_seconds: float = Field(default=60.0, gt=0)
-    """...or once its oldest uncovered entry is this many seconds old."""
-
-
 class DetectorsSettings(BaseModel):
     """The detect stage: per-model detector configuration and state checkpoints."""
 
@@ -258,7 +246,7 @@ class Settings(BaseSettings):
     clickhouse_url: SecretStr | None = None
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
     max_clock_skew_days: int = Field(default=30, ge=1)
-    alert_min_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
+    alert_min_severity: Severity = "medium"
     alert_repeat_seconds: float = Field(default=4 * 3600.0, gt=0)
     """Seconds an alert fires unacknowledged before the built-in route reminds (``repeat_interval``)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = "INFO"
@@ -312,6 +300,11 @@ class Settings(BaseSettings):
     @property
     def keys_directory(self) -> Path:
         return self.keys_dir or beside_data_dir(self.data_dir, "keys")
+
+    @property
+    def checkpoints_directory(self) -> Path:
+        """Default home of exported audit checkpoints (``audit.export_dir`` overrides it)."""
+        return beside_data_dir(self.data_dir, "checkpoints")
 
     @property
     def keys_path(self) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 from alerting import AlertGate, AlertingStore, AlertManager, ConfigSource, ManagerOptions, ReceiverContext
 from alerting.config import parse_config
 from schemas.records import FindingRow
+from sinks.receivers import build_receiver
 from tests.clock import FakeClock, current
 from tests.slack_server import FakeSlack
 
@@ -65,7 +66,14 @@ class Rig:
             wall_clock=self.clock.wall,
         )
         options = ManagerOptions(state_dir=state_dir, refresh_interval=5.0)
-        self.manager = AlertManager(ConfigSource(None, parsed), context, store, options, threaded=False)
+        self.manager = AlertManager(
+            ConfigSource(None, parsed),
+            context,
+            store,
+            options,
+            receiver_factory=build_receiver,
+            threaded=False,
+        )
         self.gate = AlertGate(
             resolve_timeout=parsed.global_.resolve_timeout, clock=self.clock, wall_clock=self.clock.wall
         )

@@ -108,7 +108,7 @@ class WorkerEnv:
         """A ``vigil <command>`` subprocess (``worker``, ``notifier``), logging beside the data."""
         log = (self.data_dir / f"worker-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "vigil", command],
+            [sys.executable, "-m", "cli", command],
             env={**self.env, **extra},
             cwd=self.data_dir,
             stdout=log,

@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 
 from alerting import AlertingStore
 from alerting.records import AlertStateRow
+from cli.main import main
 from sinks.clickhouse import connect, migrate
-from vigil.cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -103,7 +103,7 @@ def _vigil(env: WorkerEnv, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI as an operator of the notifier runs it (its store, its alerting directory)."""
     environment = {**env.env, **_notifier_env(env), "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "vigil", *args],
+        [sys.executable, "-m", "cli", *args],
         capture_output=True,
         text=True,
         env=environment,
@@ -185,6 +185,7 @@ def test_a_drift_burst_is_one_thread_and_every_occurrence_is_stored(
 def test_the_kafka_receiver_publishes_routed_notifications(kafka_brokers: str, tmp_path: Path) -> None:
     from alerting import AlertGate, AlertManager, ConfigSource, ManagerOptions, ReceiverContext
     from alerting.config import parse_config
+    from sinks.receivers import build_receiver
     from tests.factories import finding
     from tests.integration.conftest import consume_all
 
@@ -196,7 +197,13 @@ def test_the_kafka_receiver_publishes_routed_notifications(kafka_brokers: str, t
         }
     )
     context = ReceiverContext(kafka_brokers=kafka_brokers, topic_prefix=prefix)
-    manager = AlertManager(ConfigSource(None, config), context, None, ManagerOptions(state_dir=tmp_path))
+    manager = AlertManager(
+        ConfigSource(None, config),
+        context,
+        None,
+        ManagerOptions(state_dir=tmp_path),
+        receiver_factory=build_receiver,
+    )
     for row in AlertGate().admit([finding(rule="export-needs-mfa", principal_id="bob")]):
         manager.notify(row)
     manager.close(timeout=30)

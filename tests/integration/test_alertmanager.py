@@ -13,6 +13,7 @@ import pytest
 
 from alerting import AlertGate, AlertManager, ConfigSource, ManagerOptions, ReceiverContext
 from alerting.config import parse_config
+from sinks.receivers import build_receiver
 from tests.factories import finding
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,12 @@ def test_alerts_fire_and_resolve_in_a_real_alertmanager(alertmanager_url: str) -
         }
     )
     manager = AlertManager(
-        ConfigSource(None, config), ReceiverContext(), None, ManagerOptions(), threaded=False
+        ConfigSource(None, config),
+        ReceiverContext(),
+        None,
+        ManagerOptions(),
+        receiver_factory=build_receiver,
+        threaded=False,
     )
     principal = f"bob-{uuid.uuid4().hex[:8]}"
     gate = AlertGate()

@@ -19,9 +19,9 @@ from click.testing import CliRunner, Result
 
 from audit.canonical import chain_hash, record_hash, timestamp
 from audit.config import export_dir, published_key_path
-from audit.records import LedgerRow
+from cli.main import main
+from schemas.audit import LedgerRow
 from sinks.clickhouse import connect
-from vigil.cli import main
 from vigil.demo import DemoTraffic, write_demo_keys
 from vigil.settings import Settings
 

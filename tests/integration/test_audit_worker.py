@@ -58,7 +58,7 @@ def _traffic(env: WorkerEnv, count: int) -> list[tuple[str, bytes | None, bytes]
 def _vigil(env: WorkerEnv, *args: str) -> subprocess.CompletedProcess[str]:
     process_env = env.env | {"PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "vigil", *args],
+        [sys.executable, "-m", "cli", *args],
         env=process_env,
         cwd=env.data_dir,
         capture_output=True,

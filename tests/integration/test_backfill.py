@@ -28,7 +28,7 @@ def _publish(env: WorkerEnv, lines: list[bytes], key_id: str) -> subprocess.Comp
         [
             sys.executable,
             "-m",
-            "vigil",
+            "cli",
             "publish",
             "--input",
             path.name,

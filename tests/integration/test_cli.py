@@ -23,7 +23,7 @@ def vigil(data_dir: Path, *args: str, stdin: bytes | None = None) -> subprocess.
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     env.update(VIGIL_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO))
     return subprocess.run(
-        [sys.executable, "-m", "vigil", *args],
+        [sys.executable, "-m", "cli", *args],
         input=stdin.decode() if stdin is not None else None,
         capture_output=True,
         text=True,
@@ -95,7 +95,7 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     secrets_by_source = write_demo_keys(tmp_path / "keys.yaml")
     lines = b"\n".join(DemoTraffic(secrets_by_source, events=50, seed=2).lines()) + b"\n"
     result = subprocess.run(
-        [sys.executable, "-m", "vigil", "run", "--input", "-"],
+        [sys.executable, "-m", "cli", "run", "--input", "-"],
         input=lines,
         capture_output=True,
         env={

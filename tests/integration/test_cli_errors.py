@@ -33,7 +33,7 @@ UNREACHABLE = "127.0.0.1:1"
 def vigil(cwd: Path, *args: str, stdin: bytes = b"", **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     return subprocess.run(
-        [sys.executable, "-m", "vigil", *args],
+        [sys.executable, "-m", "cli", *args],
         input=stdin.decode(),
         capture_output=True,
         text=True,

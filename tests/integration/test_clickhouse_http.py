@@ -246,7 +246,7 @@ def test_a_taken_port_is_a_one_line_error(served: ServedStore, tmp_path: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     env.update(VIGIL_DATA_DIR=str(tmp_path), VIGIL_QUERY_PORT=str(served.port), PYTHONPATH=str(REPO))
     result = subprocess.run(
-        [sys.executable, "-m", "vigil", "demo", "--events", "20"],
+        [sys.executable, "-m", "cli", "demo", "--events", "20"],
         capture_output=True,
         text=True,
         env=env,

@@ -235,7 +235,7 @@ def test_vigil_serve_answers_then_stores_everything_on_sigterm(tmp_path: Path, i
         "VIGIL_API_PORT": str(settings.api.port),
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "vigil", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "cli", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         client = DecisionClient(f"http://127.0.0.1:{settings.api.port}", token=idp.token("bob"), timeout=1.0)
@@ -254,7 +254,7 @@ def test_vigil_serve_answers_then_stores_everything_on_sigterm(tmp_path: Path, i
         stored = store.query("SELECT event_id FROM decisions_unique WHERE topic = 'api'").result_rows
     assert stored == [(answer.decision_id,)]
     audit = subprocess.run(
-        [sys.executable, "-m", "vigil", "audit", "verify", "--stream", "api:0"],
+        [sys.executable, "-m", "cli", "audit", "verify", "--stream", "api:0"],
         env=env,
         capture_output=True,
         text=True,

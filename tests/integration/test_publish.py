@@ -33,7 +33,7 @@ def test_each_line_that_cannot_be_sent_is_reported_and_the_others_arrive(worker_
     (worker_env.data_dir / "events.jsonl").write_bytes(b"\n".join(lines) + b"\n")
 
     result = subprocess.run(
-        [sys.executable, "-m", "vigil", "publish", "--input", "events.jsonl"],
+        [sys.executable, "-m", "cli", "publish", "--input", "events.jsonl"],
         env=worker_env.env
         | {"VIGIL_KEYS_FILE": str(worker_env.data_dir / "keys.yaml"), "PYTHONPATH": str(REPO)},
         cwd=worker_env.data_dir,

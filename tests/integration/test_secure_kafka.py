@@ -111,7 +111,7 @@ def secure_env(tmp_path: Path, secure_broker: SecureBroker) -> Iterator[WorkerEn
 
 def vigil(env: WorkerEnv, *args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "vigil", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env.env | overrides,
         cwd=env.data_dir,
         capture_output=True,

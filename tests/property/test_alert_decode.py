@@ -9,6 +9,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas import SEVERITIES
 from schemas.records import AlertRow
 from streams.notifier import AlertDecodeError, decode_alert
 
@@ -24,7 +25,7 @@ rows = st.builds(
     ts=times,
     fired_at=times,
     fingerprint=st.text(),
-    severity=st.sampled_from(["info", "low", "medium", "high", "critical"]),
+    severity=st.sampled_from(SEVERITIES),
     title=st.text(),
     summary=st.text(),
     stage=st.text(),
@@ -33,6 +34,9 @@ rows = st.builds(
     principal_id=st.text(),
     event_id=st.text(),
     occurrences=st.integers(min_value=1, max_value=2**40),
+    resource_kind=st.text(),
+    resource_id=st.text(),
+    key_id=st.text(),
 )
 
 
@@ -65,3 +69,13 @@ def test_a_row_with_fields_replaced_by_any_json_decodes_or_says_why(row: AlertRo
 @given(rows)
 def test_a_row_as_workers_publish_it_comes_back_unchanged(row: AlertRow) -> None:
     assert decode_alert(orjson.dumps(row._asdict())) == row
+
+
+SUBJECT_FIELDS = ("resource_kind", "resource_id", "key_id")
+
+
+@given(rows)
+def test_a_row_from_a_worker_before_the_subject_fields_decodes_without_them(row: AlertRow) -> None:
+    older = {name: value for name, value in row._asdict().items() if name not in SUBJECT_FIELDS}
+    decoded = decode_alert(orjson.dumps(older))
+    assert decoded == row._replace(resource_kind="", resource_id="", key_id="")

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from cli.gate import judge
 from policies.bundle import load_bundle
 from policies.deployment import Deployment
 from policies.engine import PolicyEngine
 from policies.inventory import load_inventory
-from vigil.gate import judge
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 AT = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)

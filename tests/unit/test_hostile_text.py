@@ -20,8 +20,8 @@ import pytest
 from alerting import AlertGate, Dispatcher
 from alerting.config import parse_config
 from alerting.notifications import Notification
-from alerting.receivers import alertmanager_document
 from sinks.console import ConsoleReceiver
+from sinks.receivers import alertmanager_document
 from sinks.slack import render, render_reply
 from sinks.text import shell_command
 from tests.clock import FakeClock

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
+from cli.main import main
 from schemas.decode import Decoded, Rejection, decode
 from schemas.json_schema import EVENT_MODELS, EXAMPLES, event_json_schema, render
 from tests.clients.vectors import VECTORS_PATH
-from vigil.cli import main
 
 CHECKED_IN = Path(__file__).resolve().parents[2] / "schemas" / "json" / "events.schema.json"
 REGENERATE = ".venv/bin/vigil schema > schemas/json/events.schema.json"

@@ -582,6 +582,19 @@ def test_a_rogue_artifact_of_a_registered_model_is_one_finding(
     assert len(result.alerts) == 1
 
 
+def test_findings_name_the_resource_and_the_signing_key_the_event_named(pipeline: Pipeline) -> None:
+    doc = access_doc(principal="mallory", resource={"kind": "dataset", "id": "ds-payroll"})
+    result = pipeline.process(messages(encode(forged(doc))))
+    subjects = {(f.stage, f.principal_id, f.resource_kind, f.resource_id, f.key_id) for f in result.findings}
+    key = KEYS["data-portal"].key_id
+    assert subjects == {
+        ("identity", "mallory", "dataset", "ds-payroll", key),
+        ("policy", "mallory", "dataset", "ds-payroll", key),
+    }
+    [alert] = result.alerts  # the deny follows from the forgery: one incident, one alert
+    assert (alert.stage, alert.key_id, alert.resource_id) == ("identity", key, "ds-payroll")
+
+
 def test_finding_ids_are_reproducible_for_a_redelivered_event(
     keyring: Keyring, bundle: PolicyBundle, inventory: Inventory
 ) -> None:

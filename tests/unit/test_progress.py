@@ -1,4 +1,4 @@
-"""vigil.progress: shown on a terminal, absent from pipes and logs."""
+"""cli.progress: shown on a terminal, absent from pipes and logs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from vigil.progress import counted_lines, input_size, progress
+from cli.progress import counted_lines, input_size, progress
 
 
 class Terminal(io.StringIO):

@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 from click.testing import CliRunner
 
+from cli.main import main
 from identity.signing import sign_document
 from tests.factories import KEYS, inference_doc, key_entries, write_keyfile
-from vigil.cli import main
 
 
 def test_a_dry_run_prints_each_signed_message_and_reports_the_rest(tmp_path: Path) -> None:

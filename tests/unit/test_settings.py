@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from alerting.config import SlackConfig
-from alerting.receivers import ReceiverContext, build_receiver
+from alerting.receivers import ReceiverContext
+from sinks.receivers import build_receiver
 from vigil.runtime import alerting_source
 from vigil.settings import InvalidSettingsError, Settings, load_settings
 

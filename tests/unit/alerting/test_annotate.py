@@ -33,3 +33,15 @@ def test_evidence_of_an_access_anomaly_selects_its_principal_and_of_drift_any_ca
     drift = evidence_query({"stage": "detector", "rule": "feature-drift", "model": "m"}, since)
     assert "principal_id = 'bob'" in access
     assert "principal_id" not in drift.split("WHERE", 1)[1]
+
+
+def test_evidence_selects_the_resource_of_a_policy_alert_and_the_key_of_an_identity_alert() -> None:
+    since = datetime(2026, 11, 26, 9, 58, tzinfo=UTC)
+    denied = evidence_query(
+        {"stage": "policy", "rule": "r", "principal": "bob", "resource": "dataset/ds-1"}, since
+    )
+    forged = evidence_query({"stage": "identity", "rule": "identity-bad-signature", "key": "k'1"}, since)
+    assert "concat(resource_kind, '/', resource_id) = 'dataset/ds-1'" in denied
+    assert "key_id = 'k\\'1'" in forged
+    assert "key_id" not in denied
+    assert "resource_id" not in forged

@@ -151,7 +151,7 @@ def _touch_later(path: Path) -> None:
 def test_a_label_no_alert_carries_is_refused_instead_of_grouping_everything(route: dict[str, object]) -> None:
     found = problems(minimal(**route))
     assert "alerts have no label" in found
-    assert "labels: stage, rule, model, principal, severity, alertname" in found
+    assert "labels: stage, rule, model, principal, resource, key, severity, alertname" in found
 
 
 def test_an_inhibit_rule_on_an_unknown_label_is_refused() -> None:

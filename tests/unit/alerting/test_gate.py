@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from alerting import AlertGate, fingerprint_of
+from alerting import AlertGate, fingerprint, fingerprint_of
+from alerting.model import labels_of_row
+from schemas.records import FindingRow
 from tests.clock import FakeClock
 from tests.factories import finding
 
@@ -122,6 +124,57 @@ def test_policy_and_identity_findings_are_per_principal(gate: AlertGate, stage: 
     b = finding(stage=stage, principal_id="mallory")
     assert fingerprint_of(a) != fingerprint_of(b)
     assert len(gate.admit([a, b])) == 2
+
+
+def test_a_principal_denied_on_two_resources_raises_two_alerts_and_repeats_fold(gate: AlertGate) -> None:
+    def denied(dataset: str) -> FindingRow:
+        return finding(stage="policy", principal_id="bob", resource_kind="dataset", resource_id=dataset)
+
+    alerts = gate.admit([denied("ds-customers"), denied("ds-payroll"), denied("ds-customers")])
+    assert {(a.resource_id, a.occurrences) for a in alerts} == {("ds-customers", 2), ("ds-payroll", 1)}
+    assert len({a.fingerprint for a in alerts}) == 2
+
+
+def test_failures_of_two_signing_keys_raise_two_alerts(gate: AlertGate) -> None:
+    forged = [
+        finding(stage="identity", rule="identity-bad-signature", key_id=key, resource_id=f"ds-{n}")
+        for n, key in enumerate(["svc-a-2026", "svc-b-2026", "svc-a-2026"])
+    ]
+    alerts = gate.admit(forged)
+    assert {(a.key_id, a.occurrences) for a in alerts} == {("svc-a-2026", 2), ("svc-b-2026", 1)}
+
+
+def test_one_key_forging_many_resources_stays_one_alert(gate: AlertGate) -> None:
+    """The resources a forged event names are the forger's choice, not the incident."""
+    forged = [
+        finding(stage="identity", rule="identity-bad-signature", key_id="svc-a-2026", resource_id=f"ds-{n}")
+        for n in range(100)
+    ]
+    [alert] = gate.admit(forged)
+    assert alert.occurrences == 100
+
+
+def test_access_anomalies_on_different_resources_stay_one_alert_per_principal(gate: AlertGate) -> None:
+    spree = [
+        finding(stage="detector", rule="access-burst", principal_id=who, resource_id=f"ds-{n}")
+        for n in range(10)
+        for who in ("bob", "mallory")
+    ]
+    alerts = gate.admit(spree)
+    assert sorted((a.principal_id, a.occurrences) for a in alerts) == [("bob", 10), ("mallory", 10)]
+
+
+def test_the_notifier_finds_the_fingerprint_the_worker_gave_from_the_alert_row(gate: AlertGate) -> None:
+    rows = gate.admit(
+        [
+            finding(stage="policy", resource_kind="dataset", resource_id="ds-1", key_id="k1"),
+            finding(stage="identity", rule="identity-replay", key_id="k1", resource_id="ds-1"),
+            finding(stage="detector", rule="feature-drift", resource_id="fraud-v3", key_id="k1"),
+        ]
+    )
+    assert [fingerprint(labels_of_row(row)) for row in rows] == [row.fingerprint for row in rows]
+    assert [labels_of_row(row).get("resource", "") for row in rows] == ["dataset/ds-1", "", ""]
+    assert [labels_of_row(row).get("key", "") for row in rows] == ["", "k1", ""]
 
 
 def test_fingerprints_are_stable_across_processes() -> None:

@@ -6,14 +6,18 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from api.auth import UnauthenticatedError
+from api.records import DecisionRecord
 from api.service import Answer, Refused
 from policies.bundle import PACK_DIR
 from tests.clock import FakeClock
 from tests.factories import access_doc, artifact_digest, signed
 from tests.unit.api.rig import API_KEY_SECRET, Rig, build_rig, question
+
+SUBJECT_COLUMNS = ("resource_kind", "resource_id", "key_id")
 
 
 @pytest.fixture
@@ -56,6 +60,21 @@ def test_every_answer_is_journaled_with_origin_api_and_denies_carry_a_finding(ri
     assert finding.principal_id == "svc-checkout"
     assert finding.model_id == "legacy-scorer"
     assert records[0].decision.offset + 1 == records[1].decision.offset
+    assert (finding.resource_kind, finding.resource_id) == ("model", "legacy-scorer")
+
+
+def test_a_journal_written_before_the_finding_subject_columns_reads_back(rig: Rig) -> None:
+    """A journal still holding answers when the service is upgraded is stored, not refused."""
+    header = rig.bearer("svc-checkout")
+    rig.ask(
+        header,
+        question(resource=("model", "legacy-scorer"), artifact_digest=artifact_digest("legacy-scorer")),
+    )
+    [record] = rig.journaled()
+    event, decision, findings = orjson.loads(orjson.dumps(record.to_json()))
+    older = [event, decision, [f[: -len(SUBJECT_COLUMNS)] for f in findings]]
+    [finding] = DecisionRecord.from_json(older).findings
+    assert finding == record.findings[0]._replace(resource_kind="", resource_id="", key_id="")
 
 
 def test_no_credential_or_a_bad_one_is_refused_before_any_decision(rig: Rig) -> None:

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple, get_origin, get_type_hints
 from audit.canonical import timestamp
 from audit.checkpoint import Checkpoint
 from audit.ledger import CHECKPOINT_TABLE, LEDGER_TABLE, Head, Ledger, Prepared
-from audit.records import LedgerRow
 from audit.source import Entry
+from schemas.audit import LedgerRow
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow
 
 T0 = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from audit.cli import Moment, audit_group
+from cli.audit import Moment, audit_group
 
 
 def test_times_are_iso_8601_in_utc_or_an_age() -> None:

@@ -14,7 +14,6 @@ from audit.canonical import chain_hash, record_hash, timestamp
 from audit.checkpoint import Checkpoint
 from audit.keys import Signer, TrustedKeys
 from audit.ledger import Ledger
-from audit.records import LedgerRow
 from audit.verify import (
     CHECKPOINT_DELETED,
     DELETED,
@@ -29,6 +28,7 @@ from audit.verify import (
     Report,
     Verifier,
 )
+from schemas.audit import LedgerRow
 from tests.unit.audit.memory import MemoryStore, SourceView, batch
 
 STREAM = "ai.inference:0"

@@ -25,11 +25,11 @@ from audit.proof import ProofError, build_proof, check_proof
 from audit.source import ClickHouseSource, Entry, LedgerSource, RemoteSource
 from audit.tables_check import check_tables
 from audit.verify import Expected, ExternalCheckpoint, Report, Verifier
+from cli.progress import Advance, counted, progress
+from cli.support import existing_store, load_settings
 from schemas.durations import parse_duration
 from sinks.clickhouse import StoreLockedError, connect, redact
 from sinks.query_server import QueryError
-from vigil.cli_support import existing_store, load_settings
-from vigil.progress import Advance, counted, progress
 from vigil.settings import Settings
 
 

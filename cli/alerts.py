@@ -24,10 +24,8 @@ from alerting.matchers import MatcherError, parse_matcher
 from alerting.records import AckRow
 from alerting.requests import submit_request
 from alerting.silences import new_silence
-from alerting.store import AlertingStore, RemoteReader
-from sinks.clickhouse import StoreLockedError, connect, migrate
-from sinks.query_server import QueryError
-from vigil.cli_support import (
+from alerting.store import AlertingStore
+from cli.support import (
     DURATION,
     OUTPUT,
     UsageProblem,
@@ -36,6 +34,9 @@ from vigil.cli_support import (
     print_json,
     print_table,
 )
+from sinks.clickhouse import StoreLockedError, connect, migrate
+from sinks.query_server import QueryError
+from sinks.reader import RemoteReader
 
 HANDOVER_TIMEOUT = 20.0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from cli.support import DURATION, existing_store, load_settings, print_json, print_table
 from detectors.findings import controls_by_rule
 from identity.verify import IDENTITY_CONTROLS
 from policies.bundle import MATURITIES, PACK_DIR, BundleError, load_bundle, validate_bundle
@@ -23,7 +24,6 @@ from policies.report import FRAMEWORKS, build_report, render_html, render_markdo
 from policies.suites import SuiteError, run_suites
 from sinks.query_server import QueryError
 from sinks.reader import read_rows
-from vigil.cli_support import DURATION, existing_store, load_settings, print_json, print_table
 
 _DIR = click.option(
     "--dir",

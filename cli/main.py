@@ -16,23 +16,23 @@ from typing import Any, BinaryIO
 
 import click
 
-from audit.cli import audit_group
+from cli.audit import audit_group
+from cli.policies import controls_group, policy_group
+from cli.progress import counted_lines, input_size, progress
+from cli.support import UsageProblem, as_user_error, existing_store, load_settings
 from identity.keyring import load_keyring
 from identity.signing import Ed25519Signer
-from policies.cli import controls_group, policy_group
 from schemas.json_schema import EVENT_MODELS, render
 from sinks.clickhouse import StoreLockedError, StoreUnavailableError, connect, redact
 from sinks.query_server import QueryError, query_remote
 from sinks.read_only import check_read_only
 from streams import local
-from vigil.cli_support import UsageProblem, as_user_error, existing_store, load_settings
 from vigil.kafka_clients import check_access
 from vigil.log_format import JsonFormatter
 from vigil.log_limits import RepeatLimiter
 from vigil.metrics import Health, Metrics
 from vigil.metrics import serve as serve_metrics
 from vigil.pipeline import Pipeline
-from vigil.progress import counted_lines, input_size, progress
 from vigil.runtime import build_notifiers, build_pipeline, open_store, settle_memory
 from vigil.settings import Settings
 
@@ -427,14 +427,14 @@ def _ed25519_signer(key_id: str, path: Path) -> Ed25519Signer:
 main.add_command(policy_group)
 main.add_command(controls_group)
 
-from alerting.cli import alerts, silence  # noqa: E402
+from cli.alerts import alerts, silence  # noqa: E402
 
 main.add_command(silence)
 main.add_command(alerts)
 main.add_command(audit_group)
 
-from vigil.gate import gate  # noqa: E402
-from vigil.serve_cli import serve  # noqa: E402
+from cli.gate import gate  # noqa: E402
+from cli.serve import serve  # noqa: E402
 
 main.add_command(serve)
 main.add_command(gate)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from cli.support import load_settings
 from policies.bundle import PACK_DIR, BundleError
 from policies.deployment import Deployment
 from policies.engine import PolicyEngine
@@ -22,7 +23,6 @@ from policies.inline import inline_request
 from policies.inventory import InventoryError
 from policies.runtime import PolicyRuntime
 from schemas.problems import describe
-from vigil.cli_support import load_settings
 
 EXIT_DENIED = 1
 EXIT_INVALID = 2

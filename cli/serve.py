@@ -7,12 +7,12 @@ import sys
 
 import click
 
+from cli.support import load_settings
 from identity.keyring import KeyringError
 from identity.tokens import TokenConfigError
 from policies.bundle import BundleError
 from policies.inventory import InventoryError
 from sinks.clickhouse import StoreLockedError, StoreUnavailableError
-from vigil.cli_support import load_settings
 from vigil.log_format import JsonFormatter
 from vigil.log_limits import RepeatLimiter
 

@@ -1,5 +1,0 @@
-"""``python -m vigil`` is the ``vigil`` command."""
-
-from vigil.cli import main
-
-main()
