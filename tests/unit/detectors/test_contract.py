@@ -122,7 +122,7 @@ def test_state_fields_name_every_piece_of_mutable_state(name: str, params: dict[
 def test_a_record_of_another_state_version_is_refused() -> None:
     saved = orjson.loads(state.dumps(state.record(make("seasonal-cusum", {}))))
     saved[1] += 1
-    with pytest.raises(state.StateError, match="seasonal-cusum state of version 2; this version reads 1"):
+    with pytest.raises(state.StateError, match="seasonal-cusum state of version 3; this version reads 2"):
         state.restore(saved)
 
 
