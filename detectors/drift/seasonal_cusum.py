@@ -704,11 +704,9 @@ class SeasonalCUSUM(DriftDetector):
             halfway = charts[4 * candidate] > 0.5 * self._h
             if halfway and charts[4 * candidate + 2] ** 2 / values > 9.0 * inflation:
                 index = candidate
-        n, sum_z, sum_squares = charts[4 * index + 1], charts[4 * index + 2], charts[4 * index + 3]
+        n, sum_z, sum_z2 = charts[4 * index + 1], charts[4 * index + 2], charts[4 * index + 3]
         shift = sum_z / n
-        # Variance around the new level, in usual units. Autocorrelated values vary less around their
-        # own run's mean than around the level: the mean takes ``inflation / n`` of their variance along.
-        spread = max(0.0, sum_squares / n - shift * shift) / (1.0 - min(0.5, inflation / n))
+        spread = max(0.0, sum_z2 / n - shift * shift)  # variance around the new level, in usual units
         moved = index < 2
         chart = ("mean-up", "mean-down", "spread-up", "spread-down")[index]
         ratio = math.sqrt(spread)
