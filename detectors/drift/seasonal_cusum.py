@@ -31,6 +31,9 @@ PHI_PREVIOUS = 30
 """Where the previous profile residual is kept in ``_charts`` while that estimate warms up."""
 TODAY = 31
 """Where the sum and count of the local day's residuals (in sd) are in ``_charts``."""
+CHARTS = 33
+"""Numbers in ``_charts`` (``CHARTS_V1`` in state version 1)."""
+CHARTS_V1 = 30
 HOLIDAY_RUN = 0.65
 """Share of the day's values an alarming run must span for the day's mean to tell a holiday."""
 HOLIDAY_DAY_RUN = 0.8
@@ -216,7 +219,8 @@ class SeasonalCUSUM(DriftDetector):
     """Slots only: ``update`` runs once per feature of every event."""
     STATE_VERSION: ClassVar[int] = 2
     """2: ``_charts`` grew by the previous residual of the profile autocorrelation's warm-up and the
-    sum and count of the local day's residuals (a version 1 record is refused: the key warms up again)."""
+    sum and count of the local day's residuals. A version 1 record is upgraded (``_upgrade_state``)."""
+    STATE_UPGRADES: ClassVar[frozenset[int]] = frozenset({1})
     STATE_FIELDS: ClassVar[tuple[str, ...] | None] = (
         "n_seen",
         "detections",
@@ -339,8 +343,20 @@ class SeasonalCUSUM(DriftDetector):
         # then at VISIT: the visit's sum, sum of squares and sum of squared residuals, taken around
         # its first value (at VISIT + 3); at POOL: the pooled mean and variance; at PHI_PREVIOUS the
         # previous profile residual while the profile's autocorrelation warms up
-        self._charts = array("d", [0.0] * 16 + [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] + [0.0] * 9)
+        self._charts = array(
+            "d", [0.0] * 16 + [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] + [0.0] * (CHARTS - 24)
+        )
         self.detections = 0
+
+    def _upgrade_state(self, version: int) -> None:
+        """A version 1 record's charts lack the three numbers version 2 appended: the previous
+        residual of the autocorrelation's warm-up (0: a profile judging already has its estimate)
+        and the day's residuals (0: the day's holiday reading waits for the run to span the rest
+        of the day). Every other field kept its meaning."""
+        if version == 1 and len(self._charts) == CHARTS_V1:
+            self._charts.extend([0.0] * (CHARTS - CHARTS_V1))
+        if len(self._charts) != CHARTS:
+            raise ValueError(f"seasonal-cusum charts of {len(self._charts)} numbers, {CHARTS} expected")
 
     # --- time ---------------------------------------------------------------------------
 
