@@ -444,10 +444,14 @@ class SeasonalCUSUM(DriftDetector):
             self._charts[VISIT + 1] += d * d
         pooled = self._charts[POOL]
         needed = self._needed
-        ready = visits[first] >= needed and visits[second] >= needed and self._scale == self._scale
-        if ready and not self._phi_learnt():
+        if visits[first] < needed or visits[second] < needed or self._scale != self._scale:
+            ready = False
+        elif charts[PHI_SEEN] * (1.0 - self._coarse_phi) < PHI_WARM_UP * (1.0 + self._coarse_phi):
+            # not ``_phi_learnt()`` yet (inline: every value runs this test)
             self._learn_profile_phi(x, first, second, weight)
             ready = False
+        else:
+            ready = True
         if not ready:
             # Both hours around ``at`` need their profile (and the variance level a first visit with
             # some spread; the level is set by then too), and the profile's residuals a first estimate
