@@ -29,6 +29,7 @@ Usage::
     .venv/bin/python bench/seasonal.py            # 5 models, 30 seeds per change cell
     .venv/bin/python bench/seasonal.py --quick    # 2 models, 5 seeds: smoke run
     .venv/bin/python bench/seasonal.py --json out.json
+    .venv/bin/python bench/seasonal.py --findings 4 --only "vigil defaults"   # each finding of row 4
 """
 
 from __future__ import annotations
@@ -255,6 +256,33 @@ def ordinary(traffic: Traffic, set_name: str, models: int) -> OrdinaryCell:
     return cell
 
 
+def findings_of(traffic: Traffic, set_name: str, models: int) -> list[str]:
+    """Every finding of one ordinary-traffic row, one line each: which model, stream and time,
+    which chart, how far from what was expected. What a row's count is made of."""
+    lines = []
+    for model in range(models):
+        streams = generate(traffic, seed=1000 + model)
+        for stream in STREAMS:
+            detector = SETS[set_name](stream)
+            for t, x in zip(streams["at"], streams[stream], strict=True):
+                detector.update(x, t)
+                if not (detector.drift_detected and _counts(detector, stream)):
+                    continue
+                when = datetime.fromtimestamp(t, UTC).strftime("%a day %d %H:%M")
+                evidence = getattr(detector, "evidence", None) or {}
+                detail = ""
+                if "shift_sigmas" in evidence:
+                    detail = (
+                        f"{evidence['chart']}, {evidence['shift_sigmas']:+.2f} sd, spread x"
+                        f"{evidence['spread_ratio']:.2f}, over {evidence['events_since_change']} events, "
+                        f"expected for {evidence['expected']['when'] or 'everything so far'}"
+                    )
+                elif "chart" in evidence:
+                    detail = str(evidence["chart"])
+                lines.append(f"model {model} | {stream} | {when} | {RULES[stream]} | {detail}")
+    return lines
+
+
 def _instances(times: list[float]) -> int:
     """Alert instances: a new one after ``resolve_timeout`` without an occurrence."""
     count, last = 0, -math.inf
@@ -359,9 +387,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", help="detector sets whose name contains this (repeatable; default all)"
     )
+    parser.add_argument(
+        "--findings",
+        type=int,
+        metavar="ROW",
+        help="list every finding of ordinary-traffic row ROW (1-4) for the selected detector sets, then stop",
+    )
     args = parser.parse_args(argv)
     sets = [name for name in SETS if not args.only or any(part in name for part in args.only)]
     models = args.models or (2 if args.quick else 5)
+    if args.findings is not None:
+        if not 1 <= args.findings <= len(TRAFFIC):
+            parser.error(f"--findings takes a row from 1 to {len(TRAFFIC)}")
+        for set_name in sets:
+            print(f"# {TRAFFIC[args.findings - 1].name}: {set_name}, {models} models x {DAYS} days")
+            print("\n".join(findings_of(TRAFFIC[args.findings - 1], set_name, models)))
+        return 0
     seeds = args.seeds or (5 if args.quick else 30)
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

@@ -41,6 +41,9 @@ class Detector:
     input_kind: ClassVar[InputKind]
     STATE_VERSION: ClassVar[int] = 1
     """Version of the class's state format (``detectors/state.py``): bumped when it changes."""
+    STATE_UPGRADES: ClassVar[frozenset[int]] = frozenset()
+    """Earlier state versions whose records ``_upgrade_state`` brings to this one (same fields);
+    a record of any other version is refused."""
     STATE_FIELDS: ClassVar[tuple[str, ...] | None] = None
     """Attributes that make up the state, in the order a state record lists them;
     ``None``: not savable (a restored partition warms this key up again)."""
@@ -50,6 +53,10 @@ class Detector:
 
     def _reset(self) -> None:
         """Build every piece of mutable state from scratch."""
+
+    def _upgrade_state(self, version: int) -> None:
+        """Bring the fields just restored from a record of ``version`` (one of ``STATE_UPGRADES``)
+        to this version's meaning."""
 
     def _get_params(self) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]

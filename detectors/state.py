@@ -6,7 +6,9 @@ class declares what its state is:
 
 - ``STATE_VERSION``: bumped whenever the meaning or the list of its state changes;
   a record of another version is refused (the key then warms up again) rather than
-  misread.
+  misread, unless the class lists that version in ``STATE_UPGRADES``: then its fields
+  are restored as saved and ``_upgrade_state`` brings them to the current meaning (an
+  upgrade of Vigil then keeps the baselines it can).
 - ``STATE_FIELDS``: the attributes that make up its state, in a fixed order. They
   are read after ``__init__`` with the record's parameters has built a fresh
   detector, and overwrite its fresh values; the evidence of the last detection is
@@ -184,14 +186,17 @@ def restore(data: Any) -> Detector:
         raise StateError(f"unknown detector {name!r} in the saved state")
     if cls.STATE_FIELDS is None:
         raise StateError(f"{name} state is not saved")
-    if version != cls.STATE_VERSION:
-        raise StateError(f"{name} state of version {version}; this version reads {cls.STATE_VERSION}")
+    if version != cls.STATE_VERSION and version not in cls.STATE_UPGRADES:
+        readable = ", ".join(str(v) for v in sorted({cls.STATE_VERSION, *cls.STATE_UPGRADES}))
+        raise StateError(f"{name} state of version {version}; this version reads {readable}")
     if not isinstance(values, list) or len(values) != len(cls.STATE_FIELDS):
         raise StateError(f"{name} state has {len(values)} values, its format {len(cls.STATE_FIELDS)}")
     try:
         detector = cls(**params)
         for field, value in zip(cls.STATE_FIELDS, values, strict=True):
             setattr(detector, field, unplain(value, getattr(detector, field)))
+        if version != cls.STATE_VERSION:
+            detector._upgrade_state(version)
     except (TypeError, ValueError, KeyError, AttributeError) as error:
         raise StateError(f"{name} state does not restore: {type(error).__name__}: {error}") from None
     return detector

@@ -25,6 +25,28 @@ VISIT = 24
 """Where the current visit's sums start in ``_charts``."""
 POOL = 28
 """Where the pooled mean and variance are in ``_charts``."""
+PHI_SEEN = 19
+"""Where the count of the profile's residuals behind its autocorrelation estimate is in ``_charts``."""
+PHI_PREVIOUS = 30
+"""Where the previous profile residual is kept in ``_charts`` while that estimate warms up."""
+TODAY = 31
+"""Where the sum and count of the local day's residuals (in sd) are in ``_charts``."""
+CHARTS = 33
+"""Numbers in ``_charts`` (``CHARTS_V1`` in state version 1)."""
+CHARTS_V1 = 30
+HOLIDAY_RUN = 0.65
+"""Share of the day's values an alarming run must span for the day's mean to tell a holiday."""
+HOLIDAY_DAY_RUN = 0.8
+"""The same, for the hourly look at the day before any alarm (``_watch_for_holiday``)."""
+HOLIDAY_HOURS = 3
+"""Hours of the day seen before the hourly look reads the day's mean."""
+HOLIDAY_Z = 3.5
+"""Standard errors (inflated for autocorrelation) the day's mean must lie from the weekday's
+profile before the hourly look takes the day for a holiday."""
+PHI_WARM_UP = 16
+"""Independent values' worth of profile residuals that teach the autocorrelation before the profile
+judges: ``PHI_WARM_UP`` times the variance inflation the pooled residuals show (16 values without
+autocorrelation, ~300 at phi 0.9, where an estimate within ~0.03 keeps the charts' false-alarm rate)."""
 SETTLE = 32
 """Values after a level change that place the new level before the charts resume."""
 POOL_WARM_UP = 64
@@ -39,6 +61,8 @@ SPREAD_PRIOR_VALUES = 30
 COARSE_RUN = 8
 MAX_MAGNITUDE = 1e100
 CAP = 4.0
+GAP_HOURS = 5
+"""Hours on either side whose weekday-weekend gap is averaged into the one a holiday is judged by."""
 HOLIDAY_BAND = 0.3
 """A weekday's new level within this share of the weekday-weekend gap from the weekend's
 is taken for a holiday (wider takes real changes of twice the gap for one)."""
@@ -193,6 +217,10 @@ class SeasonalCUSUM(DriftDetector):
         "utc_offset_minutes",
     )
     """Slots only: ``update`` runs once per feature of every event."""
+    STATE_VERSION: ClassVar[int] = 2
+    """2: ``_charts`` grew by the previous residual of the profile autocorrelation's warm-up and the
+    sum and count of the local day's residuals. A version 1 record is upgraded (``_upgrade_state``)."""
+    STATE_UPGRADES: ClassVar[frozenset[int]] = frozenset({1})
     STATE_FIELDS: ClassVar[tuple[str, ...] | None] = (
         "n_seen",
         "detections",
@@ -244,7 +272,7 @@ class SeasonalCUSUM(DriftDetector):
         shift: float = 0.75,
         mean_arl: float = 5e6,
         spread_slack: float = 1.5,
-        spread_threshold: float = 50.0,
+        spread_threshold: float = 46.0,
         shrink_slack: float = 0.25,
         shrink_threshold: float = 20.0,
         max_phi: float = 0.9,
@@ -313,9 +341,22 @@ class SeasonalCUSUM(DriftDetector):
         # then at 16 and 20: mean, variance, lag-1 covariance and count of the residuals, the
         # profile's and the pooled ones'
         # then at VISIT: the visit's sum, sum of squares and sum of squared residuals, taken around
-        # its first value (at VISIT + 3); at POOL: the pooled mean and variance
-        self._charts = array("d", [0.0] * 16 + [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] + [0.0] * 6)
+        # its first value (at VISIT + 3); at POOL: the pooled mean and variance; at PHI_PREVIOUS the
+        # previous profile residual while the profile's autocorrelation warms up
+        self._charts = array(
+            "d", [0.0] * 16 + [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] + [0.0] * (CHARTS - 24)
+        )
         self.detections = 0
+
+    def _upgrade_state(self, version: int) -> None:
+        """A version 1 record's charts lack the three numbers version 2 appended: the previous
+        residual of the autocorrelation's warm-up (0: a profile judging already has its estimate)
+        and the day's residuals (0: the day's holiday reading waits for the run to span the rest
+        of the day). Every other field kept its meaning."""
+        if version == 1 and len(self._charts) == CHARTS_V1:
+            self._charts.extend([0.0] * (CHARTS - CHARTS_V1))
+        if len(self._charts) != CHARTS:
+            raise ValueError(f"seasonal-cusum charts of {len(self._charts)} numbers, {CHARTS} expected")
 
     # --- time ---------------------------------------------------------------------------
 
@@ -380,6 +421,10 @@ class SeasonalCUSUM(DriftDetector):
                 self._slot_base = hours - weight
         if visit != self._visit:
             self._fold()
+            if visit // 24 != self._visit // 24:  # a new (local) day: its residuals start over
+                self._charts[TODAY] = self._charts[TODAY + 1] = 0.0
+            elif at is not None and self._watches_holidays() and self._watch_for_holiday():
+                visit, bucket, first, second, weight = self._position(at)  # the weekend's buckets now
             self._visit, self._visit_bucket = visit, bucket
         visits = self._visits
         charts = self._charts
@@ -400,9 +445,18 @@ class SeasonalCUSUM(DriftDetector):
         pooled = self._charts[POOL]
         needed = self._needed
         if visits[first] < needed or visits[second] < needed or self._scale != self._scale:
+            ready = False
+        elif charts[PHI_SEEN] * (1.0 - self._coarse_phi) < PHI_WARM_UP * (1.0 + self._coarse_phi):
+            # not ``_phi_learnt()`` yet (inline: every value runs this test)
+            self._learn_profile_phi(x, first, second, weight)
+            ready = False
+        else:
+            ready = True
+        if not ready:
             # Both hours around ``at`` need their profile (and the variance level a first visit with
-            # some spread; the level is set by then too): until
-            # then, only gross changes against everything seen so far are judged.
+            # some spread; the level is set by then too), and the profile's residuals a first estimate
+            # of their autocorrelation: until then, only gross changes against everything seen so far
+            # are judged.
             if self._pool_n >= POOL_WARM_UP:
                 if not self._coarse:
                     self._switch(coarse=True)
@@ -424,6 +478,32 @@ class SeasonalCUSUM(DriftDetector):
             self._settling(residual)
         else:
             self._judge(residual, var, expected)
+
+    def _phi_learnt(self) -> bool:
+        """Whether the profile's residuals have taught their autocorrelation: ``PHI_WARM_UP``
+        independent values' worth, judged by the pooled residuals' autocorrelation (which the
+        cycle inflates: an upper bound, so strongly correlated streams wait long enough)."""
+        coarse = self._coarse_phi
+        return self._charts[PHI_SEEN] >= PHI_WARM_UP * (1.0 + coarse) / (1.0 - coarse)
+
+    def _learn_profile_phi(self, x: float, first: int, second: int, weight: float) -> None:
+        """The profile's residuals teach their AR(1) coefficient before they are charted.
+
+        Charted with an estimate from a few dozen values (0.3 where the truth is 0.9), the
+        innovations would still be strongly autocorrelated and the mean charts would climb on
+        noise: the first hours a profile judges were where phi-0.9 traffic raised false findings.
+        ``_phi_learnt`` says when the estimate is within a few hundredths, which the charts tolerate.
+        """
+        profile, size = self._profile, self._buckets
+        expected = self._level + profile[first] + weight * (profile[second] - profile[first])
+        low, high = profile[size + first], profile[size + second]
+        var = self._scale * (low + weight * (high - low))
+        floor = 1e-18 * (1.0 + expected * expected)
+        z = (x - expected) / math.sqrt(var if var > floor else floor)
+        z = 1e6 if z > 1e6 else -1e6 if z < -1e6 else z
+        charts = self._charts
+        self._learn_phi(z, charts[PHI_PREVIOUS], coarse=False)
+        charts[PHI_PREVIOUS] = z
 
     def _pool(self, x: float) -> None:
         n = self._pool_n = self._pool_n + 1
@@ -456,10 +536,13 @@ class SeasonalCUSUM(DriftDetector):
         elif z < -1e6:
             z = -1e6
         previous, self._z = self._z, z
+        charts = self._charts
+        if not coarse:
+            charts[TODAY] += z
+            charts[TODAY + 1] += 1.0
         # Residuals from the pooled level carry the cycle too, which their own estimate counts as
         # correlation (conservative), kept apart from the profile's. A change under way would
         # look like correlation as well: the estimate rests while a mean chart is half-way up.
-        charts = self._charts
         limit = 0.5 * (self._coarse_h if coarse else self._h)
         if charts[0] < limit and charts[4] < limit:
             phi = self._learn_phi(z, previous, coarse)
@@ -567,6 +650,12 @@ class SeasonalCUSUM(DriftDetector):
         offset = self._charts[VISIT] / n
         mean = self._charts[VISIT + 3] + offset
         within = max(0.0, self._charts[VISIT + 1] / n - offset * offset)
+        # Autocorrelated values vary less around their own hour's mean than around the level: the
+        # mean takes ``inflation / n`` of their variance with it (a tenth for an hour at phi 0.9).
+        # Uncorrected, every bucket learnt while warming up would expect a spread too narrow.
+        phi = self._phi if self._phi_learnt() else max(self._phi, self._coarse_phi)
+        independent = n * (1.0 - phi * phi) / (1.0 + phi * phi)
+        within /= 1.0 - min(0.5, (1.0 + phi) / (1.0 - phi) / n)
         square = (self._charts[VISIT + 2] + within * (n - judged)) / n
         level = self._level
         if level != level:  # the very first visit sets the level
@@ -599,11 +688,13 @@ class SeasonalCUSUM(DriftDetector):
                 self._charts[VISIT] = self._charts[VISIT + 1] = self._charts[VISIT + 2] = 0.0
                 return  # the variance level needs a visit with some spread first
             self._scale = within
-        credible = n / (n + SPREAD_PRIOR_VALUES)
+        # Autocorrelated values vary together: an hour of them holds fewer independent squares
+        # (at phi 0.9, 180 values are worth ~19 for a variance), so the prior keeps more weight.
+        credible = independent / (independent + SPREAD_PRIOR_VALUES)
         shape[spread_at] += weight * credible * (square / self._scale - shape[spread_at])
         if count < 255:
             self._visits[bucket] = count + 1
-        if cyclic and count and judged:
+        if cyclic and count:
             memory = 1.0 - math.exp(-1.0 / self.level_hours)
             self._level += memory * (mean - level - shape[bucket])
             if shape[spread_at] > 0.0:
@@ -671,12 +762,10 @@ class SeasonalCUSUM(DriftDetector):
             },
         }
         moved_by = shift * sd
-        if moved and not coarse and self._like_a_weekend(moved_by, sd):
+        if moved and not coarse and self._like_a_weekend(moved_by, sd, n):
             # A holiday: the rest of the day is judged against the weekend's profile, silently.
-            self._day_off = int((self._at + 60.0 * self.utc_offset_minutes) // 86_400)
-            self._slot = -1  # the cached place in the profile is the weekday's
             self._drift = False
-            self._clear_charts()
+            self._take_day_off()
             return
         # A level that comes back to where it was before the last change (a transient incident
         # resolved) is accepted silently: the change was reported when it began.
@@ -699,8 +788,11 @@ class SeasonalCUSUM(DriftDetector):
             needed = int(SETTLE * inflation)
             if n < needed:
                 self._settle = self._settle_n = needed
-        if index == 2 and spread > 0.0:
-            self._scale *= spread
+        if index == 2:
+            # A spread-up alarm whose run measures a spread under the usual (a short burst of
+            # innovations the charts found too large) keeps the variance: accepting the ratio would
+            # tighten the very variance that alarmed, and the next burst would alarm sooner.
+            self._scale *= max(1.0, spread)
         elif index == 3:
             # A stream that stopped varying is reported once; its usual spread is kept (accepting a
             # spread near zero would make every later wobble of the profile an alarm).
@@ -716,26 +808,127 @@ class SeasonalCUSUM(DriftDetector):
         self._visit_n = self._visit_judged = 0
         charts[VISIT] = charts[VISIT + 1] = charts[VISIT + 2] = 0.0
 
-    def _like_a_weekend(self, moved_by: float, sd: float) -> bool:
+    def _like_a_weekend(self, moved_by: float, sd: float, run: float) -> bool:
         """Whether a weekday's level moved to where the weekend's usually is at this hour (within
         ``HOLIDAY_BAND`` of the weekday-weekend gap, a gap of at least a quarter sd): a holiday,
         not a change.
 
+        The level is read twice: the mean of the alarming run (``moved_by``), and, when that run
+        spans most of the local day so far (a change that began with the day, as a holiday does),
+        the mean of the day's residuals. The run's mean is biased away from zero when the shift is
+        small (the chart alarms on the runs that happened to climb fast); the day's mean is not,
+        and a change that began later in the day is diluted in it, so it is not read then.
+
         A real change that happens to look like a weekend is found the next day, when the
         weekday's profile judges again.
         """
+        place = self._holiday_place()
+        if place is None:
+            return False
+        first, weight = place
+        gap = self._weekend_gap(first, weight)
+        if abs(gap) > 0.25 * sd and abs(moved_by - gap) < HOLIDAY_BAND * abs(gap):
+            return True
+        return self._day_like_a_weekend(first, weight, sd, run, HOLIDAY_RUN)
+
+    def _holiday_place(self) -> tuple[int, float] | None:
+        """Where ``at`` lies in the weekday profile (first bucket, weight of the next) when it can be
+        a holiday: a weekday not yet taken for one, whose weekend hours have been seen."""
         local = self._at + 60.0 * self.utc_offset_minutes
         day = int(local // 86_400)
         if self._buckets != 48 or (day + 3) % 7 >= 5 or day == self._day_off:
-            return False
+            return None
         _, _, first, second, weight = self._position(self._at)
-        off_first, off_second = first + 24, second + 24
-        if min(self._visits[off_first], self._visits[off_second]) < self.min_visits:
+        if min(self._visits[first + 24], self._visits[second + 24]) < self.min_visits:
+            return None
+        return first, weight
+
+    def _day_like_a_weekend(self, first: int, weight: float, sd: float, run: float, share: float) -> bool:
+        """Whether the day's mean residual lies where the weekend's usually is: clearly (``HOLIDAY_Z``
+        standard errors, inflated for autocorrelation, from the weekday's profile), after
+        ``HOLIDAY_HOURS`` of the day, and when the run of the chart pointing that way spans at
+        least ``share`` of the day's values (the change began with the day)."""
+        today, values = self._charts[TODAY], self._charts[TODAY + 1]
+        phi = self._phi
+        if not values or today * today < HOLIDAY_Z * HOLIDAY_Z * values * (1.0 + phi) / (1.0 - phi):
             return False
-        profile = self._profile
-        weekday = profile[first] + weight * (profile[second] - profile[first])
-        gap = profile[off_first] + weight * (profile[off_second] - profile[off_first]) - weekday
-        return abs(gap) > 0.25 * sd and abs(moved_by - gap) < HOLIDAY_BAND * abs(gap)
+        local_hour = int((self._at + 60.0 * self.utc_offset_minutes) // 3600) % 24
+        if local_hour < HOLIDAY_HOURS or run < share * values:
+            return False
+        gap = self._day_gap(first, weight)
+        return abs(gap) > 0.25 * sd and abs(today / values * sd - gap) < HOLIDAY_BAND * abs(gap)
+
+    def _watches_holidays(self) -> bool:
+        """Holidays exist in a weekly profile that judges (not while it settles a new level)."""
+        return self._buckets == 48 and not (self._coarse or self._settle)
+
+    def _watch_for_holiday(self) -> bool:
+        """At each hour of a weekday: whether the day so far clearly looks like a weekend day, from
+        its start (the chart pointing that way has run for ``HOLIDAY_DAY_RUN`` of the day's values;
+        ``_day_like_a_weekend``). Then the rest of the day is judged against the weekend's profile,
+        silently.
+
+        A holiday shifts a feature by about the weekday-weekend gap, which at phi 0.9 is barely
+        more than the mean charts are tuned to: they alarm hours into the day, on whichever run
+        climbed fastest, so that run's mean overstates the shift and falls outside the holiday
+        band. The day's own mean, read hour by hour, settles the question earlier and without
+        that bias. A real change of a few times the gap is found within the hour, before the day
+        could pass for a holiday.
+        """
+        charts = self._charts
+        today = charts[TODAY]
+        place = self._holiday_place()
+        if place is None:
+            return False
+        first, weight = place
+        second = (first + 1) % 24
+        spread = self._profile[48 + first] + weight * (self._profile[48 + second] - self._profile[48 + first])
+        sd = math.sqrt(max(self._scale * spread, 0.0))
+        run = charts[1] if today > 0.0 else charts[5]
+        if not self._day_like_a_weekend(first, weight, sd, run, HOLIDAY_DAY_RUN):
+            return False
+        self._take_day_off()
+        return True
+
+    def _take_day_off(self) -> None:
+        """The rest of the local day is judged against the weekend's profile: a holiday."""
+        self._day_off = int((self._at + 60.0 * self.utc_offset_minutes) // 86_400)
+        self._slot = -1  # the cached place in the profile is the weekday's
+        self._clear_charts()
+
+    def _day_gap(self, first: int, weight: float) -> float:
+        """The weekday-weekend gap averaged over the local day so far, hour by hour: what the day's
+        mean residual is when the whole day looks like a weekend day."""
+        profile, visits, floor = self._profile, self._visits, self.min_visits
+        now = first + 1 if weight >= 0.5 else first  # the hour ``at`` lies in
+        total = count = 0.0
+        for hour in range(now % 24 + 1):
+            if visits[hour + 24] >= floor and visits[hour] >= floor:
+                total += profile[hour + 24] - profile[hour]
+                count += 1.0
+        return total / count if count else 0.0
+
+    def _weekend_gap(self, first: int, weight: float) -> float:
+        """How far the weekend's profile lies above the weekday's around this hour: the gap of each
+        hour within ``GAP_HOURS`` of it, weighted by closeness.
+
+        One hour's gap rests on the few weekend days seen, and at phi 0.9 an hour of values is
+        worth ~10 independent ones: alone it is off by a quarter sd, more than the holiday band.
+        Neighbouring hours' shapes are learnt from other values, so their mean is steadier; the
+        weekend's pattern changes slowly over a few hours.
+        """
+        profile, visits, floor = self._profile, self._visits, self.min_visits
+        total = weights = 0.0
+        for step in range(-GAP_HOURS, GAP_HOURS + 2):
+            hour = (first + step) % 24
+            if visits[hour + 24] < floor or visits[hour] < floor:
+                continue
+            closeness = GAP_HOURS + 1.0 - abs(step - weight)
+            if closeness <= 0.0:
+                continue
+            total += closeness * (profile[hour + 24] - profile[hour])
+            weights += closeness
+        return total / weights if weights else 0.0
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:

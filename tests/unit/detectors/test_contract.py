@@ -9,6 +9,7 @@ values change nothing.
 
 from __future__ import annotations
 
+import base64
 import inspect
 import pickle
 from typing import Any
@@ -122,7 +123,31 @@ def test_state_fields_name_every_piece_of_mutable_state(name: str, params: dict[
 def test_a_record_of_another_state_version_is_refused() -> None:
     saved = orjson.loads(state.dumps(state.record(make("seasonal-cusum", {}))))
     saved[1] += 1
-    with pytest.raises(state.StateError, match="seasonal-cusum state of version 2; this version reads 1"):
+    with pytest.raises(state.StateError, match="seasonal-cusum state of version 3; this version reads 1, 2"):
+        state.restore(saved)
+
+
+def test_a_seasonal_cusum_record_of_version_1_is_upgraded_and_carries_on() -> None:
+    """An upgrade of Vigil keeps numeric baselines: version 1 wrote the charts three numbers
+    shorter (no autocorrelation warm-up residual, no day's residuals)."""
+    values = stream("numeric", 3_000, seed=21)
+    original = make("seasonal-cusum", {})
+    feed(original, values[:1_400])
+    saved = orjson.loads(state.dumps(state.record(original)))
+    charts = saved[3][-1]
+    charts["b"] = base64.b64encode(base64.b64decode(charts["b"])[: 30 * 8]).decode()
+    saved[1] = 1
+    restored = state.restore(saved)
+    assert feed(restored, values[1_400:]) == feed(original, values[1_400:])
+    assert any(flag for flag in feed(make("seasonal-cusum", {}), values) if flag)  # the stream has a change
+
+
+def test_a_version_1_record_with_charts_of_another_length_is_refused() -> None:
+    saved = orjson.loads(state.dumps(state.record(make("seasonal-cusum", {}))))
+    charts = saved[3][-1]
+    charts["b"] = base64.b64encode(base64.b64decode(charts["b"])[: 31 * 8]).decode()
+    saved[1] = 1
+    with pytest.raises(state.StateError, match="seasonal-cusum charts of 31 numbers, 33 expected"):
         state.restore(saved)
 
 
