@@ -1,8 +1,9 @@
 """Move journaled decisions into the store, ledger and alerts, at least once.
 
-One thread reads the journal from its committed position, rebuilds the rows, admits
-the deny findings to the alert gate and hands the batch to a ``BatchCheckpoint``
-(the same store-then-notify order every driver keeps). The journal's position moves
+One thread of the recorder process (``api.recorder_process``) reads the journal from
+its committed position, rebuilds the rows, admits the deny findings to the alert
+gate and hands the batch to a ``BatchCheckpoint`` (the same store-then-notify order
+every driver keeps). The journal's position moves
 only once the checkpoint has stored the batch and notified its alerts. While the
 store is unavailable the checkpoint retries with back-off and the API keeps
 answering into the journal; on shutdown the thread drains what it can within the
@@ -19,7 +20,7 @@ from collections.abc import Callable
 import orjson
 
 from alerting.gate import AlertGate
-from api.journal import Journal
+from api.journal import JournalReader
 from api.records import DecisionRecord
 from streams.checkpoint import BatchCheckpoint, StoreAbortedError
 from vigil.pipeline import BatchResult
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 class JournalRecorder:
     def __init__(
         self,
-        journal: Journal,
+        journal: JournalReader,
         checkpoint: Callable[[threading.Event], BatchCheckpoint],
         gate: AlertGate,
         batch_size: int = 2000,

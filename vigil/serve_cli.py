@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
 from identity.keyring import KeyringError
@@ -13,8 +10,7 @@ from policies.bundle import BundleError
 from policies.inventory import InventoryError
 from sinks.clickhouse import StoreLockedError, StoreUnavailableError
 from vigil.cli_support import load_settings
-from vigil.log_format import JsonFormatter
-from vigil.log_limits import RepeatLimiter
+from vigil.log_format import configure_logging
 
 
 @click.command()
@@ -33,15 +29,7 @@ def serve(host: str | None, port: int | None) -> None:
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:
         settings = settings.model_copy(update={"api": settings.api.model_copy(update=overrides)})
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RepeatLimiter())
-        if settings.log_format == "json":
-            handler.setFormatter(JsonFormatter())
+    configure_logging(settings.log_level, settings.log_format)
     try:
         status = run_server(settings)
     except (KeyringError, BundleError, InventoryError, TokenConfigError, StoreUnavailableError) as error:
