@@ -8,13 +8,17 @@ only once the checkpoint has stored the batch and notified its alerts. While the
 store is unavailable the checkpoint retries with back-off and the API keeps
 answering into the journal; on shutdown the thread drains what it can within the
 grace period and leaves the rest for the next start.
+
+After a batch smaller than ``batch_size`` the thread waits ``idle_wait`` before
+reading again: each store write has a fixed cost (several inserts, the ledger), so
+half a second of records in one batch costs the store a fraction of the CPU that
+twenty small batches would, CPU the API process answers with.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 import orjson
@@ -35,7 +39,7 @@ class JournalRecorder:
         checkpoint: Callable[[threading.Event], BatchCheckpoint],
         gate: AlertGate,
         batch_size: int = 2000,
-        idle_wait: float = 0.05,
+        idle_wait: float = 0.5,
     ) -> None:
         self.journal = journal
         self.gate = gate
@@ -97,12 +101,11 @@ class JournalRecorder:
 
     def _run(self) -> None:
         try:
-            while True:
-                if self.drain_once():
-                    continue
-                if self._closing.is_set():
-                    return
-                time.sleep(self.idle_wait)
+            while not self._closing.is_set():
+                if self.drain_once() < self.batch_size:
+                    self._closing.wait(self.idle_wait)
+            while self.drain_once():
+                pass
         except StoreAbortedError:
             return
         except BaseException as error:

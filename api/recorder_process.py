@@ -24,13 +24,17 @@ journal's files.
   bounded time for it to close the store, and kills it past that.
 
 The recorder ignores SIGINT (Ctrl-C reaches the whole process group; the API
-process decides when recording ends) and takes SIGTERM as "drain and exit".
+process decides when recording ends) and takes SIGTERM as "drain and exit". It
+runs at a lower CPU priority (``VIGIL_API_RECORDER_NICE``, default 10): when both
+want a core, answering comes first and storing catches up in the gaps, its backlog
+safe in the journal.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
 import sys
@@ -48,7 +52,7 @@ from api.journal import JournalReader
 from api.recorder import JournalRecorder
 from streams.checkpoint import BatchCheckpoint
 from vigil.log_format import configure_logging
-from vigil.runtime import alerting_source, build_notifiers, open_store
+from vigil.runtime import alerting_source, build_notifiers, open_store, settle_memory
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,7 @@ def record(settings: Settings, ready: Connection, stop: Event, stored: Synchroni
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     configure_logging(settings.log_level, settings.log_format)
+    os.nice(settings.api.recorder_nice)
     try:
         opened = open_store(settings)
         try:
@@ -98,6 +103,7 @@ def record(settings: Settings, ready: Connection, stop: Event, stored: Synchroni
             lambda stopping: BatchCheckpoint(opened.store, notifiers, stopping=stopping),
             gate,
         ).start()
+        settle_memory()
         ready.send(None)
         ready.close()
         before = stored.value
@@ -130,6 +136,7 @@ class RecorderProcess:
         max_restarts: int = 5,
         healthy_seconds: float = 60.0,
         start_timeout: float = 120.0,
+        close_seconds: float = CLOSE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -137,6 +144,7 @@ class RecorderProcess:
         self.max_restarts = max_restarts
         self.healthy_seconds = healthy_seconds
         self.start_timeout = start_timeout
+        self.close_seconds = close_seconds
         self.clock = clock
         self._stop = _SPAWN.Event()
         self._stored: Synchronized[int] = _SPAWN.Value("q", 0)
@@ -236,9 +244,9 @@ class RecorderProcess:
             process = self._process
         if process is None:
             return
-        process.join(grace + CLOSE_SECONDS)
+        process.join(grace + self.close_seconds)
         if process.is_alive():
-            log.error("recorder still running %.0fs after the grace period: killed", CLOSE_SECONDS)
+            log.error("recorder still running %.0fs after the grace period: killed", self.close_seconds)
             process.kill()
             process.join()
         elif process.exitcode != 0:

@@ -27,7 +27,7 @@ from api.auth import Authenticator
 from api.journal import Journal
 from api.recorder_process import RecorderProcess, journal_dir
 from api.service import DecisionService
-from vigil.runtime import build_identity, build_policies
+from vigil.runtime import build_identity, build_policies, settle_memory
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,9 @@ class ApiServer:
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         watcher = threading.Thread(target=self._watch, name="vigil-api-reload", daemon=True)
         watcher.start()
+        # The inventory and the engine are ~100k long-lived objects: a full collection
+        # re-scanning them stalls every request waiting on the loop for tens of ms.
+        settle_memory()
         api = self.settings.api
         log.info(
             "decision API on http://%s:%d, policies %s", api.host, api.port, self.service.engine.describe()
