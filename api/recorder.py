@@ -91,7 +91,7 @@ class JournalRecorder:
         self._thread.join(grace)
         if self._thread.is_alive():
             log.warning(
-                "store still unavailable after %.0fs: %d journaled bytes wait for the next start",
+                "journal not drained in %.0fs: %d journaled bytes wait for the next start",
                 grace,
                 self.backlog_bytes,
             )
@@ -104,7 +104,7 @@ class JournalRecorder:
             while not self._closing.is_set():
                 if self.drain_once() < self.batch_size:
                     self._closing.wait(self.idle_wait)
-            while self.drain_once():
+            while not self._abandon.is_set() and self.drain_once():
                 pass
         except StoreAbortedError:
             return

@@ -43,9 +43,8 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
-from multiprocessing.sharedctypes import Synchronized
-from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 from alerting.gate import AlertGate
 from api.journal import JournalReader
@@ -62,6 +61,8 @@ _SPAWN = multiprocessing.get_context("spawn")
 CLOSE_SECONDS = 30.0
 """After the grace period: how long the recorder may take to close the store before it is killed."""
 _POLL_SECONDS = 0.2
+Counter = Any
+"""A shared 64-bit integer (``RawValue("q")``): decisions stored, over every recorder the API ran."""
 
 
 class RecorderStartError(RuntimeError):
@@ -73,13 +74,16 @@ def journal_dir(settings: Settings) -> Path:
     return settings.api.journal_dir or settings.data_dir / "api-journal"
 
 
-def record(settings: Settings, ready: Connection, stop: Event, stored: Synchronized[int]) -> None:
-    """The recorder process: open the store, store the journal until ``stop``, drain, close.
+def record(settings: Settings, channel: Connection, stored: Counter) -> None:
+    """The recorder process: open the store, store the journal until told to stop, drain, close.
 
-    Exits 0 once it has drained after ``stop``, 1 when recording failed for good.
+    ``channel`` says once whether the store opened (``None``, or the error); then any
+    word from the API process, or its end (the API process exited, even killed),
+    means stop. Exits 0 once it has drained, 1 when recording failed for good.
     """
+    terminated = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: terminated.set())
     configure_logging(settings.log_level, settings.log_format)
     os.nice(settings.api.recorder_nice)
     try:
@@ -90,7 +94,7 @@ def record(settings: Settings, ready: Connection, stop: Event, stored: Synchroni
             opened.close()
             raise
     except BaseException as error:
-        ready.send(_portable(error))
+        channel.send(_portable(error))
         sys.exit(1)
     config = alerting_source(settings).current
     gate = AlertGate(
@@ -104,10 +108,9 @@ def record(settings: Settings, ready: Connection, stop: Event, stored: Synchroni
             gate,
         ).start()
         settle_memory()
-        ready.send(None)
-        ready.close()
+        channel.send(None)
         before = stored.value
-        while not stop.wait(_POLL_SECONDS) and recorder.failure is None:
+        while not (terminated.is_set() or channel.poll(_POLL_SECONDS) or recorder.failure):
             stored.value = before + recorder.stored
         recorder.stop(settings.api.drain_grace_seconds)
         stored.value = before + recorder.stored
@@ -132,7 +135,7 @@ class RecorderProcess:
     def __init__(
         self,
         settings: Settings,
-        target: Callable[[Settings, Connection, Event, Synchronized[int]], None] = record,
+        target: Callable[[Settings, Connection, Counter], None] = record,
         max_restarts: int = 5,
         healthy_seconds: float = 60.0,
         start_timeout: float = 120.0,
@@ -146,9 +149,11 @@ class RecorderProcess:
         self.start_timeout = start_timeout
         self.close_seconds = close_seconds
         self.clock = clock
-        self._stop = _SPAWN.Event()
-        self._stored: Synchronized[int] = _SPAWN.Value("q", 0)
+        self._stopping = False
+        self._stored: Counter = _SPAWN.RawValue("q", 0)
+        """Written by one recorder at a time, read here: no lock a killed recorder could leave held."""
         self._process: SpawnProcess | None = None
+        self._channel: Connection | None = None
         self._started_at = 0.0
         self._deaths = 0
         self._restart_at: float | None = None
@@ -159,32 +164,32 @@ class RecorderProcess:
 
     def start(self) -> RecorderProcess:
         """Spawn the recorder; return once its store is open, else raise its error."""
-        receive, send = _SPAWN.Pipe(duplex=False)
+        ours, theirs = _SPAWN.Pipe()
         process = _SPAWN.Process(
-            target=self.target,
-            args=(self.settings, send, self._stop, self._stored),
-            name="vigil-api-recorder",
+            target=self.target, args=(self.settings, theirs, self._stored), name="vigil-api-recorder"
         )
         process.start()
-        send.close()  # the child holds the only sending end: its exit reads as end of file
+        theirs.close()  # the child holds the only other end: its exit reads as end of file
         try:
-            if not receive.poll(self.start_timeout):
+            if not ours.poll(self.start_timeout):
                 process.kill()
                 process.join()
                 raise RecorderStartError(f"the recorder did not open the store in {self.start_timeout:.0f}s")
-            try:
-                error = receive.recv()
-            except EOFError:
-                process.join()
-                raise RecorderStartError(
-                    f"the recorder exited with status {process.exitcode} before the store was open"
-                ) from None
-        finally:
-            receive.close()
+            error = ours.recv()
+        except EOFError:
+            ours.close()
+            process.join()
+            raise RecorderStartError(
+                f"the recorder exited with status {process.exitcode} before the store was open"
+            ) from None
+        except BaseException:
+            ours.close()
+            raise
         if error is not None:
+            ours.close()
             process.join()
             raise error
-        self._process, self._started_at = process, self.clock()
+        self._process, self._channel, self._started_at = process, ours, self.clock()
         return self
 
     @property
@@ -208,11 +213,14 @@ class RecorderProcess:
             self._check()
 
     def _check(self) -> None:
-        if self.failure is not None or self._stop.is_set():
+        if self.failure is not None or self._stopping:
             return
         if self._restart_at is None:
             if self._process is None or self._process.is_alive():
                 return
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
             self._died(self._process.exitcode)
         if self._restart_at is not None and self.clock() >= self._restart_at:
             self._restart_at = None
@@ -220,7 +228,7 @@ class RecorderProcess:
             try:
                 self.start()
                 log.warning("recorder restarted (pid %s); it resumes from the journal's position", self.pid)
-            except BaseException as error:  # the next check counts it as another death
+            except BaseException as error:  # counted as another death
                 log.error("recorder restart failed: %s", error)
                 self._process = None
                 self._died(None)
@@ -240,10 +248,17 @@ class RecorderProcess:
     def stop(self, grace: float) -> None:
         """Let the recorder drain for ``grace`` seconds, then close the store; kill it past that."""
         with self._lock:
-            self._stop.set()
-            process = self._process
-        if process is None:
+            self._stopping = True
+            process, channel = self._process, self._channel
+        if process is None or channel is None:
+            self.failure = self.failure or "the recorder was not running when the server stopped"
             return
+        try:
+            channel.send(None)
+        except OSError:  # it is gone already
+            pass
+        finally:
+            channel.close()
         process.join(grace + self.close_seconds)
         if process.is_alive():
             log.error("recorder still running %.0fs after the grace period: killed", self.close_seconds)
