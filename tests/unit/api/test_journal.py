@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from alerting.gate import AlertGate
-from api.journal import Journal
+from api.journal import Journal, JournalReader
 from api.recorder import JournalRecorder
 from streams.checkpoint import BatchCheckpoint
 from tests.clock import FakeClock
@@ -96,3 +96,22 @@ def test_a_failed_append_leaves_no_torn_line(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(os, "write", real_write)
     journal.append([b'{"n":2}'])
     assert journal.read(10, journal.position()).lines == [b'{"n":0}', b'{"n":2}']
+
+
+def test_a_reader_in_another_process_waits_for_an_append_under_way_and_skips_a_tear(tmp_path: Path) -> None:
+    writer = Journal(tmp_path)
+    writer.append([b'{"n":0}'])
+    reader = JournalReader(tmp_path)  # knows only the files, as the recorder process does
+    with (tmp_path / writer.active).open("ab") as segment:
+        segment.write(b'{"n":1')  # the newest segment: an append still being written
+    batch = reader.read(10, reader.position())
+    assert batch.lines == [b'{"n":0}']
+    with (tmp_path / writer.active).open("ab") as segment:
+        segment.write(b"}\n")
+    assert reader.read(10, batch.end).lines == [b'{"n":1}']
+    # The writer's process ended mid-append; the next one writes a newer segment.
+    with (tmp_path / writer.active).open("ab") as segment:
+        segment.write(b'{"n":tor')
+    writer.close()
+    Journal(tmp_path).append([b'{"n":2}'])
+    assert reader.read(10, batch.end).lines == [b'{"n":1}', b'{"n":2}']
