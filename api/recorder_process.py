@@ -66,7 +66,7 @@ Counter = Any
 
 
 class RecorderStartError(RuntimeError):
-    """The recorder process ended before its store was open, without saying why."""
+    """The recorder did not open its store: it ended or timed out first, or its error cannot be pickled."""
 
 
 def journal_dir(settings: Settings) -> Path:
@@ -110,7 +110,7 @@ def record(settings: Settings, channel: Connection, stored: Counter) -> None:
         settle_memory()
         channel.send(None)
         before = stored.value
-        while not (terminated.is_set() or channel.poll(_POLL_SECONDS) or recorder.failure):
+        while not (terminated.is_set() or channel.poll(_POLL_SECONDS) or recorder.failure is not None):
             stored.value = before + recorder.stored
         recorder.stop(settings.api.drain_grace_seconds)
         stored.value = before + recorder.stored

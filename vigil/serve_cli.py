@@ -23,6 +23,7 @@ def serve(host: str | None, port: int | None) -> None:
     registry (ApiKey key_id:secret). Answers are journaled locally and stored, with
     their ledger entries and alerts, as the store allows. SIGTERM or Ctrl-C stops it.
     """
+    from api.recorder_process import RecorderStartError
     from api.server import serve as run_server
 
     settings = load_settings()
@@ -32,7 +33,14 @@ def serve(host: str | None, port: int | None) -> None:
     configure_logging(settings.log_level, settings.log_format)
     try:
         status = run_server(settings)
-    except (KeyringError, BundleError, InventoryError, TokenConfigError, StoreUnavailableError) as error:
+    except (
+        KeyringError,
+        BundleError,
+        InventoryError,
+        TokenConfigError,
+        StoreUnavailableError,
+        RecorderStartError,
+    ) as error:
         raise click.ClickException(str(error)) from error
     except StoreLockedError as error:
         raise click.ClickException(f"{error}; stop it or point VIGIL_DATA_DIR elsewhere") from error

@@ -22,7 +22,7 @@ import pytest
 from vigil_client import Decision, DecisionClient, DeniedError, guard, question
 
 from api.server import ApiServer
-from sinks.clickhouse import connect
+from sinks.clickhouse import StoreLockedError, connect
 from tests.factories import (
     AUDIENCE,
     ISSUER,
@@ -342,3 +342,11 @@ def test_stopping_stores_every_answer_within_the_grace_period(tmp_path: Path, id
     with connect(settings.store_url) as store:
         stored = store.query("SELECT count() FROM decisions_unique WHERE topic = 'api'").result_rows[0][0]
     assert stored == len(answers) == 2000
+
+
+def test_a_store_owned_by_another_process_fails_the_start_with_the_recorders_error(
+    tmp_path: Path, idp: TokenIssuer
+) -> None:
+    settings = _settings(tmp_path, idp)
+    with connect(settings.store_url), pytest.raises(StoreLockedError):
+        ApiServer(settings)
