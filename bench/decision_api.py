@@ -20,7 +20,8 @@ clients infer on approved models whose digest matches). Vigil also journals ever
 answer meanwhile, and its recorder process stores them (embedded chDB); OPA records
 nothing. Once a Vigil server has stopped, the decisions in its store are counted
 against the decisions it answered (``recorded_share``, 1.00 when every answer was
-stored).
+stored); ``stop_seconds`` is how long the stop took, mostly the recorder storing the
+backlog the closed loops left in the journal.
 
 Cases alternate (vigil, opa, vigil, ...) for ``--runs`` rounds; min/median/max.
 
@@ -403,10 +404,16 @@ def main() -> None:
                     tally,
                 )
             finally:
+                stopping = time.perf_counter()
                 server.terminate()  # the recorder drains the journal before the server exits
-                server.wait(120)
+                server.wait(180)
+            vigil["stop_seconds"] = time.perf_counter() - stopping
             vigil["recorded_share"] = stored_decisions(directory, run) / tally.decisions
-            print(f"  vigil: recorded_share {vigil['recorded_share']:.4f} of {tally.decisions:,}", flush=True)
+            print(
+                f"  vigil: recorded_share {vigil['recorded_share']:.4f} of {tally.decisions:,} decisions, "
+                f"stopped (journal drained) in {vigil['stop_seconds']:.1f} s",
+                flush=True,
+            )
             results["vigil"].append(vigil)
             if args.opa:
                 port = _free_port()
