@@ -312,6 +312,10 @@ def test_a_recorder_killed_mid_stream_is_restarted_and_every_answer_is_stored_on
         _wait(lambda: recorder.pid != killed and recorder.state == "running", "no restart")
         stored = recorder.stored
         _wait(lambda: recorder.stored > stored, "the restarted recorder stored nothing")
+        with urllib.request.urlopen(api.url + "/healthz", timeout=5) as response:
+            health = json.loads(response.read())
+        assert (health["status"], health["recorder"]) == ("ok", "running")
+        assert health["recorded"] > stored
     finally:
         done.set()
         asking.join()
