@@ -261,7 +261,8 @@ class RecorderProcess:
             channel.close()
         process.join(grace + self.close_seconds)
         if process.is_alive():
-            log.error("recorder still running %.0fs after the grace period: killed", self.close_seconds)
+            self.failure = f"the recorder was still running {self.close_seconds:.0f}s after the grace period"
+            log.error("%s: killed", self.failure)
             process.kill()
             process.join()
         elif process.exitcode != 0:

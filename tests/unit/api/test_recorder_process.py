@@ -96,4 +96,5 @@ def test_stop_is_bounded_even_when_the_recorder_hangs(tmp_path: Path) -> None:
     started = time.monotonic()
     recorder.stop(grace=0.5)
     assert time.monotonic() - started < 5.0
-    assert recorder.state != "running", "killed past the grace period and the closing time"
+    assert recorder.state == "failed", "killed past the grace period and the closing time"
+    assert "still running" in (recorder.failure or "")
