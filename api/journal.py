@@ -16,6 +16,11 @@ closed segment, where the reader skips it. Segments the position has passed are
 deleted. Appends are written with one ``write`` call: they survive a crash of the
 process at once, and a crash of the machine once the OS has written them back, or
 at once with ``fsync=True`` (a disk flush per request, slower).
+
+One process writes (``Journal``, the API) and another may read (``JournalReader``,
+the recorder): the reader knows no writer's state, only the files. The newest
+segment is the one being written, so an unfinished line at its end is an append
+still under way, waited for; in an older segment it is a tear, skipped.
 """
 
 from __future__ import annotations
@@ -44,12 +49,81 @@ class ReadBatch:
     end: Position
 
 
-class Journal:
-    def __init__(self, directory: Path, segment_bytes: int = 64 * 2**20, fsync: bool = False) -> None:
+class JournalReader:
+    """The reading side: what is journaled and not yet stored, and the stored position."""
+
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def segments(self) -> list[str]:
+        return sorted(p.name for p in self.directory.glob(f"*{SEGMENT_SUFFIX}"))
+
+    def position(self) -> Position:
+        path = self.directory / POSITION_FILE
+        if path.exists():
+            segment, byte = path.read_text(encoding="ascii").split()
+            return Position(segment, int(byte))
+        segments = self.segments()
+        return Position(segments[0] if segments else "", 0)
+
+    def read(self, max_lines: int, start: Position) -> ReadBatch:
+        """Up to ``max_lines`` whole records from ``start`` on, across segments."""
+        lines: list[bytes] = []
+        position = start
+        segments = [s for s in self.segments() if s >= start.segment]
+        for segment in segments:
+            newest = segment == segments[-1]
+            if segment != position.segment:
+                position = Position(segment, 0)
+            path = self.directory / segment
+            with path.open("rb") as file:
+                file.seek(position.byte)
+                while len(lines) < max_lines:
+                    line = file.readline()
+                    if not line.endswith(b"\n"):
+                        if line and not newest:
+                            log.error(
+                                "journal %s ends in a torn record (%d bytes): skipped", segment, len(line)
+                            )
+                            position = Position(segment, position.byte + len(line))
+                        break
+                    lines.append(line[:-1])
+                    position = Position(segment, position.byte + len(line))
+            if len(lines) >= max_lines or newest:
+                break
+        return ReadBatch(lines, position)
+
+    def commit(self, position: Position) -> None:
+        """Everything before ``position`` is stored: remember it and delete passed segments."""
+        path = self.directory / POSITION_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(f"{position.segment} {position.byte}\n", encoding="ascii")
+        os.replace(temporary, path)
+        for segment in self.segments()[:-1]:  # never the newest: it is being written
+            if segment < position.segment:
+                (self.directory / segment).unlink(missing_ok=True)
+
+    def backlog_bytes(self, start: Position) -> int:
+        """Bytes appended and not yet stored: how far the store is behind."""
+        total = 0
+        for segment in self.segments():
+            if segment >= start.segment:
+                try:
+                    size = (self.directory / segment).stat().st_size
+                except FileNotFoundError:  # stored and deleted by the reader meanwhile
+                    continue
+                total += size - (start.byte if segment == start.segment else 0)
+        return total
+
+
+class Journal(JournalReader):
+    """The writing side, for one process at a time; it can read too (tests, a one-process setup)."""
+
+    def __init__(self, directory: Path, segment_bytes: int = 64 * 2**20, fsync: bool = False) -> None:
+        super().__init__(directory)
         self.segment_bytes = segment_bytes
         self.fsync = fsync
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
         segments = self.segments()
         self._next_offset = _end_offset(directory, segments[-1]) if segments else 0
@@ -57,8 +131,6 @@ class Journal:
         self._size = 0
         self.active = ""
         self._open_segment()
-
-    # -- writing (the API's threads) --------------------------------------------
 
     def append(self, lines: list[bytes]) -> int:
         """Append records; return the offset of the first. Raises ``OSError`` if not written."""
@@ -106,63 +178,6 @@ class Journal:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         self._size = os.fstat(self._fd).st_size
         self.active = name
-
-    # -- reading (the drain thread) ----------------------------------------------
-
-    def segments(self) -> list[str]:
-        return sorted(p.name for p in self.directory.glob(f"*{SEGMENT_SUFFIX}"))
-
-    def position(self) -> Position:
-        path = self.directory / POSITION_FILE
-        if path.exists():
-            segment, byte = path.read_text(encoding="ascii").split()
-            return Position(segment, int(byte))
-        segments = self.segments()
-        return Position(segments[0] if segments else self.active, 0)
-
-    def read(self, max_lines: int, start: Position) -> ReadBatch:
-        """Up to ``max_lines`` whole records from ``start`` on, across segments."""
-        lines: list[bytes] = []
-        position = start
-        for segment in [s for s in self.segments() if s >= start.segment]:
-            if segment != position.segment:
-                position = Position(segment, 0)
-            path = self.directory / segment
-            with path.open("rb") as file:
-                file.seek(position.byte)
-                while len(lines) < max_lines:
-                    line = file.readline()
-                    if not line.endswith(b"\n"):
-                        if line and segment != self.active:
-                            log.error(
-                                "journal %s ends in a torn record (%d bytes): skipped", segment, len(line)
-                            )
-                            position = Position(segment, position.byte + len(line))
-                        break
-                    lines.append(line[:-1])
-                    position = Position(segment, position.byte + len(line))
-            if len(lines) >= max_lines or segment == self.active:
-                break
-        return ReadBatch(lines, position)
-
-    def commit(self, position: Position) -> None:
-        """Everything before ``position`` is stored: remember it and delete passed segments."""
-        path = self.directory / POSITION_FILE
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(f"{position.segment} {position.byte}\n", encoding="ascii")
-        os.replace(temporary, path)
-        for segment in self.segments():
-            if segment < position.segment and segment != self.active:
-                (self.directory / segment).unlink(missing_ok=True)
-
-    def backlog_bytes(self, start: Position) -> int:
-        """Bytes appended and not yet stored: how far the store is behind."""
-        total = 0
-        for segment in self.segments():
-            if segment >= start.segment:
-                size = (self.directory / segment).stat().st_size
-                total += size - (start.byte if segment == start.segment else 0)
-        return total
 
 
 def _end_offset(directory: Path, segment: str) -> int:

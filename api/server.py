@@ -1,9 +1,13 @@
 """``vigil serve``: the decision API composed from settings and run under uvicorn.
 
-Four parts, started in order and stopped in reverse: the store (and alert manager),
-the journal with its recorder thread, the policy reload thread, and uvicorn with
-its event loop. A recorder that fails for good (not a store outage, which it rides
-out) stops the server: answers whose records cannot reach the store must not go on.
+Four parts, started in order and stopped in reverse: the journal, the recorder
+process (``api.recorder_process``: it owns the store and the alert manager), the
+watch thread (policy reloads, recorder restarts), and uvicorn with its event loop.
+This process never opens the store: storing holds the interpreter lock for
+milliseconds at a time, and requests must not wait behind it. A recorder that dies
+is restarted; one that keeps dying (not a store outage, which it rides out) stops
+the server with a non-zero exit: answers whose records cannot reach the store must
+not go on.
 """
 
 from __future__ import annotations
@@ -18,22 +22,12 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from alerting.gate import AlertGate
 from api.app import create_app
 from api.auth import Authenticator
 from api.journal import Journal
-from api.recorder import JournalRecorder
+from api.recorder_process import RecorderProcess, journal_dir
 from api.service import DecisionService
-from streams.checkpoint import BatchCheckpoint
-from vigil.runtime import (
-    Notifiers,
-    OpenStore,
-    alerting_source,
-    build_identity,
-    build_notifiers,
-    build_policies,
-    open_store,
-)
+from vigil.runtime import build_identity, build_policies, settle_memory
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,19 +40,8 @@ class ApiServer:
         self.settings = settings
         identity = build_identity(settings)
         policies = build_policies(settings)
-        self.opened: OpenStore = open_store(settings)
-        self.notifiers: Notifiers = build_notifiers(settings)
         api = settings.api
-        self.journal = Journal(api.journal_dir or settings.data_dir / "api-journal", fsync=api.journal_fsync)
-        config = alerting_source(settings).current
-        gate = AlertGate(
-            min_severity=config.global_.min_severity or settings.alert_min_severity,
-            resolve_timeout=config.global_.resolve_timeout,
-        )
-        store = self.opened.store
-        self.recorder = JournalRecorder(
-            self.journal, lambda stopping: BatchCheckpoint(store, self.notifiers, stopping=stopping), gate
-        ).start()
+        self.journal = Journal(journal_dir(settings), fsync=api.journal_fsync)
         self.service = DecisionService(
             policies, identity, self.journal, max_event_bytes=settings.max_event_bytes
         )
@@ -78,6 +61,11 @@ class ApiServer:
                 lifespan="on",
             )
         )
+        try:
+            self.recorder = RecorderProcess(settings).start()  # last: nothing after it can fail
+        except BaseException:
+            self.journal.close()
+            raise
 
     def run(self) -> int:
         """Serve until stopped; then store what the grace period allows. Non-zero when recording failed."""
@@ -94,8 +82,6 @@ class ApiServer:
                 self.recorder.stop(self.settings.api.drain_grace_seconds)
             finally:
                 self.journal.close()
-                self.notifiers.close()
-                self.opened.close()
         return 1 if self.recorder.failure is not None else 0
 
     def stop(self) -> None:
@@ -106,16 +92,18 @@ class ApiServer:
         return self.server.started
 
     def _watch(self) -> None:
-        """Reload policies on their interval; stop the server if recording failed."""
+        """Reload policies on their interval; restart a dead recorder; stop the server if recording failed."""
         while not self._stopping.wait(min(self.settings.policies.reload_seconds, 1.0)):
             self.service.reload()
+            self.recorder.check()
             if self.recorder.failure is not None:
                 self.stop()
 
     def _health(self) -> dict[str, Any]:
         return {
             "status": "failing" if self.recorder.failure is not None else "ok",
-            "journal_backlog_bytes": self.recorder.backlog_bytes,
+            "recorder": self.recorder.state,
+            "journal_backlog_bytes": self.journal.backlog_bytes(self.journal.position()),
             "recorded": self.recorder.stored,
         }
 
@@ -123,6 +111,9 @@ class ApiServer:
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         watcher = threading.Thread(target=self._watch, name="vigil-api-reload", daemon=True)
         watcher.start()
+        # The inventory and the engine are ~100k long-lived objects: a full collection
+        # re-scanning them stalls every request waiting on the loop for tens of ms.
+        settle_memory()
         api = self.settings.api
         log.info(
             "decision API on http://%s:%d, policies %s", api.host, api.port, self.service.engine.describe()

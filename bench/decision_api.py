@@ -16,8 +16,12 @@ Cardinality: 5,000 principals (each authenticates with its own API key), 2,000
 datasets and 200 models in the inventory; each request picks a principal and a
 resource at random. OPA gets the same inventory as its data document and a Rego
 policy deciding the same two rules (analysts read approved datasets; inference
-clients infer on approved models whose digest matches). Vigil also journals and
-stores every answer meanwhile (embedded chDB); OPA records nothing.
+clients infer on approved models whose digest matches). Vigil also journals every
+answer meanwhile, and its recorder process stores them (embedded chDB); OPA records
+nothing. Once a Vigil server has stopped, the decisions in its store are counted
+against the decisions it answered (``recorded_share``, 1.00 when every answer was
+stored); ``stop_seconds`` is how long the stop took, mostly the recorder storing the
+backlog the closed loops left in the journal.
 
 Cases alternate (vigil, opa, vigil, ...) for ``--runs`` rounds; min/median/max.
 
@@ -41,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -171,8 +176,15 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status
 
 
+@dataclass
+class Tally:
+    """Decisions a server answered with 200, over every measure of one run."""
+
+    decisions: int = 0
+
+
 async def open_loop(
-    port: int, make: Callable[[], bytes], rate: float, seconds: float, connections: int = 32
+    port: int, make: Callable[[], bytes], rate: float, seconds: float, tally: Tally, connections: int = 32
 ) -> dict[str, float]:
     pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(connections):
@@ -186,6 +198,8 @@ async def open_loop(
         try:
             if await _exchange(*connection, request) != 200:
                 errors += 1
+            else:
+                tally.decisions += 1
         finally:
             pool.put_nowait(connection)
         latencies.append(time.perf_counter() - scheduled)
@@ -214,7 +228,7 @@ async def open_loop(
 
 
 async def closed_loop(
-    port: int, make: Callable[[], bytes], seconds: float, per_request: int, connections: int
+    port: int, make: Callable[[], bytes], seconds: float, per_request: int, connections: int, tally: Tally
 ) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
@@ -229,6 +243,7 @@ async def closed_loop(
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))
+    tally.decisions += done
     return done / (time.perf_counter() - started)
 
 
@@ -256,6 +271,7 @@ def start_vigil(directory: Path, port: int, run: int) -> subprocess.Popen[bytes]
         "VIGIL_API_PORT": str(port),
         "VIGIL_LOG_LEVEL": "WARNING",
         "VIGIL_ALERT_MIN_SEVERITY": "critical",
+        "VIGIL_API_DRAIN_GRACE_SECONDS": "120",  # store everything before exiting: recorded_share counts it
     }
     log = (directory / f"vigil-{run}.log").open("wb")
     return subprocess.Popen([sys.executable, "-m", "cli", "serve"], env=env, stdout=log, stderr=log)
@@ -286,17 +302,31 @@ def measure(
     make: Callable[[], bytes],
     make_batch: Callable[[], bytes] | None,
     args: argparse.Namespace,
+    tally: Tally,
 ) -> dict[str, float]:
     # warm-up: caches, token/key checks, connections
-    asyncio.run(closed_loop(port, make, 1.0, 1, 4))
-    result = asyncio.run(open_loop(port, make, args.rate, args.seconds))
-    result["single_per_s"] = asyncio.run(closed_loop(port, make, args.seconds, 1, args.connections))
+    asyncio.run(closed_loop(port, make, 1.0, 1, 4, tally))
+    result = asyncio.run(open_loop(port, make, args.rate, args.seconds, tally))
+    result["single_per_s"] = asyncio.run(closed_loop(port, make, args.seconds, 1, args.connections, tally))
     if make_batch is not None:
         result["batch_decisions_per_s"] = asyncio.run(
-            closed_loop(port, make_batch, args.seconds, args.batch, args.connections)
+            closed_loop(port, make_batch, args.seconds, args.batch, args.connections, tally)
         )
     print(f"  {name}: " + ", ".join(f"{k} {v:,.2f}" for k, v in result.items()), flush=True)
     return result
+
+
+def stored_decisions(directory: Path, run: int) -> int:
+    """Decisions in a stopped Vigil server's store, counted by a process of its own (one per store)."""
+    count = (
+        "import sys; from sinks.clickhouse import connect\n"
+        "with connect(sys.argv[1]) as store:\n"
+        "    query = \"SELECT count() FROM decisions_unique WHERE topic = 'api'\"\n"
+        "    print(store.query(query).result_rows[0][0])"
+    )
+    url = f"chdb://{(directory / f'vigil-data-{run}' / 'clickhouse').resolve()}"
+    output = subprocess.run([sys.executable, "-c", count, url], capture_output=True, text=True, check=True)
+    return int(output.stdout.split()[-1])
 
 
 def in_process(directory: Path, batch: int, seconds: float) -> dict[str, float]:
@@ -362,27 +392,36 @@ def main() -> None:
             results["vigil-in-process"].append(in_process(directory, args.batch, min(args.seconds, 3.0)))
             port = _free_port()
             server = start_vigil(directory, port, run)
+            tally = Tally()
             try:
                 _wait_for(port, server)
-                results["vigil"].append(
-                    measure(
-                        "vigil",
-                        port,
-                        lambda port=port: vigil_request(rng, port),
-                        lambda port=port: vigil_request(rng, port, args.batch),
-                        args,
-                    )
+                vigil = measure(
+                    "vigil",
+                    port,
+                    lambda port=port: vigil_request(rng, port),
+                    lambda port=port: vigil_request(rng, port, args.batch),
+                    args,
+                    tally,
                 )
             finally:
-                server.terminate()
-                server.wait(60)
+                stopping = time.perf_counter()
+                server.terminate()  # the recorder drains the journal before the server exits
+                server.wait(180)
+            vigil["stop_seconds"] = time.perf_counter() - stopping
+            vigil["recorded_share"] = stored_decisions(directory, run) / tally.decisions
+            print(
+                f"  vigil: recorded_share {vigil['recorded_share']:.4f} of {tally.decisions:,} decisions, "
+                f"stopped (journal drained) in {vigil['stop_seconds']:.1f} s",
+                flush=True,
+            )
+            results["vigil"].append(vigil)
             if args.opa:
                 port = _free_port()
                 server = start_opa(args.opa, directory, port)
                 try:
                     _wait_for(port, server)
                     results["opa"].append(
-                        measure("opa", port, lambda port=port: opa_request(rng, port), None, args)
+                        measure("opa", port, lambda port=port: opa_request(rng, port), None, args, Tally())
                     )
                 finally:
                     server.terminate()

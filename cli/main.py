@@ -28,8 +28,7 @@ from sinks.query_server import QueryError, query_remote
 from sinks.read_only import check_read_only
 from streams import local
 from vigil.kafka_clients import check_access
-from vigil.log_format import JsonFormatter
-from vigil.log_limits import RepeatLimiter
+from vigil.log_format import configure_logging
 from vigil.metrics import Health, Metrics
 from vigil.metrics import serve as serve_metrics
 from vigil.pipeline import Pipeline
@@ -66,15 +65,7 @@ class VigilCommands(click.Group):
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RepeatLimiter())  # an outage repeats itself; say it once a minute
-        if settings.log_format == "json":
-            handler.setFormatter(JsonFormatter())
+    configure_logging(settings.log_level, settings.log_format)
 
 
 @click.group(cls=VigilCommands)

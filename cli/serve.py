@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
 from cli.support import load_settings
@@ -13,8 +10,7 @@ from identity.tokens import TokenConfigError
 from policies.bundle import BundleError
 from policies.inventory import InventoryError
 from sinks.clickhouse import StoreLockedError, StoreUnavailableError
-from vigil.log_format import JsonFormatter
-from vigil.log_limits import RepeatLimiter
+from vigil.log_format import configure_logging
 
 
 @click.command()
@@ -27,24 +23,24 @@ def serve(host: str | None, port: int | None) -> None:
     registry (ApiKey key_id:secret). Answers are journaled locally and stored, with
     their ledger entries and alerts, as the store allows. SIGTERM or Ctrl-C stops it.
     """
+    from api.recorder_process import RecorderStartError
     from api.server import serve as run_server
 
     settings = load_settings()
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:
         settings = settings.model_copy(update={"api": settings.api.model_copy(update=overrides)})
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RepeatLimiter())
-        if settings.log_format == "json":
-            handler.setFormatter(JsonFormatter())
+    configure_logging(settings.log_level, settings.log_format)
     try:
         status = run_server(settings)
-    except (KeyringError, BundleError, InventoryError, TokenConfigError, StoreUnavailableError) as error:
+    except (
+        KeyringError,
+        BundleError,
+        InventoryError,
+        TokenConfigError,
+        StoreUnavailableError,
+        RecorderStartError,
+    ) as error:
         raise click.ClickException(str(error)) from error
     except StoreLockedError as error:
         raise click.ClickException(f"{error}; stop it or point VIGIL_DATA_DIR elsewhere") from error

@@ -20,10 +20,13 @@ topic ai.inference
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from vigil.log_limits import RepeatLimiter
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 """Attributes every record has; anything else on a record came from ``extra``."""
@@ -44,3 +47,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(document, default=str).decode()
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """Every command's logging: to stderr, each repeated message said once a minute, text or JSON.
+
+    Also called by processes a command starts (the decision API's recorder), which
+    inherit no logging configuration.
+    """
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatLimiter())  # an outage repeats itself; say it once a minute
+        if log_format == "json":
+            handler.setFormatter(JsonFormatter())

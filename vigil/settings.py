@@ -227,6 +227,8 @@ class ApiSettings(BaseModel):
     """Flush each answer's record to disk before answering (survives power loss; slower)."""
     drain_grace_seconds: float = Field(default=10.0, ge=0)
     """On shutdown, how long to keep storing journaled decisions before leaving them for the next start."""
+    recorder_nice: int = Field(default=10, ge=0, le=19)
+    """CPU priority the recorder process gives up (``nice``): answers first, storing in the gaps."""
 
 
 class Settings(BaseSettings):

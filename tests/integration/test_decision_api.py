@@ -14,15 +14,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import Message
 from pathlib import Path
 
 import pytest
-from vigil_client import DecisionClient, DeniedError, guard, question
+from vigil_client import Decision, DecisionClient, DeniedError, guard, question
 
 from api.server import ApiServer
-from sinks.clickhouse import connect
+from sinks.clickhouse import StoreLockedError, connect
 from tests.factories import (
     AUDIENCE,
     ISSUER,
@@ -82,7 +82,7 @@ class Running:
 
     def stop(self) -> int | None:
         self.server.stop()
-        self.thread.join(30)
+        self.thread.join(60)
         return self.status
 
 
@@ -225,15 +225,7 @@ def test_http_status_tells_why_nothing_was_decided(running: Running, idp: TokenI
 
 def test_vigil_serve_answers_then_stores_everything_on_sigterm(tmp_path: Path, idp: TokenIssuer) -> None:
     settings = _settings(tmp_path, idp)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")},
-        "VIGIL_DATA_DIR": str(tmp_path),
-        "VIGIL_KEYS_FILE": str(settings.keys_file),
-        "VIGIL_POLICIES_INVENTORY": str(settings.policies.inventory),
-        "VIGIL_IDENTITY_JWKS": str(settings.identity.jwks),
-        "VIGIL_IDENTITY_JWT_ISSUER": ISSUER,
-        "VIGIL_API_PORT": str(settings.api.port),
-    }
+    env = _environment(settings)
     server = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -253,6 +245,23 @@ def test_vigil_serve_answers_then_stores_everything_on_sigterm(tmp_path: Path, i
     with connect(settings.store_url) as store:
         stored = store.query("SELECT event_id FROM decisions_unique WHERE topic = 'api'").result_rows
     assert stored == [(answer.decision_id,)]
+    _assert_ledger_verifies(env)
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """What ``vigil`` subprocesses need to run on these settings."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")},
+        "VIGIL_DATA_DIR": str(settings.data_dir),
+        "VIGIL_KEYS_FILE": str(settings.keys_file),
+        "VIGIL_POLICIES_INVENTORY": str(settings.policies.inventory),
+        "VIGIL_IDENTITY_JWKS": str(settings.identity.jwks),
+        "VIGIL_IDENTITY_JWT_ISSUER": ISSUER,
+        "VIGIL_API_PORT": str(settings.api.port),
+    }
+
+
+def _assert_ledger_verifies(env: dict[str, str]) -> None:
     audit = subprocess.run(
         [sys.executable, "-m", "cli", "audit", "verify", "--stream", "api:0"],
         env=env,
@@ -261,3 +270,87 @@ def test_vigil_serve_answers_then_stores_everything_on_sigterm(tmp_path: Path, i
         timeout=120,
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def _wait(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_recorder_killed_mid_stream_is_restarted_and_every_answer_is_stored_once(
+    tmp_path: Path, idp: TokenIssuer
+) -> None:
+    settings = _settings(tmp_path, idp)
+    api = Running(settings)
+    recorder = api.server.recorder
+    client = DecisionClient(api.url, token=idp.token("bob"), timeout=5.0)
+    answers: list[Decision] = []
+    done = threading.Event()
+
+    def ask() -> None:
+        for n in itertools.count():
+            if done.is_set():
+                return
+            answers.extend(
+                client.decide_many(
+                    [
+                        question("bob", "read", ("dataset", "transactions-2026")),
+                        question("bob", "delete", ("dataset", f"set-{n}")),
+                    ]
+                )
+            )
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    try:
+        _wait(lambda: recorder.stored > 0, "nothing was stored")
+        killed = recorder.pid
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        _wait(lambda: recorder.pid != killed and recorder.state == "running", "no restart")
+        stored = recorder.stored
+        _wait(lambda: recorder.stored > stored, "the restarted recorder stored nothing")
+        with urllib.request.urlopen(api.url + "/healthz", timeout=5) as response:
+            health = json.loads(response.read())
+        assert (health["status"], health["recorder"]) == ("ok", "running")
+        assert health["recorded"] > stored
+    finally:
+        done.set()
+        asking.join()
+    assert api.stop() == 0, "the restarted recorder drained the journal on stop"
+    assert recorder.restarts == 1
+    assert not [a.error for a in answers if a.error], "the API answered throughout"
+    with connect(settings.store_url) as store:
+        count, distinct = store.query(
+            "SELECT count(), uniqExact(event_id) FROM decisions_unique WHERE topic = 'api'"
+        ).result_rows[0]
+        ids = {row[0] for row in store.query("SELECT event_id FROM decisions_unique").result_rows}
+        denies = store.query("SELECT count() FROM findings_unique WHERE stage = 'policy'").result_rows[0][0]
+    assert count == distinct == len(answers), "each answer stored once, none lost"
+    assert ids == {a.decision_id for a in answers}
+    assert denies == sum(not a.allowed for a in answers)
+    _assert_ledger_verifies(_environment(settings))
+
+
+def test_stopping_stores_every_answer_within_the_grace_period(tmp_path: Path, idp: TokenIssuer) -> None:
+    settings = _settings(tmp_path, idp)
+    api = Running(settings)
+    client = DecisionClient(api.url, token=idp.token("bob"), timeout=5.0)
+    asked = [question("bob", "read", ("dataset", f"set-{n}")) for n in range(100)]
+    answers = [a for _ in range(20) for a in client.decide_many(asked)]
+    started = time.monotonic()
+    assert api.stop() == 0
+    assert time.monotonic() - started < settings.api.drain_grace_seconds
+    with connect(settings.store_url) as store:
+        stored = store.query("SELECT count() FROM decisions_unique WHERE topic = 'api'").result_rows[0][0]
+    assert stored == len(answers) == 2000
+
+
+def test_a_store_owned_by_another_process_fails_the_start_with_the_recorders_error(
+    tmp_path: Path, idp: TokenIssuer
+) -> None:
+    settings = _settings(tmp_path, idp)
+    with connect(settings.store_url), pytest.raises(StoreLockedError):
+        ApiServer(settings)

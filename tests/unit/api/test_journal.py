@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from alerting.gate import AlertGate
-from api.journal import Journal
+from api.journal import Journal, JournalReader
 from api.recorder import JournalRecorder
 from streams.checkpoint import BatchCheckpoint
 from tests.clock import FakeClock
@@ -96,3 +97,55 @@ def test_a_failed_append_leaves_no_torn_line(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(os, "write", real_write)
     journal.append([b'{"n":2}'])
     assert journal.read(10, journal.position()).lines == [b'{"n":0}', b'{"n":2}']
+
+
+def test_a_reader_in_another_process_waits_for_an_append_under_way_and_skips_a_tear(tmp_path: Path) -> None:
+    writer = Journal(tmp_path)
+    writer.append([b'{"n":0}'])
+    reader = JournalReader(tmp_path)  # knows only the files, as the recorder process does
+    with (tmp_path / writer.active).open("ab") as segment:
+        segment.write(b'{"n":1')  # the newest segment: an append still being written
+    batch = reader.read(10, reader.position())
+    assert batch.lines == [b'{"n":0}']
+    with (tmp_path / writer.active).open("ab") as segment:
+        segment.write(b"}\n")
+    assert reader.read(10, batch.end).lines == [b'{"n":1}']
+    # The writer's process ended mid-append; the next one writes a newer segment.
+    with (tmp_path / writer.active).open("ab") as segment:
+        segment.write(b'{"n":tor')
+    writer.close()
+    Journal(tmp_path).append([b'{"n":2}'])
+    assert reader.read(10, batch.end).lines == [b'{"n":1}', b'{"n":2}']
+
+
+class SlowStore:
+    """Stores, but each write takes ``seconds``: a store under load."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.rows = 0
+
+    def write(self, tables: dict[str, Any]) -> None:
+        time.sleep(self.seconds)
+        self.rows += len(tables["decisions"])
+
+
+def test_stopping_drains_no_longer_than_the_grace_period_and_keeps_the_rest(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    rig = build_rig(tmp_path, clock)
+    for _ in range(10):
+        rig.ask(rig.bearer("svc-checkout"), question())
+    store = SlowStore(0.2)
+    recorder = JournalRecorder(
+        rig.journal,
+        lambda stopping: BatchCheckpoint(store, Alerts(), stopping=stopping),
+        AlertGate(clock=clock, wall_clock=clock.wall),
+        batch_size=1,
+    ).start()
+    started = time.monotonic()
+    recorder.stop(grace=0.3)
+    assert time.monotonic() - started < 1.5, "one batch past the grace period at most"
+    assert 0 < store.rows < 10
+    left = JournalReader(rig.journal.directory)
+    assert len(left.read(100, left.position()).lines) == 10 - store.rows, "the rest waits for the next start"
