@@ -7,9 +7,7 @@ import math
 import random
 
 from detectors import SeasonalCUSUM
-
-START = 1_767_571_200  # Monday 2026-01-05 00:00 UTC
-DAY = 4320  # one value every 20 s
+from tests.unit.detectors.seasonal_traffic import DAY, START, findings
 
 
 def traffic(
@@ -33,16 +31,6 @@ def traffic(
         level = 0.5 * math.sin(2.0 * math.pi * (hour / 180.0 - 8.0) / 24.0) + weekend * off
         out.append((START + 20.0 * i, level + ramp_per_week * i / (7 * DAY) + noise))
     return out
-
-
-def findings(values: list[tuple[float, float]]) -> list[tuple[int, str]]:
-    detector = SeasonalCUSUM()
-    found = []
-    for i, (at, x) in enumerate(values):
-        detector.update(x, at)
-        if detector.drift_detected:
-            found.append((i // DAY, detector.evidence["chart"]))
-    return found
 
 
 def test_the_first_days_a_profile_judges_a_slow_ramp_raise_next_to_nothing() -> None:

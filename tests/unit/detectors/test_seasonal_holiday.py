@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import random
 
-from detectors import SeasonalCUSUM
+from tests.unit.detectors.seasonal_traffic import DAY, START, findings
 
-START = 1_767_571_200  # Monday 2026-01-05 00:00 UTC
-DAY = 4320  # one value every 20 s
 HOLIDAY = 16  # the Wednesday of the third week
 
 
@@ -22,16 +20,6 @@ def stream(seed: int, shift_from: int | None = None) -> list[tuple[float, float]
             level += 2.0
         out.append((START + 20.0 * i, rng.gauss(level, 1.0)))
     return out
-
-
-def findings(values: list[tuple[float, float]]) -> list[tuple[int, str]]:
-    detector = SeasonalCUSUM()
-    found = []
-    for i, (at, x) in enumerate(values):
-        detector.update(x, at)
-        if detector.drift_detected:
-            found.append((i // DAY, detector.evidence["chart"]))
-    return found
 
 
 def test_a_holiday_that_looks_like_a_sunday_is_judged_as_one() -> None:
