@@ -46,12 +46,11 @@ from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any
 
-from alerting.gate import AlertGate
 from api.journal import JournalReader
 from api.recorder import JournalRecorder
 from streams.checkpoint import BatchCheckpoint
 from vigil.log_format import configure_logging
-from vigil.runtime import alerting_source, build_notifiers, open_store, settle_memory
+from vigil.runtime import alert_gate, build_notifiers, open_store, settle_memory
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,11 +95,7 @@ def record(settings: Settings, channel: Connection, stored: Counter) -> None:
     except BaseException as error:
         channel.send(_portable(error))
         sys.exit(1)
-    config = alerting_source(settings).current
-    gate = AlertGate(
-        min_severity=config.global_.min_severity or settings.alert_min_severity,
-        resolve_timeout=config.global_.resolve_timeout,
-    )
+    gate = alert_gate(settings)
     try:
         recorder = JournalRecorder(
             JournalReader(journal_dir(settings)),

@@ -84,7 +84,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
         identity=build_identity(settings),
         policies=build_policies(settings),
         detect=DetectStage(load_config(settings.detectors.config)),
-        gate=_alert_gate(settings),
+        gate=alert_gate(settings),
         max_bytes=settings.max_event_bytes,
         max_clock_skew=timedelta(days=settings.max_clock_skew_days),
     )
@@ -141,7 +141,9 @@ def alerting_source(settings: Settings, console: bool = True) -> ConfigSource:
     return ConfigSource(settings.alerting.config, fallback)
 
 
-def _alert_gate(settings: Settings) -> AlertGate:
+def alert_gate(settings: Settings) -> AlertGate:
+    """The gate from findings to alert rows, as the routing file and settings set it; every
+    driver that records findings (the pipeline, the decision API's recorder) uses this one."""
     config = alerting_source(settings).current
     return AlertGate(
         min_severity=config.global_.min_severity or settings.alert_min_severity,
