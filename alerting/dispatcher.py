@@ -28,7 +28,7 @@ from datetime import datetime
 from alerting.annotate import annotate, evidence_query
 from alerting.config import AlertingConfig
 from alerting.inhibit import Inhibitor, InhibitRule
-from alerting.model import Alert, AlertState, labels_of_row
+from alerting.model import Alert, AlertState, labels_of
 from alerting.notifications import AlertSnapshot, Notification, NotificationKind
 from alerting.records import AlertStateRow
 from alerting.routing import Route, build_routes
@@ -143,7 +143,7 @@ class Dispatcher:
     def ingest(self, row: AlertRow) -> None:
         """One stored alert row: a new instance, or more occurrences of a known one."""
         now = self.clock()
-        labels = labels_of_row(row)
+        labels = labels_of(row)
         alert = self.alerts.get(row.fingerprint)
         if alert is not None and alert.alert_id == row.alert_id and alert.state != "resolved":
             alert.occurrences = max(alert.occurrences, row.occurrences)

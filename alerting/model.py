@@ -80,19 +80,9 @@ def resource_label(kind: str, resource_id: str) -> str:
     return f"{kind}/{resource_id}" if resource_id else ""
 
 
-def labels_of(finding: FindingRow) -> dict[str, str]:
-    return labels_for(
-        finding.stage,
-        finding.detector_or_rule,
-        finding.model_id,
-        finding.principal_id,
-        finding.severity,
-        resource=resource_label(finding.resource_kind, finding.resource_id),
-        key=finding.key_id,
-    )
-
-
-def labels_of_row(row: AlertRow) -> dict[str, str]:
+def labels_of(row: FindingRow | AlertRow) -> dict[str, str]:
+    """The labels of a finding, or of the alert row a worker published for one: the
+    notifier rebuilds from the row exactly the labels the worker's gate gave it."""
     return labels_for(
         row.stage,
         row.detector_or_rule,

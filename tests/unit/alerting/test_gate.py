@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alerting import AlertGate, fingerprint, fingerprint_of
-from alerting.model import labels_of_row
+from alerting import AlertGate, fingerprint, fingerprint_of, labels_of
 from schemas.records import FindingRow
 from tests.clock import FakeClock
 from tests.factories import finding
@@ -172,9 +171,9 @@ def test_the_notifier_finds_the_fingerprint_the_worker_gave_from_the_alert_row(g
             finding(stage="detector", rule="feature-drift", resource_id="fraud-v3", key_id="k1"),
         ]
     )
-    assert [fingerprint(labels_of_row(row)) for row in rows] == [row.fingerprint for row in rows]
-    assert [labels_of_row(row).get("resource", "") for row in rows] == ["dataset/ds-1", "", ""]
-    assert [labels_of_row(row).get("key", "") for row in rows] == ["", "k1", ""]
+    assert [fingerprint(labels_of(row)) for row in rows] == [row.fingerprint for row in rows]
+    assert [labels_of(row).get("resource", "") for row in rows] == ["dataset/ds-1", "", ""]
+    assert [labels_of(row).get("key", "") for row in rows] == ["", "k1", ""]
 
 
 def test_fingerprints_are_stable_across_processes() -> None:
