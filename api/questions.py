@@ -10,47 +10,33 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import Discriminator, Field, Tag, TypeAdapter
 
 from policies.inline import InlineQuestion
+from schemas import Approval, Identifier, PrincipalRef, StrictModel
 from schemas.events import ACCESS_ACTIONS, LIFECYCLE_ACTIONS
 
-Identifier = Annotated[str, Field(min_length=1, max_length=256)]
 ACTIONS = ("infer", "feedback", *LIFECYCLE_ACTIONS, *ACCESS_ACTIONS)
 """What a caller may ask about; ``act_on_behalf`` is asked by the API itself, never by a caller."""
 MAX_BATCH = 1000
 """Questions per batch request: a bound on the work one request holds the event loop for."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class PrincipalRef(_Strict):
-    id: Identifier
-    kind: Literal["user", "service"] = "user"
-
-
-class ResourceRef(_Strict):
+class ResourceRef(StrictModel):
     kind: Literal["model", "dataset", "endpoint", "feature_store"]
     id: Identifier
 
 
-class ApprovalRef(_Strict):
-    ticket: Identifier
-    approver: Identifier
-
-
-class Context(_Strict):
+class Context(StrictModel):
     """What only the caller knows about the action it is about to take."""
 
     artifact_digest: Identifier | None = None
     dataset_id: Identifier | None = None
     dataset_digest: Identifier | None = None
-    approval: ApprovalRef | None = None
+    approval: Approval | None = None
 
 
-class Question(_Strict):
+class Question(StrictModel):
     principal: PrincipalRef
     action: Literal[ACTIONS]  # type: ignore[valid-type]
     resource: ResourceRef
@@ -72,7 +58,7 @@ class Question(_Strict):
         )
 
 
-class SignedEvent(_Strict):
+class SignedEvent(StrictModel):
     """An event as a producer signs it; decoded and verified like one from a topic."""
 
     event: dict[str, Any]
@@ -92,7 +78,7 @@ Item = Annotated[
 ITEM: TypeAdapter[Item] = TypeAdapter(Item)
 
 
-class Batch(_Strict):
+class Batch(StrictModel):
     requests: list[Item] = Field(min_length=1, max_length=MAX_BATCH)
 
 

@@ -14,37 +14,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from policies.inline import InlineQuestion
+from schemas import Approval, Identifier, PrincipalRef, StrictModel
 
-Identifier = Annotated[str, Field(min_length=1, max_length=256)]
 Metric = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class Requester(_Strict):
-    id: Identifier
-    kind: Literal["user", "service"] = "user"
-
-
-class ReleaseApproval(_Strict):
-    ticket: Identifier
-    approver: Identifier
-
-
-class Deployment(_Strict):
+class Deployment(StrictModel):
     model: Identifier
     version: Identifier
     artifact_digest: Identifier
     action: Literal["deploy", "register", "rollback"] = "deploy"
-    requested_by: Requester
+    requested_by: PrincipalRef
     evaluation: dict[Identifier, Metric] = Field(default_factory=dict)
     fairness: dict[Identifier, Metric] = Field(default_factory=dict)
-    approvals: tuple[ReleaseApproval, ...] = ()
+    approvals: tuple[Approval, ...] = ()
 
     @model_validator(mode="after")
     def _metric_names_unique(self) -> Deployment:
@@ -54,7 +40,7 @@ class Deployment(_Strict):
         return self
 
     @property
-    def independent_approvals(self) -> tuple[ReleaseApproval, ...]:
+    def independent_approvals(self) -> tuple[Approval, ...]:
         return tuple(a for a in self.approvals if a.approver != self.requested_by.id)
 
     def question(self) -> InlineQuestion:

@@ -10,9 +10,13 @@ from schemas.canonical import canonical_bytes
 from schemas.decode import Decoded, Rejection, decode
 from schemas.events import (
     AccessEvent,
+    Approval,
     Event,
     FeedbackEvent,
+    Identifier,
     InferenceEvent,
+    PrincipalRef,
+    StrictModel,
     TrainingEvent,
 )
 from schemas.findings import Subject, finding_row
@@ -23,12 +27,16 @@ __all__ = [
     "SEVERITIES",
     "SEVERITY_RANK",
     "AccessEvent",
+    "Approval",
     "Decoded",
     "Event",
     "FeedbackEvent",
+    "Identifier",
     "InferenceEvent",
+    "PrincipalRef",
     "Rejection",
     "Severity",
+    "StrictModel",
     "Subject",
     "TrainingEvent",
     "canonical_bytes",

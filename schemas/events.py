@@ -41,23 +41,34 @@ LIFECYCLE_ACTIONS = (
 ACCESS_ACTIONS = ("read", "write", "export", "delete", "login")
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """What every message body Vigil accepts is: unknown fields are errors (a typo must not
+    silently mean something else), values keep their JSON types, and nothing mutates it."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class Principal(_Strict):
+class Principal(StrictModel):
     id: Identifier
     kind: Literal["user", "service"]
     roles: tuple[Identifier, ...] = ()
 
 
-class Resource(_Strict):
+class PrincipalRef(StrictModel):
+    """A principal named in a question asked before the action (the decision API, the
+    release gate): who, not what roles it claims; roles come from the inventory."""
+
+    id: Identifier
+    kind: Literal["user", "service"] = "user"
+
+
+class Resource(StrictModel):
     kind: Literal["model", "dataset", "endpoint", "feature_store"]
     id: Identifier
     version: Identifier | None = None
 
 
-class Signature(_Strict):
+class Signature(StrictModel):
     """Hex signature over the canonical form: 32 bytes for HMAC-SHA256, 64 for Ed25519."""
 
     alg: Literal["hmac-sha256", "ed25519"]
@@ -72,7 +83,7 @@ class Signature(_Strict):
         return self
 
 
-class Auth(_Strict):
+class Auth(StrictModel):
     """A bearer token from the company identity provider (a JWT), proving the principal."""
 
     token: Annotated[str, Field(min_length=1, max_length=8192)]
@@ -103,7 +114,7 @@ def _valid_traceparent(value: str | None) -> str | None:
     return value
 
 
-class _EventBase(_Strict):
+class _EventBase(StrictModel):
     event_id: Identifier
     schema_version: Literal[1]
     ts: AwareDatetime
@@ -126,12 +137,12 @@ def _finite(values: dict[str, float] | None) -> dict[str, float] | None:
     return values
 
 
-class Prediction(_Strict):
+class Prediction(StrictModel):
     label: FeatureValue | None = None
     score: float | None = Field(default=None, allow_inf_nan=False)
 
 
-class TokenUsage(_Strict):
+class TokenUsage(StrictModel):
     prompt: Count = 0
     completion: Count = 0
 
@@ -139,7 +150,7 @@ class TokenUsage(_Strict):
 AttributeValue = FeatureValue | tuple[FeatureValue, ...]
 
 
-class GenAiAttributes(_Strict):
+class GenAiAttributes(StrictModel):
     """OpenTelemetry GenAI semantic-convention attributes of an LLM call, by their dotted names
     (and OpenInference's ``llm.*`` names for token counts, model and provider).
 
@@ -221,7 +232,7 @@ class FeedbackEvent(_EventBase):
     label: FeatureValue
 
 
-class Approval(_Strict):
+class Approval(StrictModel):
     ticket: Identifier
     approver: Identifier
 
@@ -241,7 +252,7 @@ class TrainingEvent(_EventBase):
     )
 
 
-class Client(_Strict):
+class Client(StrictModel):
     ip: Identifier
     user_agent: Annotated[str, Field(max_length=1024)] = ""
 
