@@ -36,8 +36,7 @@ answers() {
 
 start() {
   install
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    echo "alertmanager already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"
+  if already_running "alertmanager on 127.0.0.1:$port" "$pidfile"; then
     return 0
   fi
   rm -rf "$run"

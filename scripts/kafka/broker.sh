@@ -42,8 +42,7 @@ answers() {
 
 start() {
   fetch
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    echo "kafka already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"
+  if already_running "kafka on 127.0.0.1:$port" "$pidfile"; then
     return 0
   fi
   rm -rf "$run"

@@ -1,9 +1,19 @@
 # Shared by the scripts that run a local service for the tests (Kafka, Alertmanager,
 # Prometheus): wait for a started process to answer, and stop it. Sourced, not run.
 #
+#   already_running NAME PIDFILE                    # 0 (and says so) if PIDFILE's process lives
 #   await_start NAME PIDFILE LOG SECONDS CHECK...   # 0 once CHECK succeeds; 1 if the process
 #                                                   # died (LOG's tail shown) or time ran out
 #   stop_pid PIDFILE                                # TERM, up to 10 s, then KILL
+
+already_running() {
+  local name="$1" pidfile="$2"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "$name already running (pid $(cat "$pidfile"))"
+    return 0
+  fi
+  return 1
+}
 
 await_start() {
   local name="$1" pidfile="$2" log="$3" seconds="$4"
