@@ -3,24 +3,27 @@
 *Stale*: the event's time is further than ``max_skew`` from its arrival (the Kafka
 message timestamp), either way. A captured event cannot be replayed much later.
 
-*Replay*: an ``event_id`` already seen inside the window, arriving at a different
-place in the log. The same message redelivered at the same topic/partition/offset
-(at-least-once delivery after a crash or rebalance) is not a replay.
+*Replay*: an ``event_id`` already seen inside the window, arriving as another message.
+At-least-once delivery hands a message over again after a crash or a rebalance; that
+is a redelivery, not a replay. Kafka never writes a new message below a partition's
+end, so a message at or below the highest offset already judged on its partition is
+a redelivery, and it gets the answer its first delivery got: the guard keeps, per
+(topic, partition), that offset, and the places of the messages it judged replays
+(rare, so they cost nothing in ordinary traffic). No place is kept per id.
 
-Memory covers the whole window, whatever the rate, in 12 bytes per event: an id is
-remembered as a 64-bit digest and its place in the log as a 32-bit digest, in the
-time bucket of its event time (the window is cut into ``BUCKETS`` of them). New ids
-collect in one small dict and are sealed into their buckets' sorted numpy arrays every
-``SEAL_AT`` ids; a bucket is dropped whole once event time has moved a window past
-it, so an id is remembered for at least the window and at most 1/64 longer. At 20,000
-events/s and a 300 s window that is 6 million ids in about 72 MB. ``max_bytes`` is a
-safety limit, not the way the window is kept: exceeding it forgets the oldest bucket
-and logs an error naming how far back the guard still sees.
+Memory covers the whole window, whatever the rate, in 8 bytes per event: an id is
+remembered as a 64-bit digest in the time bucket of its event time (the window is cut
+into ``BUCKETS`` of them). New ids collect in one small dict and are sealed into their
+buckets' sorted numpy arrays every ``SEAL_AT`` ids; a bucket is dropped whole once
+event time has moved a window past it, so an id is remembered for at least the window
+and at most 1/64 longer. At 20,000 events/s and a 300 s window that is 6 million ids
+in about 48 MB. ``max_bytes`` is a safety limit, not the way the window is kept:
+exceeding it forgets the oldest bucket and logs an error naming how far back the
+guard still sees.
 
 The digests are Python's ``hash`` (SipHash, keyed at random per process), so a
 producer cannot craft ids that collide; two distinct ids collide with probability
-about n / 2**64 (n ids in the window). A collision of place digests (1 in 2**32) would
-take a replay for a redelivery.
+about n / 2**64 (n ids in the window).
 """
 
 from __future__ import annotations
@@ -39,40 +42,41 @@ Position = tuple[str, int, int]
 BUCKETS = 64
 SEAL_AT = 16_384
 """Ids collected in the pending dict (about 1.5 MB) before they are sealed into arrays."""
-SEALED_BYTES_PER_ID = 12
+SEALED_BYTES_PER_ID = 8
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
-_U32 = 0xFFFF_FFFF
+_NONE = np.empty(0, dtype=np.uint64)
 
 
-def _id_digest(event_id: str) -> int:
-    return hash(event_id) & _U64
+def _digest(value: str | Position) -> int:
+    return hash(value) & _U64
 
 
-def _place_digest(position: Position) -> int:
-    return hash(position) & _U32
+def _holds(sorted_digests: np.ndarray, digests: np.ndarray) -> np.ndarray:
+    """For each digest, whether it is in the sorted array."""
+    if not len(sorted_digests):
+        return np.zeros(len(digests), dtype=bool)
+    index = np.minimum(np.searchsorted(sorted_digests, digests), len(sorted_digests) - 1)
+    found: np.ndarray = sorted_digests[index] == digests
+    return found
 
 
 class _Bucket:
-    """The sealed ids of one slice of event time, sorted, with their place digests."""
+    """The sealed ids of one slice of event time, and the places of its replays, sorted."""
 
-    __slots__ = ("ids", "places")
+    __slots__ = ("ids", "replays")
 
     def __init__(self) -> None:
-        self.ids = np.empty(0, dtype=np.uint64)
-        self.places = np.empty(0, dtype=np.uint32)
+        self.ids = _NONE
+        self.replays = _NONE
 
-    def add(self, ids: np.ndarray, places: np.ndarray) -> None:
-        ids, places = np.concatenate([self.ids, ids]), np.concatenate([self.places, places])
-        order = np.argsort(ids, kind="stable")
-        self.ids, self.places = ids[order], places[order]
+    def add(self, ids: np.ndarray, replays: np.ndarray) -> None:
+        if len(ids):
+            self.ids = np.sort(np.concatenate([self.ids, ids]))
+        if len(replays):
+            self.replays = np.sort(np.concatenate([self.replays, replays]))
 
-    def places_of(self, digests: np.ndarray) -> np.ndarray:
-        """For each digest, its place digest if it is in this bucket, else -1."""
-        found = np.full(len(digests), -1, dtype=np.int64)
-        index = np.minimum(np.searchsorted(self.ids, digests), len(self.ids) - 1)
-        hit = self.ids[index] == digests
-        found[hit] = self.places[index[hit]]
-        return found
+    def nbytes(self) -> int:
+        return int(self.ids.nbytes + self.replays.nbytes)
 
 
 @dataclass
@@ -82,9 +86,11 @@ class ReplayGuard:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
     _buckets: dict[int, _Bucket] = field(default_factory=dict, repr=False)
     _pending: dict[int, int] = field(default_factory=dict, repr=False)
-    """Ids not sealed yet: id digest -> place digest."""
-    _pending_buckets: list[int] = field(default_factory=list, repr=False)
-    """The bucket of each pending id, in the order they were added."""
+    """Ids not sealed yet: id digest -> bucket."""
+    _pending_replays: dict[int, int] = field(default_factory=dict, repr=False)
+    """Places of replays not sealed yet: place digest -> bucket."""
+    _judged: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
+    """The highest offset judged per (topic, partition)."""
 
     def __post_init__(self) -> None:
         self._width = self.window.total_seconds() / BUCKETS
@@ -100,53 +106,69 @@ class ReplayGuard:
         now = self.clock()
         # A far-future timestamp must not make the guard forget everything it knows.
         self._forget_older_than(min(min(ts, now) for _, _, ts in events) - self.window)
-        digests = [_id_digest(event_id) for event_id, _, _ in events]
-        sealed = self._sealed_places(digests)
-        pending, pending_buckets, width = self._pending, self._pending_buckets, self._width
+        digests = [_digest(event_id) for event_id, _, _ in events]
+        sealed = self._sealed(digests)
+        pending, judged, width = self._pending, self._judged, self._width
         replays = []
-        for (_, position, ts), digest, place in zip(events, digests, sealed, strict=True):
-            if place < 0:
-                place = pending.get(digest, -1)
-            if place >= 0:
-                replays.append(place != _place_digest(position))
+        for (_, position, ts), digest, known in zip(events, digests, sealed, strict=True):
+            known = known or digest in pending
+            topic, partition, offset = position
+            if offset <= judged.get((topic, partition), -1):
+                replays.append(known and self._judged_replay(position))
+                if not known:  # judged for the first time now (refused before its key was added, say)
+                    pending[digest] = int(ts.timestamp() // width)
                 continue
-            pending[digest] = _place_digest(position)
-            pending_buckets.append(int(ts.timestamp() // width))
-            replays.append(False)
+            judged[topic, partition] = offset
+            if known:
+                self._pending_replays[_digest(position)] = int(ts.timestamp() // width)
+            else:
+                pending[digest] = int(ts.timestamp() // width)
+            replays.append(known)
         if len(pending) >= SEAL_AT:
             self._seal()
         self._enforce_budget()
         return replays
 
     def nbytes(self) -> int:
-        """Memory held for remembered ids, in bytes (the pending dict estimated)."""
-        sealed = sum(int(b.ids.nbytes + b.places.nbytes) for b in self._buckets.values())
-        pending = sys.getsizeof(self._pending) + 76 * len(self._pending) if self._pending else 0
+        """Memory held for remembered ids and replays, in bytes (the pending dicts estimated)."""
+        sealed = sum(bucket.nbytes() for bucket in self._buckets.values())
+        pending = sum(sys.getsizeof(d) + 76 * len(d) for d in (self._pending, self._pending_replays) if d)
         return sealed + pending
 
     def __len__(self) -> int:
         return sum(len(b.ids) for b in self._buckets.values()) + len(self._pending)
 
-    def _seal(self) -> None:
-        ids = np.fromiter(self._pending, dtype=np.uint64, count=len(self._pending))
-        places = np.fromiter(self._pending.values(), dtype=np.uint32, count=len(self._pending))
-        buckets = np.array(self._pending_buckets, dtype=np.int64)
-        for key in np.unique(buckets).tolist():
-            chosen = buckets == key
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = _Bucket()
-            bucket.add(ids[chosen], places[chosen])
-        self._pending, self._pending_buckets = {}, []
+    def _judged_replay(self, position: Position) -> bool:
+        place = _digest(position)
+        if place in self._pending_replays:
+            return True
+        wanted = np.array([place], dtype=np.uint64)
+        return any(bool(_holds(bucket.replays, wanted)[0]) for bucket in self._buckets.values())
 
-    def _sealed_places(self, digests: list[int]) -> list[int]:
+    def _seal(self) -> None:
+        for pending, replays in ((self._pending, False), (self._pending_replays, True)):
+            if not pending:
+                continue
+            digests = np.fromiter(pending, dtype=np.uint64, count=len(pending))
+            buckets = np.fromiter(pending.values(), dtype=np.int64, count=len(pending))
+            for key in np.unique(buckets).tolist():
+                chosen = digests[buckets == key]
+                bucket = self._buckets.get(key)
+                if bucket is None:
+                    bucket = self._buckets[key] = _Bucket()
+                if replays:
+                    bucket.add(_NONE, chosen)
+                else:
+                    bucket.add(chosen, _NONE)
+        self._pending, self._pending_replays = {}, {}
+
+    def _sealed(self, digests: list[int]) -> list[bool]:
         if not self._buckets:
-            return [-1] * len(digests)
+            return [False] * len(digests)
         wanted = np.fromiter(digests, dtype=np.uint64, count=len(digests))
-        found = np.full(len(digests), -1, dtype=np.int64)
+        found = np.zeros(len(digests), dtype=bool)
         for bucket in self._buckets.values():
-            places = bucket.places_of(wanted)
-            found = np.where(places >= 0, places, found)
+            found |= _holds(bucket.ids, wanted)
         return found.tolist()
 
     def _forget_older_than(self, horizon: datetime) -> None:
@@ -154,14 +176,10 @@ class ReplayGuard:
         last_expired = int(horizon.timestamp() // self._width) - 1
         for key in [k for k in self._buckets if k <= last_expired]:
             del self._buckets[key]
-        if self._pending_buckets and min(self._pending_buckets) <= last_expired:
-            kept = [
-                (digest, place, key)
-                for (digest, place), key in zip(self._pending.items(), self._pending_buckets, strict=True)
-                if key > last_expired
-            ]
-            self._pending = {digest: place for digest, place, _ in kept}
-            self._pending_buckets = [key for _, _, key in kept]
+        if self._pending and min(self._pending.values()) <= last_expired:
+            self._pending = {d: key for d, key in self._pending.items() if key > last_expired}
+        if self._pending_replays and min(self._pending_replays.values()) <= last_expired:
+            self._pending_replays = {d: key for d, key in self._pending_replays.items() if key > last_expired}
 
     def _enforce_budget(self) -> None:
         while len(self._buckets) > 1 and self.nbytes() > self.max_bytes:

@@ -152,7 +152,7 @@ class IdentitySettings(BaseModel):
     max_skew_seconds: float = Field(default=300.0, gt=0)
     replay_window_hours: float = Field(default=24.0, gt=0)
     replay_max_mib: int = Field(default=256, ge=1)
-    """Safety limit of the replay memory (12 bytes per event in the window); never reached
+    """Safety limit of the replay memory (8 bytes per event in the window); never reached
     at the intended rates, and logged as an error when it shortens the window."""
 
     _algorithms_list = field_validator("jwt_algorithms", mode="before")(_comma_separated)

@@ -85,19 +85,40 @@ def test_sealed_and_new_ids_are_found_alike() -> None:
     guard.check_many([(f"e{n}", ("t", 0, n), T0) for n in range(SEAL_AT + 10)])  # seals the first bucket
     assert guard.check_many([("e1", ("t", 0, 1), T0), ("e1", ("t", 9, 1), T0)]) == [False, True]
     assert guard.check("e3", ("t", 0, 3), T0 + timedelta(minutes=1)) is False  # redelivery
-    assert guard.check("e3", ("t", 0, 4), T0 + timedelta(minutes=1)) is True
+    assert guard.check("e3", ("t", 0, SEAL_AT + 10), T0 + timedelta(minutes=1)) is True
+
+
+def test_a_redelivered_replay_is_still_a_replay_after_sealing() -> None:
+    """A crash between judging a replay and committing its offset hands it over again."""
+    guard = ReplayGuard()
+    guard.check("e1", HERE, T0)
+    assert guard.check("e1", ("ai.inference", 0, 101), T0) is True
+    guard.check_many([(f"e{n}", ("t", 0, n), T0) for n in range(2, SEAL_AT + 2)])  # seals both
+    assert guard.check("e1", ("ai.inference", 0, 101), T0) is True
+    assert guard.check("e1", HERE, T0) is False
+
+
+def test_a_message_judged_first_on_redelivery_is_remembered() -> None:
+    """Below the judged offset but never checked (refused the first time, say, before its
+    key was added): it is the first sighting of its id, and a later copy is a replay."""
+    guard = ReplayGuard()
+    guard.check("e5", ("ai.inference", 0, 105), T0)
+    assert guard.check("e2", ("ai.inference", 0, 102), T0) is False
+    assert guard.check("e2", ("ai.inference", 0, 106), T0) is True
 
 
 def test_over_the_byte_budget_the_oldest_bucket_goes_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     guard = ReplayGuard(window=timedelta(hours=1), max_bytes=2**20)
     step = timedelta(hours=1) / BUCKETS
-    for bucket in range(8):
+    buckets = 2**20 // (SEAL_AT * SEALED_BYTES_PER_ID) + 4  # four more than the budget holds
+    for bucket in range(buckets):
         ts = T0 + step * bucket
-        guard.check_many([(f"b{bucket}-{n}", ("t", 0, n), ts) for n in range(SEAL_AT)])
+        guard.check_many([(f"b{bucket}-{n}", ("t", 0, bucket * SEAL_AT + n), ts) for n in range(SEAL_AT)])
     assert guard.nbytes() <= 2**20
-    assert guard.check("b0-1", ("t", 5, 1), T0 + step * 8) is False  # forgotten early...
+    at_the_end = T0 + step * buckets
+    assert guard.check("b0-1", ("t", 5, 1), at_the_end) is False  # forgotten early...
     assert "replay window is shorter" in caplog.text  # ...and never silently
-    assert guard.check("b7-1", ("t", 5, 1), T0 + step * 8) is True
+    assert guard.check(f"b{buckets - 1}-1", ("t", 5, 2), at_the_end) is True
 
 
 # --- stale --------------------------------------------------------------------------------
