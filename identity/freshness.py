@@ -143,7 +143,7 @@ class ReplayGuard:
         if place in self._pending_replays:
             return True
         wanted = np.array([place], dtype=np.uint64)
-        return any(bool(_holds(bucket.replays, wanted)[0]) for bucket in self._buckets.values())
+        return any(bool(_holds(b.replays, wanted)[0]) for b in self._buckets.values() if len(b.replays))
 
     def _seal(self) -> None:
         for pending, replays in ((self._pending, False), (self._pending_replays, True)):

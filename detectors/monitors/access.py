@@ -23,6 +23,7 @@ traffic does).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import math
@@ -447,11 +448,14 @@ def _import(saved: list[Any]) -> tuple[str, _Principal]:
     return str(principal_id), p
 
 
+@functools.lru_cache(maxsize=8192)
 def client_network(address: str) -> str:
     """The network an address belongs to: /24 for IPv4, /48 for IPv6, else the text.
 
     Novelty is judged per network: clients move between addresses of a pool (DHCP,
-    NAT, load balancers) all the time, while a new network is worth a look.
+    NAT, load balancers) all the time, while a new network is worth a look. Parsing
+    an address is a few microseconds and a fleet's clients come back to the same
+    addresses, so the last few thousand are remembered (about 1.5 MB at most).
 
     >>> client_network("10.0.4.17"), client_network("2001:db8:1:2::7"), client_network("vpn-gw")
     ('10.0.4.0/24', '2001:db8:1::/48', 'vpn-gw')
