@@ -28,7 +28,7 @@ from datetime import datetime
 from alerting.annotate import annotate, evidence_query
 from alerting.config import AlertingConfig
 from alerting.inhibit import Inhibitor, InhibitRule
-from alerting.model import Alert, AlertState, labels_of
+from alerting.model import Alert, AlertState, Unsaved, labels_of, mark_unsaved
 from alerting.notifications import AlertSnapshot, Notification, NotificationKind
 from alerting.records import AlertStateRow
 from alerting.routing import Route, build_routes
@@ -41,7 +41,7 @@ DetailsLookup = Callable[[AlertRow], Mapping[str, object]]
 
 
 @dataclass
-class AlertGroup:
+class AlertGroup(Unsaved):
     group_id: str
     route: Route
     labels: dict[str, str]
@@ -97,6 +97,10 @@ class Dispatcher:
         self.silences: tuple[Silence, ...] = ()
         self.acks: dict[str, Ack] = {}
         self._pending_states: list[AlertStateRow] = []
+        self._memberships: dict[str, dict[str, AlertGroup]] = {}
+        """The groups each alert instance is a member of, by alert id: finding an alert's groups
+        by scanning every group made each tick cost alerts x groups, which an alert storm
+        (thousands of distinct fingerprints) turned into seconds per batch."""
         self.reconfigure(config)
 
     # --- configuration ---------------------------------------------------------------
@@ -120,6 +124,29 @@ class Dispatcher:
         if dropped:
             log.info("alerting reconfigured: %d group(s) no longer routed", len(dropped))
         self.groups = kept
+        self.reindex()
+
+    def reindex(self) -> None:
+        """Rebuild the alert-to-groups index from the groups (after they were replaced whole)."""
+        self._memberships = {}
+        for group in self.groups.values():
+            mark_unsaved(group)
+            for alert_id in group.members:
+                self._memberships.setdefault(alert_id, {})[group.group_id] = group
+
+    def _join(self, group: AlertGroup, alert: Alert) -> None:
+        group.members[alert.alert_id] = alert
+        mark_unsaved(group)
+        self._memberships.setdefault(alert.alert_id, {})[group.group_id] = group
+
+    def _leave(self, group: AlertGroup, alert_id: str) -> None:
+        del group.members[alert_id]
+        mark_unsaved(group)
+        groups = self._memberships.get(alert_id)
+        if groups is not None:
+            groups.pop(group.group_id, None)
+            if not groups:
+                del self._memberships[alert_id]
 
     def _group(
         self, route: Route, alert: Alert, now: float, groups: dict[str, AlertGroup] | None = None
@@ -165,7 +192,7 @@ class Dispatcher:
             group = self._group(route, alert, now)
             if alert.alert_id not in group.members and alert.severity == "critical":
                 group.next_flush = min(group.next_flush, now)  # a page does not wait for the group's timer
-            group.members[alert.alert_id] = alert
+            self._join(group, alert)
             ack = self.acks.get(group.group_id)
             if ack is not None and not alert.acked_by and _covers(ack, alert):
                 alert.acked_by = ack.acked_by  # admitted before the ack, delivered to us after it
@@ -289,7 +316,8 @@ class Dispatcher:
                 self._record(alert)
 
     def _groups_of(self, alert: Alert) -> list[AlertGroup]:
-        return [g for g in self.groups.values() if g.members.get(alert.alert_id) is alert]
+        groups = self._memberships.get(alert.alert_id, {}).values()
+        return [g for g in groups if g.members.get(alert.alert_id) is alert]
 
     def _flush(self, group: AlertGroup, now: float) -> Notification | None:
         group.next_flush = now + group.route.group_interval
@@ -310,7 +338,7 @@ class Dispatcher:
                 self._record(alert)
         for alert in members:
             if alert.state == "resolved":  # reported now, or never shown: done either way
-                del group.members[alert.alert_id]
+                self._leave(group, alert.alert_id)
         if not group.members:
             del self.groups[group.group_id]
         return notification

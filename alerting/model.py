@@ -122,8 +122,35 @@ def title_for(labels: Mapping[str, str]) -> str:
     return f"[{severity}] {labels.get('rule') or 'default-deny'} on {subject_of(labels)}"
 
 
+class Unsaved:
+    """Remembers that an attribute was assigned since the state was last saved.
+
+    The alert manager saves its state after every batch and every tick. Encoding every
+    live alert and group to find the few a batch changed cost O(live alerts) per save,
+    which an alert storm (thousands of distinct fingerprints) turned into seconds per
+    batch; the snapshot writer encodes only what was assigned. Assign, never mutate a
+    field in place (``alert.labels = labels``, not ``alert.labels[name] = value``):
+    only assignments are seen, and group membership goes through the dispatcher.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        self.__dict__[UNSAVED] = True
+
+
+UNSAVED = "_unsaved"
+
+
+def unsaved(item: object) -> bool:
+    return bool(item.__dict__.get(UNSAVED, True))
+
+
+def mark_unsaved(item: object, value: bool = True) -> None:
+    item.__dict__[UNSAVED] = value
+
+
 @dataclass
-class Alert:
+class Alert(Unsaved):
     """The alert manager's view of one alert instance, updated as occurrences arrive.
 
     ``occurrences`` counts every finding folded into the instance; ``notified_count``

@@ -14,13 +14,14 @@ changed, so a transaction carries the few alerts and groups a batch touched.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from alerting.dispatcher import Ack, AlertGroup, Dispatcher
-from alerting.model import Alert
+from alerting.model import Alert, mark_unsaved, unsaved
 from alerting.routing import Route
 from alerting.state import StateStore
 
@@ -91,6 +92,7 @@ def restore(dispatcher: Dispatcher, state: StateStore) -> int:
             sent_states=doc["sent_states"],
             seq=doc["seq"],
         )
+    dispatcher.reindex()
     if unrouted:  # the routing changed while stopped: route the open alerts again under the new one
         log.info("%d saved group(s) belong to routes that no longer exist; routing again", unrouted)
         dispatcher.reconfigure(dispatcher.config)
@@ -98,34 +100,49 @@ def restore(dispatcher: Dispatcher, state: StateStore) -> int:
 
 
 class SnapshotWriter:
-    """Writes the dispatcher's changed documents into the caller's transaction."""
+    """Writes the dispatcher's changed documents into the caller's transaction.
+
+    Alerts and groups are encoded only when assigned since the last save
+    (:class:`alerting.model.Unsaved`), so a save costs what the batch changed, not
+    what is live; after a rolled-back transaction the next save compares everything.
+    """
 
     def __init__(self, state: StateStore) -> None:
         self.state = state
-        self._saved: dict[str, dict[str, bytes]] = {
-            table: {key: orjson.dumps(doc) for key, doc in state.documents(table).items()}
-            for table in ("alerts", "groups", "dispatcher")
-        }
+        self._saved: dict[str, dict[str, bytes]] = {}
+        self.forget()
 
     def save(self, dispatcher: Dispatcher) -> None:
         alerts = {a.alert_id: a for a in dispatcher.alerts.values()}
         for group in dispatcher.groups.values():
             alerts.update(group.members)
-        current = {
-            "alerts": {k: orjson.dumps(a) for k, a in alerts.items()},  # orjson writes dataclasses natively
-            "groups": {k: orjson.dumps(group_document(g)) for k, g in dispatcher.groups.items()},
-            "dispatcher": {
-                "current": orjson.dumps({fp: a.alert_id for fp, a in dispatcher.alerts.items()}),
-                "acks": orjson.dumps(dispatcher.acks),
-            },
+        self._save("alerts", alerts, orjson.dumps)  # orjson writes dataclasses natively
+        self._save("groups", dispatcher.groups, lambda group: orjson.dumps(group_document(group)))
+        extra = {
+            "current": {fp: a.alert_id for fp, a in dispatcher.alerts.items()},
+            "acks": dispatcher.acks,
         }
-        for table, docs in current.items():
-            saved = self._saved[table]
-            changed = {k: d for k, d in docs.items() if saved.get(k) != d}
-            removed = set(saved) - set(docs)
-            if changed or removed:
-                self.state.put_documents(table, changed, removed)
-        self._saved = current
+        self._save("dispatcher", extra, orjson.dumps, compare_all=True)
+        self._full = False
+
+    def _save(
+        self, table: str, items: Mapping[str, Any], encode: Callable[[Any], bytes], compare_all: bool = False
+    ) -> None:
+        saved = self._saved[table]
+        changed: dict[str, bytes] = {}
+        for key, item in items.items():
+            if compare_all or self._full or key not in saved or unsaved(item):
+                document = encode(item)
+                if saved.get(key) != document:
+                    changed[key] = document
+                if not compare_all:
+                    mark_unsaved(item, False)
+        removed = saved.keys() - items.keys()
+        if changed or removed:
+            self.state.put_documents(table, changed, removed)
+            for key in removed:
+                del saved[key]
+            saved.update(changed)
 
     def forget(self) -> None:
         """After a rolled-back transaction: the next save compares with what is really stored."""
@@ -133,3 +150,4 @@ class SnapshotWriter:
             table: {key: orjson.dumps(doc) for key, doc in self.state.documents(table).items()}
             for table in ("alerts", "groups", "dispatcher")
         }
+        self._full = True
