@@ -14,7 +14,7 @@ after a restart), so it carries copies of its alerts, not references. Its
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -101,7 +101,7 @@ class Notification:
         ]
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # dataclasses natively: asdict copied every alert first
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Notification:
