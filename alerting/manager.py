@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 Position = tuple[str, int, int]
 """``(topic, partition, offset)`` of a consumed alert row."""
 RECORDS_PER_WRITE = 5_000
+MIN_REST_SECONDS = 0.05
+REST_PER_PASS = 2.0
+"""Seconds of rest per second a pass took (see ``AlertManager._run``)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class AlertManager:
         self._next_refresh = float("-inf")
         self._wake = threading.Event()
         self._stopping = False
+        self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._build_workers(source.current)
         if threaded:
@@ -435,13 +439,22 @@ class AlertManager:
 
     def _run(self) -> None:
         while not self._stopping:
+            started = time.monotonic()
             try:
                 due = self.run_once()
             except Exception:  # keep routing whatever one pass tripped over
                 log.exception("alert manager pass failed")
                 due = self.clock() + 1.0
-            wait = max(0.05, min(1.0, due - self.clock())) if due is not None else 1.0
-            self._wake.wait(wait)
+            # A pass costs more the more alerts are live: thousands in an alert storm. Resting
+            # at least twice as long as it took keeps this thread to a third of the interpreter,
+            # so the stream it serves is not starved; a wake (a batch of alerts) ends the wait
+            # for a due time, not the rest.
+            rest = max(MIN_REST_SECONDS, REST_PER_PASS * (time.monotonic() - started))
+            if self._stopped.wait(rest):
+                break
+            wait = min(1.0, due - self.clock()) - rest if due is not None else 1.0
+            if wait > 0:
+                self._wake.wait(wait)
             self._wake.clear()
 
     def close(self, timeout: float | None = None, flush_groups: bool = False) -> None:
@@ -454,6 +467,7 @@ class AlertManager:
         timeout = self.options.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)

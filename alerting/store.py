@@ -113,11 +113,15 @@ class AlertingStore:
         return [Ack(r["target_id"], r["acked_by"], r["via"], as_utc(r["acked_at"])) for r in rows]
 
     def finding_details(self, row: AlertRow) -> dict[str, object]:
-        """The ``details`` of the finding behind an alert row (controls, runbooks, statistics)."""
+        """The ``details`` of the finding behind an alert row (controls, runbooks, statistics).
+
+        The row names the model of that finding, the first column of the table's key: without
+        it every new alert read the whole table, which grows fastest in an alert storm.
+        """
         rows = self.reader.rows(
-            "SELECT details FROM findings WHERE event_id = {event:String} AND stage = {stage:String} "
-            "AND detector_or_rule = {rule:String} LIMIT 1",
-            {"event": row.event_id, "stage": row.stage, "rule": row.detector_or_rule},
+            "SELECT details FROM findings WHERE model_id = {model:String} AND event_id = {event:String} "
+            "AND stage = {stage:String} AND detector_or_rule = {rule:String} LIMIT 1",
+            {"model": row.model_id, "event": row.event_id, "stage": row.stage, "rule": row.detector_or_rule},
         )
         if not rows:
             return {}
