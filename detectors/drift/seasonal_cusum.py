@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from detectors.base import DriftDetector, InputKind
+from detectors.drift.model_day import ModelDay
 from detectors.registry import register
 
 BUCKETS = {"none": 1, "daily": 24, "weekly": 48}
@@ -107,6 +108,11 @@ class SeasonalCUSUM(DriftDetector):
        of ``mean_arl`` values between false alarms (Siegmund's approximation). Spread
        up over ``e^2`` (capped at 16) and spread down (a feature stuck at one value).
 
+    With ``weekly``, a weekday that looks like a weekend (a holiday) is judged against
+    the weekend's profile for the rest of the day; the monitors let a model's numeric
+    streams judge that together (``share_day``, ``ModelDay``), so that one stream moving
+    is a change and all of them moving at once a holiday.
+
     After a detection the new regime is accepted (the level moves by the shift, the
     variances by the spread ratio), so one change yields one detection. ``evidence``
     says what was expected and how far the values are from it, e.g. 2.7 sd above
@@ -181,6 +187,7 @@ class SeasonalCUSUM(DriftDetector):
         "_h",
         "_k",
         "_level",
+        "_model_day",
         "_moved",
         "_needed",
         "_phi",
@@ -217,6 +224,7 @@ class SeasonalCUSUM(DriftDetector):
         "utc_offset_minutes",
     )
     """Slots only: ``update`` runs once per feature of every event."""
+    LINKS: ClassVar[frozenset[str]] = frozenset({"_model_day"})
     STATE_VERSION: ClassVar[int] = 2
     """2: ``_charts`` grew by the previous residual of the profile autocorrelation's warm-up and the
     sum and count of the local day's residuals. A version 1 record is upgraded (``_upgrade_state``)."""
@@ -299,6 +307,7 @@ class SeasonalCUSUM(DriftDetector):
         self.shrink_threshold = shrink_threshold
         self.max_phi = max_phi
         self.transform = transform
+        self._model_day: ModelDay | None = None  # wiring, not state: ``share_day``
         super().__init__()
 
     def _reset(self) -> None:
@@ -821,15 +830,31 @@ class SeasonalCUSUM(DriftDetector):
 
         A real change that happens to look like a weekend is found the next day, when the
         weekday's profile judges again.
+
+        A detector that shares its model's judgement (``share_day``) does not decide alone: most
+        of the model's streams must lean towards their weekend levels too (``ModelDay``), and
+        when this stream's own reading does not settle it (its alarm came early in the day, on a
+        run whose mean overstates a small shift), their combined evidence must. One stream moving
+        is a change of that stream, not a holiday.
         """
         place = self._holiday_place()
         if place is None:
             return False
         first, weight = place
         gap = self._weekend_gap(first, weight)
-        if abs(gap) > 0.25 * sd and abs(moved_by - gap) < HOLIDAY_BAND * abs(gap):
+        model, day = self._model_day, self._local_day()
+        if (
+            model is not None
+            and abs(gap) > 0.25 * sd
+            and moved_by * gap > 0.0
+            and model.looks_like_a_weekend(day)
+        ):
             return True
-        return self._day_like_a_weekend(first, weight, sd, run, HOLIDAY_RUN)
+        if abs(gap) > 0.25 * sd and abs(moved_by - gap) < HOLIDAY_BAND * abs(gap):
+            alone = True
+        else:
+            alone = self._day_like_a_weekend(first, weight, sd, run, HOLIDAY_RUN)
+        return alone and (model is None or model.looks_like_a_weekend(day, least_evidence=0.0))
 
     def _holiday_place(self) -> tuple[int, float] | None:
         """Where ``at`` lies in the weekday profile (first bucket, weight of the next) when it can be
@@ -874,25 +899,88 @@ class SeasonalCUSUM(DriftDetector):
         band. The day's own mean, read hour by hour, settles the question earlier and without
         that bias. A real change of a few times the gap is found within the hour, before the day
         could pass for a holiday.
+
+        A detector that shares its model's judgement (``share_day``) follows once another stream
+        of the model took the day for a holiday and its own day so far leans the same way (a
+        stream whose weekend is like its weekdays keeps the better-learnt weekday profile), and
+        decides on its own reading only when most of the model's streams lean that way
+        (``ModelDay``): one stream moving is not a holiday.
         """
         charts = self._charts
         today = charts[TODAY]
         place = self._holiday_place()
         if place is None:
             return False
+        model, day = self._model_day, self._local_day()
+        if model is not None and model.took_off(day):
+            reading = self.day_reading(day)
+            if reading is None or not reading[1]:
+                return False
+            self._take_day_off()
+            return True
         first, weight = place
-        second = (first + 1) % 24
-        spread = self._profile[48 + first] + weight * (self._profile[48 + second] - self._profile[48 + first])
-        sd = math.sqrt(max(self._scale * spread, 0.0))
+        sd = self._weekday_sd(first, weight)
         run = charts[1] if today > 0.0 else charts[5]
         if not self._day_like_a_weekend(first, weight, sd, run, HOLIDAY_DAY_RUN):
+            return False
+        if model is not None and not model.looks_like_a_weekend(day, least_evidence=0.0):
             return False
         self._take_day_off()
         return True
 
+    def _weekday_sd(self, first: int, weight: float) -> float:
+        """The weekday profile's standard deviation at ``first`` + ``weight`` (``_holiday_place``)."""
+        profile, second = self._profile, (first + 1) % 24
+        spread = profile[48 + first] + weight * (profile[48 + second] - profile[48 + first])
+        return math.sqrt(max(self._scale * spread, 0.0))
+
+    def _local_day(self) -> int:
+        return int((self._at + 60.0 * self.utc_offset_minutes) // 86_400)
+
+    def share_day(self, day: ModelDay) -> None:
+        """Judge holidays with the other features of the model (``ModelDay``), not alone.
+
+        Only a weekly profile knows weekends; other seasonalities do not join."""
+        if self._buckets == 48:
+            day.members.append(self)
+            self._model_day = day
+
+    @property
+    def day_off(self) -> int:
+        """The local day (days since 1970-01-01) judged against the weekend's profile, or -1."""
+        return self._day_off
+
+    def day_reading(self, day: int) -> tuple[float, bool] | None:
+        """How local day ``day`` so far reads for the model's holiday judgement (``ModelDay``): the
+        log-likelihood ratio of the day's mean residual under "a weekend day" (the weekday-weekend
+        gap averaged over the day's hours) against "a weekday" (0), its variance inflated for
+        autocorrelation; and whether that mean lies nearer the weekend's level than the weekday's
+        (or beyond it: a gap learnt from a few weekends can be off by half of itself).
+
+        No say (None) on another day or a weekend day, while the profile warms up or has not seen
+        this hour's weekend yet, before any of the day's values were judged, or when this
+        feature's weekend lies within a quarter sd of its weekdays (it cannot tell them apart).
+        """
+        if self._coarse or self._local_day() != day:
+            return None
+        place = self._holiday_place()
+        values = self._charts[TODAY + 1]
+        if place is None or not values:
+            return None
+        sd = self._weekday_sd(*place)
+        if sd <= 0.0:
+            return None
+        gap = self._day_gap(*place) / sd
+        if abs(gap) <= 0.25:
+            return None
+        mean = self._charts[TODAY] / values
+        inflation = (1.0 + self._phi) / (1.0 - self._phi)
+        evidence = values * gap * (mean - 0.5 * gap) / inflation
+        return evidence, mean / gap > 0.5
+
     def _take_day_off(self) -> None:
         """The rest of the local day is judged against the weekend's profile: a holiday."""
-        self._day_off = int((self._at + 60.0 * self.utc_offset_minutes) // 86_400)
+        self._day_off = self._local_day()
         self._slot = -1  # the cached place in the profile is the weekday's
         self._clear_charts()
 
