@@ -983,7 +983,7 @@ class SeasonalCUSUM(DriftDetector):
         return int((self._at + 60.0 * self.utc_offset_minutes) // 86_400)
 
     def share_day(self, day: ModelDay) -> None:
-        """Judge holidays with the other features of the model (``ModelDay``), not alone.
+        """Judge holidays with the model's other numeric streams (``ModelDay``), not alone.
 
         Only a weekly profile knows weekends; other seasonalities do not join."""
         if self._buckets == 48:
@@ -1004,7 +1004,7 @@ class SeasonalCUSUM(DriftDetector):
 
         No say (None) on another day or a weekend day, while the profile warms up or has not seen
         this hour's weekend yet, before any of the day's values were judged, or when this
-        feature's weekend lies within a quarter sd of its weekdays (it cannot tell them apart).
+        stream's weekend lies within a quarter sd of its weekdays (it cannot tell them apart).
         """
         if self._coarse or self._local_day() != day:
             return None
