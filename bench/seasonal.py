@@ -22,7 +22,8 @@ Traffic: one event per model every 20 s for two weeks starting on a Monday (UTC)
 prediction. Weekends (and, in the holiday scenario, the Wednesday of the second
 week) shift features by +0.5 sd and latency up. Noise is AR(1) with unit marginal
 variance. The first week is the detectors' learning period and is counted too:
-what a new user sees.
+what a new user sees. A model's streams are fed event by event, sharing the model's
+holiday judgement (``ModelDay``) as the monitors build them.
 
 Usage::
 
@@ -30,6 +31,7 @@ Usage::
     .venv/bin/python bench/seasonal.py --quick    # 2 models, 5 seeds: smoke run
     .venv/bin/python bench/seasonal.py --json out.json
     .venv/bin/python bench/seasonal.py --findings 4 --only "vigil defaults"   # each finding of row 4
+    .venv/bin/python bench/seasonal.py --first-model 5 --models 10   # ten other models (seeds 1005-1014)
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +62,7 @@ from alerting.gate import AlertGate
 from detectors import BernoulliCUSUM, NormalScoresCUSUM
 from detectors.base import DriftDetector
 from detectors.config import load_config
+from detectors.drift.model_day import ModelDay
 
 STEP_SECONDS = 20
 DAY = 86_400
@@ -77,6 +80,9 @@ RULES = {
     "error": "performance-drift",
 }
 CHANGE_HOURS = 6
+MODEL_SEED = 1000
+"""Model ``m`` of the ordinary-traffic rows is generated from seed ``MODEL_SEED + m``: the table's
+models are 0-4; ``--first-model 5 --models 10`` measures ten others (seeds 1005-1014)."""
 
 
 @dataclass(frozen=True)
@@ -225,30 +231,42 @@ class OrdinaryCell:
     seconds: float = 0.0
 
 
-def ordinary(traffic: Traffic, set_name: str, models: int) -> OrdinaryCell:
+def model_findings(
+    set_name: str, streams: dict[str, Any], names: list[str], stop: int | None = None
+) -> Iterator[tuple[int, str, Any]]:
+    """Each finding (event index, stream, detector) of one model's streams ``names`` over its first
+    ``stop`` events, fed as the monitors feed them: event by event, the detectors that judge
+    holidays sharing the model's judgement (``ModelDay``)."""
+    detectors = [(name, SETS[set_name](name), streams[name]) for name in names]
+    day = ModelDay()
+    for _, detector, _ in detectors:
+        day.join(detector)
+    for i, t in enumerate(streams["at"][:stop]):
+        for name, detector, values in detectors:
+            detector.update(values[i], t)
+            if detector.drift_detected and _counts(detector, name):
+                yield i, name, detector
+
+
+def ordinary(traffic: Traffic, set_name: str, models: int, first_model: int = 0) -> OrdinaryCell:
     started = time.perf_counter()
     cell = OrdinaryCell(traffic.name, set_name, models)
     weeks = models * DAYS / 7
     by_rule: dict[str, int] = dict.fromkeys(sorted(set(RULES.values())), 0)
     alerts = 0
     worst = 0
-    for model in range(models):
-        streams = generate(traffic, seed=1000 + model)
+    for model in range(first_model, first_model + models):
+        streams = generate(traffic, seed=MODEL_SEED + model)
         at = streams["at"]
-        model_findings = 0
+        model_findings_count = 0
         times: dict[str, list[float]] = {rule: [] for rule in by_rule}
-        for stream in STREAMS:
-            detector = SETS[set_name](stream)
-            update = detector.update
-            for t, x in zip(at, streams[stream], strict=True):
-                update(x, t)
-                if detector.drift_detected and _counts(detector, stream):
-                    times[RULES[stream]].append(t)
+        for i, stream, _ in model_findings(set_name, streams, STREAMS):
+            times[RULES[stream]].append(at[i])
         for rule, seen in times.items():
             by_rule[rule] += len(seen)
-            model_findings += len(seen)
+            model_findings_count += len(seen)
             alerts += _instances(sorted(seen))
-        worst = max(worst, model_findings)
+        worst = max(worst, model_findings_count)
     cell.findings = {rule: count / weeks for rule, count in by_rule.items()}
     cell.alerts_per_model_week = alerts / weeks
     cell.worst_model_week_findings = worst / (DAYS / 7)
@@ -256,30 +274,25 @@ def ordinary(traffic: Traffic, set_name: str, models: int) -> OrdinaryCell:
     return cell
 
 
-def findings_of(traffic: Traffic, set_name: str, models: int) -> list[str]:
+def findings_of(traffic: Traffic, set_name: str, models: int, first_model: int = 0) -> list[str]:
     """Every finding of one ordinary-traffic row, one line each: which model, stream and time,
     which chart, how far from what was expected. What a row's count is made of."""
     lines = []
-    for model in range(models):
-        streams = generate(traffic, seed=1000 + model)
-        for stream in STREAMS:
-            detector = SETS[set_name](stream)
-            for t, x in zip(streams["at"], streams[stream], strict=True):
-                detector.update(x, t)
-                if not (detector.drift_detected and _counts(detector, stream)):
-                    continue
-                when = datetime.fromtimestamp(t, UTC).strftime("%a day %d %H:%M")
-                evidence = getattr(detector, "evidence", None) or {}
-                detail = ""
-                if "shift_sigmas" in evidence:
-                    detail = (
-                        f"{evidence['chart']}, {evidence['shift_sigmas']:+.2f} sd, spread x"
-                        f"{evidence['spread_ratio']:.2f}, over {evidence['events_since_change']} events, "
-                        f"expected for {evidence['expected']['when'] or 'everything so far'}"
-                    )
-                elif "chart" in evidence:
-                    detail = str(evidence["chart"])
-                lines.append(f"model {model} | {stream} | {when} | {RULES[stream]} | {detail}")
+    for model in range(first_model, first_model + models):
+        streams = generate(traffic, seed=MODEL_SEED + model)
+        for i, stream, detector in model_findings(set_name, streams, STREAMS):
+            when = datetime.fromtimestamp(streams["at"][i], UTC).strftime("%a day %d %H:%M")
+            evidence = getattr(detector, "evidence", None) or {}
+            detail = ""
+            if "shift_sigmas" in evidence:
+                detail = (
+                    f"{evidence['chart']}, {evidence['shift_sigmas']:+.2f} sd, spread x"
+                    f"{evidence['spread_ratio']:.2f}, over {evidence['events_since_change']} events, "
+                    f"expected for {evidence['expected']['when'] or 'everything so far'}"
+                )
+            elif "chart" in evidence:
+                detail = str(evidence["chart"])
+            lines.append(f"model {model} | {stream} | {when} | {RULES[stream]} | {detail}")
     return lines
 
 
@@ -314,21 +327,21 @@ def changed(traffic: Traffic, kind: str, set_name: str, seeds: int) -> ChangeCel
     length = CHANGE_HOURS * 3600 // STEP_SECONDS
     delays: list[int | None] = []
     early = 0
+    # A changed feature is fed with the model's other streams (the model's holiday judgement
+    # sees them unchanged): one feature moving is a change, not a holiday.
+    names = [stream] if stream == "error" else STREAMS[:-1]
     for seed in range(seeds):
         rng = np.random.default_rng(50_000 + seed)
         start = int(rng.integers(7 * EVENTS_PER_DAY, 12 * EVENTS_PER_DAY))
         streams = generate(traffic, seed=2000 + seed, change=Change(kind, start, length))
-        detector = SETS[set_name](stream)
         found = None
-        for i, (t, x) in enumerate(zip(streams["at"], streams[stream], strict=True)):
-            if i >= start + length:
+        for i, name, _ in model_findings(set_name, streams, names, stop=start + length):
+            if name != stream:
+                continue
+            if i >= start:
+                found = i - start + 1
                 break
-            detector.update(x, t)
-            if detector.drift_detected and _counts(detector, stream):
-                if i >= start:
-                    found = i - start + 1
-                    break
-                early += 1
+            early += 1
         delays.append(found)
     found_delays = sorted(d for d in delays if d is not None)
     cell.missed = 1.0 - len(found_delays) / len(delays)
@@ -381,6 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 models and 5 seeds (smoke run)")
     parser.add_argument("--models", type=int, help="models per ordinary-traffic cell (default 5)")
+    parser.add_argument(
+        "--first-model",
+        type=int,
+        default=0,
+        help="first model of the ordinary-traffic rows (seed 1000 + model; default 0, the table's models)",
+    )
     parser.add_argument("--seeds", type=int, help="runs per change cell (default 30)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -401,13 +420,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--findings takes a row from 1 to {len(TRAFFIC)}")
         for set_name in sets:
             print(f"# {TRAFFIC[args.findings - 1].name}: {set_name}, {models} models x {DAYS} days")
-            print("\n".join(findings_of(TRAFFIC[args.findings - 1], set_name, models)))
+            print("\n".join(findings_of(TRAFFIC[args.findings - 1], set_name, models, args.first_model)))
         return 0
     seeds = args.seeds or (5 if args.quick else 30)
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         ordinary_futures = [
-            pool.submit(ordinary, traffic, set_name, models) for traffic in TRAFFIC for set_name in sets
+            pool.submit(ordinary, traffic, set_name, models, args.first_model)
+            for traffic in TRAFFIC
+            for set_name in sets
         ]
         change_futures = [
             pool.submit(changed, traffic, kind, set_name, seeds)

@@ -47,6 +47,9 @@ class Detector:
     STATE_FIELDS: ClassVar[tuple[str, ...] | None] = None
     """Attributes that make up the state, in the order a state record lists them;
     ``None``: not savable (a restored partition warms this key up again)."""
+    LINKS: ClassVar[frozenset[str]] = frozenset()
+    """Attributes that link the detector to objects its owner shares between detectors (a model's
+    holiday judgement, ``ModelDay``): not state, rebuilt by the owner after a restore."""
 
     def __init__(self) -> None:
         self._reset()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from detectors.base import DriftDetector, InputKind
+from detectors.drift.model_day import ModelDay
 from detectors.registry import register
 
 BUCKETS = {"none": 1, "daily": 24, "weekly": 48}
@@ -31,9 +32,24 @@ PHI_PREVIOUS = 30
 """Where the previous profile residual is kept in ``_charts`` while that estimate warms up."""
 TODAY = 31
 """Where the sum and count of the local day's residuals (in sd) are in ``_charts``."""
-CHARTS = 33
-"""Numbers in ``_charts`` (``CHARTS_V1`` in state version 1)."""
+SMALL = 33
+"""Where the small-shift mean charts (up, then down: statistic, values, sum z, sum z^2) are in
+``_charts``, then their allowance and threshold (at ``SMALL + 8``)."""
+CHARTS = 43
+"""Numbers in ``_charts`` (``CHARTS_V1`` in state version 1, ``CHARTS_V2`` in version 2)."""
 CHARTS_V1 = 30
+CHARTS_V2 = 33
+SMALL_SHIFT = 0.5
+"""Mean shift, in sd, the second pair of mean charts is tuned to; they run only without a cycle
+(``none``, or values without a time), where the profile is one level learnt over ~2,000 values
+(an error of ~0.02 sd). A profile of hours, learnt from a few visits each, is off by 0.1-0.8 sd:
+charts this small would report that error."""
+SMALL_ARL = 1e6
+"""Values between false alarms of one small-shift chart under no change (two charts: ~0.02 per
+10k values, beside the 0.004 of the charts tuned to ``shift``)."""
+OFFSETS = (0, 4, 8, 12, SMALL, SMALL + 4)
+"""Where each chart (mean-up, mean-down, spread-up, spread-down, small mean-up, small mean-down)
+starts in ``_charts``."""
 HOLIDAY_RUN = 0.65
 """Share of the day's values an alarming run must span for the day's mean to tell a holiday."""
 HOLIDAY_DAY_RUN = 0.8
@@ -106,6 +122,11 @@ class SeasonalCUSUM(DriftDetector):
        allowance and threshold follow ``phi`` so that the charts keep an average run
        of ``mean_arl`` values between false alarms (Siegmund's approximation). Spread
        up over ``e^2`` (capped at 16) and spread down (a feature stuck at one value).
+
+    With ``weekly``, a weekday that looks like a weekend (a holiday) is judged against
+    the weekend's profile for the rest of the day; the monitors let a model's numeric
+    streams judge that together (``share_day``, ``ModelDay``), so that one stream moving
+    is a change and all of them moving at once a holiday.
 
     After a detection the new regime is accepted (the level moves by the shift, the
     variances by the spread ratio), so one change yields one detection. ``evidence``
@@ -181,6 +202,7 @@ class SeasonalCUSUM(DriftDetector):
         "_h",
         "_k",
         "_level",
+        "_model_day",
         "_moved",
         "_needed",
         "_phi",
@@ -217,10 +239,12 @@ class SeasonalCUSUM(DriftDetector):
         "utc_offset_minutes",
     )
     """Slots only: ``update`` runs once per feature of every event."""
-    STATE_VERSION: ClassVar[int] = 2
+    LINKS: ClassVar[frozenset[str]] = frozenset({"_model_day"})
+    STATE_VERSION: ClassVar[int] = 3
     """2: ``_charts`` grew by the previous residual of the profile autocorrelation's warm-up and the
-    sum and count of the local day's residuals. A version 1 record is upgraded (``_upgrade_state``)."""
-    STATE_UPGRADES: ClassVar[frozenset[int]] = frozenset({1})
+    sum and count of the local day's residuals; 3: by the small-shift charts and their tuning.
+    Version 1 and 2 records are upgraded (``_upgrade_state``)."""
+    STATE_UPGRADES: ClassVar[frozenset[int]] = frozenset({1, 2})
     STATE_FIELDS: ClassVar[tuple[str, ...] | None] = (
         "n_seen",
         "detections",
@@ -299,6 +323,7 @@ class SeasonalCUSUM(DriftDetector):
         self.shrink_threshold = shrink_threshold
         self.max_phi = max_phi
         self.transform = transform
+        self._model_day: ModelDay | None = None  # wiring, not state: ``share_day``
         super().__init__()
 
     def _reset(self) -> None:
@@ -335,26 +360,33 @@ class SeasonalCUSUM(DriftDetector):
         self._moved = 0.0  # how far the level moved at the last reported change
         self._needed = self.min_visits
         self._day_off = -1  # a weekday (local day number) that looks like a weekend: a holiday
-        self._tune(0.0)
-        self._tune_coarse(0.0)
         # per chart (mean-up, mean-down, spread-up, spread-down): statistic, values, sum z, sum z^2
         # then at 16 and 20: mean, variance, lag-1 covariance and count of the residuals, the
         # profile's and the pooled ones'
         # then at VISIT: the visit's sum, sum of squares and sum of squared residuals, taken around
         # its first value (at VISIT + 3); at POOL: the pooled mean and variance; at PHI_PREVIOUS the
-        # previous profile residual while the profile's autocorrelation warms up
+        # previous profile residual while the profile's autocorrelation warms up; at SMALL the
+        # small-shift mean charts (up, down), then their allowance and threshold
         self._charts = array(
             "d", [0.0] * 16 + [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] + [0.0] * (CHARTS - 24)
         )
+        self._tune(0.0)
+        self._tune_coarse(0.0)
         self.detections = 0
 
     def _upgrade_state(self, version: int) -> None:
         """A version 1 record's charts lack the three numbers version 2 appended: the previous
         residual of the autocorrelation's warm-up (0: a profile judging already has its estimate)
         and the day's residuals (0: the day's holiday reading waits for the run to span the rest
-        of the day). Every other field kept its meaning."""
+        of the day). A version 2 record's lack the small-shift charts (at zero, as after a
+        detection) and their tuning (for the autocorrelation the other charts are tuned to).
+        Every other field kept its meaning."""
         if version == 1 and len(self._charts) == CHARTS_V1:
-            self._charts.extend([0.0] * (CHARTS - CHARTS_V1))
+            self._charts.extend([0.0] * (CHARTS_V2 - CHARTS_V1))
+            version = 2
+        if version == 2 and len(self._charts) == CHARTS_V2:
+            self._charts.extend([0.0] * (CHARTS - CHARTS_V2))
+            self._tune_small(self._phi_used)
         if len(self._charts) != CHARTS:
             raise ValueError(f"seasonal-cusum charts of {len(self._charts)} numbers, {CHARTS} expected")
 
@@ -477,7 +509,7 @@ class SeasonalCUSUM(DriftDetector):
         if self._settle:
             self._settling(residual)
         else:
-            self._judge(residual, var, expected)
+            self._judge(residual, var, expected, small=at is None or self._buckets == 1)
 
     def _phi_learnt(self) -> bool:
         """Whether the profile's residuals have taught their autocorrelation: ``PHI_WARM_UP``
@@ -517,6 +549,8 @@ class SeasonalCUSUM(DriftDetector):
         self._coarse = coarse
         for i in range(16):
             self._charts[i] = 0.0
+        for i in range(SMALL, SMALL + 8):
+            self._charts[i] = 0.0
         self._z = 0.0
 
     def _settling(self, residual: float) -> None:
@@ -527,7 +561,9 @@ class SeasonalCUSUM(DriftDetector):
             self._level += self._settle_sum / self._settle_n
             self._settle_sum = 0.0
 
-    def _judge(self, residual: float, var: float, expected: float, coarse: bool = False) -> None:
+    def _judge(
+        self, residual: float, var: float, expected: float, coarse: bool = False, small: bool = False
+    ) -> None:
         """One residual through the charts: standardized, prewhitened, capped."""
         floor = 1e-18 * (1.0 + expected * expected)  # a constant stream: rounding is not a change
         z = residual / math.sqrt(var if var > floor else floor)
@@ -563,6 +599,13 @@ class SeasonalCUSUM(DriftDetector):
             alarm = _step(charts, 0, up, z, h)
         if down > 0.0 or charts[4]:
             alarm = _step(charts, 4, down, z, h) or alarm
+        if small:  # a profile without a cycle, precise enough for charts tuned to SMALL_SHIFT
+            small_k, small_h = charts[SMALL + 8], charts[SMALL + 9]
+            up, down = e - small_k, -e - small_k
+            if up > 0.0 or charts[SMALL]:
+                alarm = _step(charts, SMALL, up, z, small_h) or alarm
+            if down > 0.0 or charts[SMALL + 4]:
+                alarm = _step(charts, SMALL + 4, down, z, small_h) or alarm
         if not coarse:
             if self._stuck and e2 > 1.0:
                 self._stuck = False  # it varies again: the spread-down chart watches once more
@@ -612,7 +655,14 @@ class SeasonalCUSUM(DriftDetector):
         self._k = k
         self._h = _siegmund_threshold(k, self.mean_arl)
         self._phi_used = phi
+        self._tune_small(phi)
         self._visits_needed()
+
+    def _tune_small(self, phi: float) -> None:
+        """Allowance and threshold of the small-shift charts (``SMALL_SHIFT``, ``SMALL_ARL``)."""
+        k = 0.5 * SMALL_SHIFT * math.sqrt((1.0 - phi) / (1.0 + phi))
+        self._charts[SMALL + 8] = k
+        self._charts[SMALL + 9] = _siegmund_threshold(k, SMALL_ARL)
 
     def _visits_needed(self) -> None:
         """Visits a bucket needs before its profile judges: ``min_visits``, and more when the
@@ -710,10 +760,11 @@ class SeasonalCUSUM(DriftDetector):
         """
         charts = self._charts
         if coarse:
-            limits = (self._coarse_h, self._coarse_h, math.inf, math.inf)
+            limits = (self._coarse_h, self._coarse_h, math.inf, math.inf, math.inf, math.inf)
         else:
-            limits = (self._h, self._h, self.spread_threshold, self.shrink_threshold)
-        index = max(range(4), key=lambda i: charts[4 * i] - limits[i])
+            small_h = charts[SMALL + 9]
+            limits = (self._h, self._h, self.spread_threshold, self.shrink_threshold, small_h, small_h)
+        index = max(range(6), key=lambda i: charts[OFFSETS[i]] - limits[i])
         inflation = (1.0 + self._phi) / (1.0 - self._phi)  # of the variance of a mean of correlated values
         if index == 2:
             # A jump of the level fills the spread chart too (its first values are far out). When the
@@ -724,11 +775,12 @@ class SeasonalCUSUM(DriftDetector):
             halfway = charts[4 * candidate] > 0.5 * self._h
             if halfway and charts[4 * candidate + 2] ** 2 / values > 9.0 * inflation:
                 index = candidate
-        n, sum_z, sum_z2 = charts[4 * index + 1], charts[4 * index + 2], charts[4 * index + 3]
+        at = OFFSETS[index]
+        n, sum_z, sum_z2 = charts[at + 1], charts[at + 2], charts[at + 3]
         shift = sum_z / n
         spread = max(0.0, sum_z2 / n - shift * shift)  # variance around the new level, in usual units
-        moved = index < 2
-        chart = ("mean-up", "mean-down", "spread-up", "spread-down")[index]
+        moved = index in (0, 1, 4, 5)
+        chart = ("mean-up", "mean-down", "spread-up", "spread-down", "mean-up", "mean-down")[index]
         ratio = math.sqrt(spread)
         sd = math.sqrt(var)
         _, _, first, second, weight = self._position(self._at)
@@ -750,7 +802,7 @@ class SeasonalCUSUM(DriftDetector):
             "spread_ratio": ratio,
             "events_since_change": int(n),
             "change_located": True,
-            "statistic": charts[4 * index],
+            "statistic": charts[at],
             "expected": {
                 "when": "" if coarse else self._when(self._at),
                 "learning": coarse,
@@ -771,7 +823,7 @@ class SeasonalCUSUM(DriftDetector):
         # resolved) is accepted silently: the change was reported when it began.
         # "Back": the new level is closer to the one before the last change than to the last one.
         back = moved_by * self._moved < 0.0 and abs(moved_by + self._moved) < abs(self._moved)
-        self._drift = not (moved and not coarse and index < 2 and back)
+        self._drift = not (moved and not coarse and back)
         self._moved = 0.0 if back else moved_by if moved else self._moved
         if self._drift:
             self.detections += 1
@@ -803,6 +855,8 @@ class SeasonalCUSUM(DriftDetector):
         charts = self._charts
         for i in range(16):
             charts[i] = 0.0
+        for i in range(SMALL, SMALL + 8):
+            charts[i] = 0.0
         self._z = 0.0
         # This hour's values so far straddle the change: the profile learns from the rest of it.
         self._visit_n = self._visit_judged = 0
@@ -821,15 +875,31 @@ class SeasonalCUSUM(DriftDetector):
 
         A real change that happens to look like a weekend is found the next day, when the
         weekday's profile judges again.
+
+        A detector that shares its model's judgement (``share_day``) does not decide alone: most
+        of the model's streams must lean towards their weekend levels too (``ModelDay``), and
+        when this stream's own reading does not settle it (its alarm came early in the day, on a
+        run whose mean overstates a small shift), their combined evidence must. One stream moving
+        is a change of that stream, not a holiday.
         """
         place = self._holiday_place()
         if place is None:
             return False
         first, weight = place
         gap = self._weekend_gap(first, weight)
-        if abs(gap) > 0.25 * sd and abs(moved_by - gap) < HOLIDAY_BAND * abs(gap):
+        model, day = self._model_day, self._local_day()
+        if (
+            model is not None
+            and abs(gap) > 0.25 * sd
+            and moved_by * gap > 0.0
+            and model.looks_like_a_weekend(day)
+        ):
             return True
-        return self._day_like_a_weekend(first, weight, sd, run, HOLIDAY_RUN)
+        if abs(gap) > 0.25 * sd and abs(moved_by - gap) < HOLIDAY_BAND * abs(gap):
+            alone = True
+        else:
+            alone = self._day_like_a_weekend(first, weight, sd, run, HOLIDAY_RUN)
+        return alone and (model is None or model.looks_like_a_weekend(day, least_evidence=0.0))
 
     def _holiday_place(self) -> tuple[int, float] | None:
         """Where ``at`` lies in the weekday profile (first bucket, weight of the next) when it can be
@@ -874,25 +944,88 @@ class SeasonalCUSUM(DriftDetector):
         band. The day's own mean, read hour by hour, settles the question earlier and without
         that bias. A real change of a few times the gap is found within the hour, before the day
         could pass for a holiday.
+
+        A detector that shares its model's judgement (``share_day``) follows once another stream
+        of the model took the day for a holiday and its own day so far leans the same way (a
+        stream whose weekend is like its weekdays keeps the better-learnt weekday profile), and
+        decides on its own reading only when most of the model's streams lean that way
+        (``ModelDay``): one stream moving is not a holiday.
         """
         charts = self._charts
         today = charts[TODAY]
         place = self._holiday_place()
         if place is None:
             return False
+        model, day = self._model_day, self._local_day()
+        if model is not None and model.took_off(day):
+            reading = self.day_reading(day)
+            if reading is None or not reading[1]:
+                return False
+            self._take_day_off()
+            return True
         first, weight = place
-        second = (first + 1) % 24
-        spread = self._profile[48 + first] + weight * (self._profile[48 + second] - self._profile[48 + first])
-        sd = math.sqrt(max(self._scale * spread, 0.0))
+        sd = self._weekday_sd(first, weight)
         run = charts[1] if today > 0.0 else charts[5]
         if not self._day_like_a_weekend(first, weight, sd, run, HOLIDAY_DAY_RUN):
+            return False
+        if model is not None and not model.looks_like_a_weekend(day, least_evidence=0.0):
             return False
         self._take_day_off()
         return True
 
+    def _weekday_sd(self, first: int, weight: float) -> float:
+        """The weekday profile's standard deviation at ``first`` + ``weight`` (``_holiday_place``)."""
+        profile, second = self._profile, (first + 1) % 24
+        spread = profile[48 + first] + weight * (profile[48 + second] - profile[48 + first])
+        return math.sqrt(max(self._scale * spread, 0.0))
+
+    def _local_day(self) -> int:
+        return int((self._at + 60.0 * self.utc_offset_minutes) // 86_400)
+
+    def share_day(self, day: ModelDay) -> None:
+        """Judge holidays with the model's other numeric streams (``ModelDay``), not alone.
+
+        Only a weekly profile knows weekends; other seasonalities do not join."""
+        if self._buckets == 48:
+            day.members.append(self)
+            self._model_day = day
+
+    @property
+    def day_off(self) -> int:
+        """The local day (days since 1970-01-01) judged against the weekend's profile, or -1."""
+        return self._day_off
+
+    def day_reading(self, day: int) -> tuple[float, bool] | None:
+        """How local day ``day`` so far reads for the model's holiday judgement (``ModelDay``): the
+        log-likelihood ratio of the day's mean residual under "a weekend day" (the weekday-weekend
+        gap averaged over the day's hours) against "a weekday" (0), its variance inflated for
+        autocorrelation; and whether that mean lies nearer the weekend's level than the weekday's
+        (or beyond it: a gap learnt from a few weekends can be off by half of itself).
+
+        No say (None) on another day or a weekend day, while the profile warms up or has not seen
+        this hour's weekend yet, before any of the day's values were judged, or when this
+        stream's weekend lies within a quarter sd of its weekdays (it cannot tell them apart).
+        """
+        if self._coarse or self._local_day() != day:
+            return None
+        place = self._holiday_place()
+        values = self._charts[TODAY + 1]
+        if place is None or not values:
+            return None
+        sd = self._weekday_sd(*place)
+        if sd <= 0.0:
+            return None
+        gap = self._day_gap(*place) / sd
+        if abs(gap) <= 0.25:
+            return None
+        mean = self._charts[TODAY] / values
+        inflation = (1.0 + self._phi) / (1.0 - self._phi)
+        evidence = values * gap * (mean - 0.5 * gap) / inflation
+        return evidence, mean / gap > 0.5
+
     def _take_day_off(self) -> None:
         """The rest of the local day is judged against the weekend's profile: a holiday."""
-        self._day_off = int((self._at + 60.0 * self.utc_offset_minutes) // 86_400)
+        self._day_off = self._local_day()
         self._slot = -1  # the cached place in the profile is the weekday's
         self._clear_charts()
 

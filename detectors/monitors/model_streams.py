@@ -18,6 +18,7 @@ from typing import Any
 
 from detectors.base import AnomalyDetector, DriftDetector
 from detectors.config import ModelConfig
+from detectors.drift.model_day import ModelDay
 from detectors.findings import Signal
 from detectors.monitors.budget import Budget
 from detectors.monitors.describe import change, since
@@ -61,7 +62,7 @@ class _Outliers:
 
 
 class _Model:
-    __slots__ = ("categorical", "events", "numeric", "outliers", "outputs", "timeline")
+    __slots__ = ("categorical", "day", "events", "numeric", "outliers", "outputs", "timeline")
 
     def __init__(self) -> None:
         self.numeric: dict[str, DriftDetector | None] = {}
@@ -70,6 +71,9 @@ class _Model:
         self.outliers: _Outliers | None = None
         self.events = 0
         self.timeline: deque[datetime] = deque(maxlen=TIMELINE)
+        # Whether today is a holiday is judged once for the model, from all of its numeric streams
+        # (``ModelDay``): its state is theirs, so it is rebuilt, not saved.
+        self.day = ModelDay()
 
 
 class ModelStreams:
@@ -133,6 +137,8 @@ class ModelStreams:
                 model.outliers = _Outliers(detector, rate, int(saved[3]), float(saved[4]))
                 model.outliers.scores = unplain(saved[2])
                 model.outliers.threshold = saved[5]
+            for stream in (*model.numeric.values(), *model.outputs.values()):
+                model.day.join(stream)
             model.events = int(data["events"])
             model.timeline.extend(map(datetime.fromisoformat, data["timeline"]))
         except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -162,6 +168,7 @@ class ModelStreams:
                     detector = numeric[name]
                 except KeyError:
                     detector = numeric[name] = self._new(config, name, "numeric")
+                    model.day.join(detector)
             else:
                 try:
                     detector = categorical[name]
@@ -210,6 +217,7 @@ class ModelStreams:
             if not self.budget.take():
                 return
             detector = model.outputs[name] = _output_detector(name, config)
+            model.day.join(detector)
         detector.update(value, at)
         if detector._drift:
             signal = self._output_signal(name, detector, model, event)

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from detectors import REGISTRY, AnomalyDetector, Detector, DriftDetector, create, state
+from detectors.drift.seasonal_cusum import SMALL
 from tests.unit.detectors.streams import stream
 
 CASES = [
@@ -117,27 +118,34 @@ def test_state_fields_name_every_piece_of_mutable_state(name: str, params: dict[
     held |= {s for c in type(detector).__mro__ for s in getattr(c, "__slots__", ()) if hasattr(detector, s)}
     hyperparameters = set(inspect.signature(cls.__init__).parameters) - {"self"}
     not_state = {"_drift", "_evidence"}  # read right after the value that detected, never later
-    assert held - hyperparameters - not_state == set(cls.STATE_FIELDS)
+    assert held - hyperparameters - not_state - cls.LINKS == set(cls.STATE_FIELDS)
 
 
 def test_a_record_of_another_state_version_is_refused() -> None:
     saved = orjson.loads(state.dumps(state.record(make("seasonal-cusum", {}))))
     saved[1] += 1
-    with pytest.raises(state.StateError, match="seasonal-cusum state of version 3; this version reads 1, 2"):
+    refusal = "seasonal-cusum state of version 4; this version reads 1, 2, 3"
+    with pytest.raises(state.StateError, match=refusal):
         state.restore(saved)
 
 
-def test_a_seasonal_cusum_record_of_version_1_is_upgraded_and_carries_on() -> None:
+@pytest.mark.parametrize(("version", "numbers"), [(1, 30), (2, 33)])
+def test_a_seasonal_cusum_record_of_an_earlier_version_is_upgraded_and_carries_on(
+    version: int, numbers: int
+) -> None:
     """An upgrade of Vigil keeps numeric baselines: version 1 wrote the charts three numbers
-    shorter (no autocorrelation warm-up residual, no day's residuals)."""
+    shorter (no autocorrelation warm-up residual, no day's residuals), version 2 without the
+    small-shift charts (which start at zero, as after a detection)."""
     values = stream("numeric", 3_000, seed=21)
     original = make("seasonal-cusum", {})
     feed(original, values[:1_400])
     saved = orjson.loads(state.dumps(state.record(original)))
     charts = saved[3][-1]
-    charts["b"] = base64.b64encode(base64.b64decode(charts["b"])[: 30 * 8]).decode()
-    saved[1] = 1
+    charts["b"] = base64.b64encode(base64.b64decode(charts["b"])[: numbers * 8]).decode()
+    saved[1] = version
     restored = state.restore(saved)
+    for at in range(SMALL, SMALL + 8):
+        original._charts[at] = 0.0  # what the earlier version did not have
     assert feed(restored, values[1_400:]) == feed(original, values[1_400:])
     assert any(flag for flag in feed(make("seasonal-cusum", {}), values) if flag)  # the stream has a change
 
@@ -147,7 +155,7 @@ def test_a_version_1_record_with_charts_of_another_length_is_refused() -> None:
     charts = saved[3][-1]
     charts["b"] = base64.b64encode(base64.b64decode(charts["b"])[: 31 * 8]).decode()
     saved[1] = 1
-    with pytest.raises(state.StateError, match="seasonal-cusum charts of 31 numbers, 33 expected"):
+    with pytest.raises(state.StateError, match="seasonal-cusum charts of 31 numbers, 43 expected"):
         state.restore(saved)
 
 
