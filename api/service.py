@@ -13,6 +13,7 @@ that is denied, that denial is the answer, recorded like any other.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -97,6 +98,7 @@ class DecisionService:
         self.journal = journal
         self.max_event_bytes = max_event_bytes
         self.wall_clock = wall_clock
+        self._asked = itertools.count()
         self.engine = policies.current()
         self._facts_json: dict[object, str] = {}
 
@@ -167,8 +169,9 @@ class DecisionService:
             if isinstance(decoded, Rejection):
                 return Refused(decoded.code, decoded.reason)
             event: Event = decoded.event
-            # A position of its own: the same event asked again is a replay, never a redelivery.
-            position = ("api", 0, uuid.uuid4().int >> 65)
+            # The next place in a log of the questions asked: the same event asked again is a
+            # replay, never a redelivery (replay memory takes a place at or below the last as one).
+            position = ("api", 0, next(self._asked))
             verdict = self.identity.verify(event, decoded.canonical, position, now)
             request = request_for(event, verdict, inventory)
             asked = Asked(
