@@ -647,8 +647,14 @@ print(f"{n} messages in {time.perf_counter() - started:.2f}s")
 memory of the pipeline's own state, apart from the embedded store's."""
 
 
-def memory_mode(directory: Path, sizes: Sequence[int], seed: int) -> list[tuple[str, str]]:
-    """Peak RSS of ``vigil run``, and of the pipeline alone, at each stream length."""
+def memory_mode(
+    directory: Path, sizes: Sequence[int], seed: int, runs: int = 1, control: bool = True
+) -> list[tuple[str, str]]:
+    """Peak RSS of ``vigil run`` (``runs`` times), and of the pipeline alone, at each stream length.
+
+    The pipeline alone is the control: its state is the same on every run, so it runs
+    once per size; ``control=False`` leaves it out when only ``vigil run`` is compared.
+    """
     keys_file = directory / "keys.yaml"
     secrets_by_source = write_keys(keys_file)
     limits_file = directory / "detector-limits.yaml"
@@ -658,36 +664,50 @@ def memory_mode(directory: Path, sizes: Sequence[int], seed: int) -> list[tuple[
         "VIGIL_DETECTORS_CONFIG": str(limits_file),
     }
     lines = []
-    peaks: dict[str, list[float]] = {"vigil run": [], "pipeline alone": []}
+    peaks: dict[str, list[list[float]]] = (
+        {"vigil run": [], "pipeline alone": []} if control else {"vigil run": []}
+    )
     for size in sizes:
         events_file = directory / f"events-{size}.jsonl"
         print(f"  memory: generating {size:,} events...", file=sys.stderr, flush=True)
         write_events(events_file, secrets_by_source, size, seed)
-        print(
-            f"  memory: vigil run and the pipeline alone on {size:,} events...", file=sys.stderr, flush=True
-        )
-        runs = {
-            "vigil run": run_vigil(directory, keys_file, events_file, f"memory-{size}", **bounded),
-            "pipeline alone": run_child(
-                f"memory-pipeline-{size}",
-                [sys.executable, "-c", PIPELINE_ONLY, str(events_file)],
-                child_env(directory, keys_file, f"memory-pipeline-{size}", **bounded),
-                directory,
-            ),
-        }
-        events_file.unlink()
-        for name, child in runs.items():
-            peaks[name].append(child.peak_rss_mib)
-            lines.append(
-                (f"{name}, {size:,} events", f"peak RSS {child.peak_rss_mib:,.0f} MiB; {child.summary}")
+        found: dict[str, list[ChildRun]] = {name: [] for name in peaks}
+        for attempt in range(runs):
+            print(
+                f"  memory: vigil run {attempt + 1}/{runs} on {size:,} events...", file=sys.stderr, flush=True
             )
+            name = f"memory-{size}-{attempt}"
+            found["vigil run"].append(run_vigil(directory, keys_file, events_file, name, **bounded))
+        if control:
+            print(f"  memory: the pipeline alone on {size:,} events...", file=sys.stderr, flush=True)
+            found["pipeline alone"].append(
+                run_child(
+                    f"memory-pipeline-{size}",
+                    [sys.executable, "-c", PIPELINE_ONLY, str(events_file)],
+                    child_env(directory, keys_file, f"memory-pipeline-{size}", **bounded),
+                    directory,
+                )
+            )
+        events_file.unlink()
+        for name, children in found.items():
+            peaks[name].append([child.peak_rss_mib for child in children])
+            found_peaks = peaks[name][-1]
+            rss = (
+                f"min / median / max {spread(found_peaks)}"
+                if len(found_peaks) > 1
+                else f"{found_peaks[0]:,.0f}"
+            )
+            lines.append((f"{name}, {size:,} events", f"peak RSS {rss} MiB; {children[-1].summary}"))
     if len(sizes) > 1:
-        for name, found in peaks.items():
-            change = found[-1] / found[0] - 1
+        for name, by_size in peaks.items():
+            first, last = by_size[0], by_size[-1]
+            change = statistics.median(last) / statistics.median(first) - 1
+            extremes = f" (extremes {min(last) / max(first) - 1:+.1%} to {max(last) / min(first) - 1:+.1%})"
             lines.append(
                 (
                     f"peak RSS change, {name}",
-                    f"{change:+.1%} from {sizes[0]:,} to {sizes[-1]:,} events (target within ±10%)",
+                    f"{change:+.1%} from {sizes[0]:,} to {sizes[-1]:,} events"
+                    f"{extremes if len(first) > 1 else ''} (target within ±10%)",
                 )
             )
     return lines
@@ -779,6 +799,14 @@ def main() -> None:
         default="200000,1000000",
         help="stream lengths for --memory (default 200000,1000000)",
     )
+    parser.add_argument(
+        "--memory-runs", type=int, default=1, help="vigil run repeated per size in --memory (default 1)"
+    )
+    parser.add_argument(
+        "--memory-without-control",
+        action="store_true",
+        help="leave out the pipeline alone in --memory (halves its time)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (events, stores, logs)")
     args = parser.parse_args()
@@ -809,7 +837,9 @@ def main() -> None:
         os.environ["VIGIL_CONFIG"] = str(config)
         if args.memory:
             sizes = [int(s) for s in args.memory_sizes.split(",")]
-            lines = memory_mode(directory, sizes, args.seed)
+            lines = memory_mode(
+                directory, sizes, args.seed, args.memory_runs, control=not args.memory_without_control
+            )
             full_after = MEMORY_WINDOW_HOURS * 3600 / FleetTraffic.step.total_seconds()
             print(f"Replay window {MEMORY_WINDOW_HOURS} h: full after {full_after:,.0f} events")
             budgets = ", ".join(f"{k} {v}" for k, v in MEMORY_DETECTOR_LIMITS.items())

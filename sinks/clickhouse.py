@@ -1,7 +1,8 @@
 """ClickHouse through clickhouse-connect: one client API for chDB and HTTP servers.
 
 ``connect`` accepts ``chdb:///abs/path`` (embedded, the default), ``chdb://memory``
-or ``http(s)://user:pass@host:port/db``; nothing downstream knows which. Migrations
+or ``http(s)://user:pass@host:port/db``; nothing downstream knows which (an embedded
+engine starts with the settings of :mod:`sinks.embedded_engine`). Migrations
 are numbered SQL files in ``sinks/ddl`` applied once each, in order, at start-up and
 recorded in ``vigil_migrations``.
 
@@ -27,6 +28,7 @@ from clickhouse_connect.driver.client import Client
 from alerting.records import AckRow, AlertStateRow, NotificationRow, SilenceRow
 from schemas.audit import CheckpointRow, LedgerRow
 from schemas.records import AlertRow, DecisionRow, EventRow, FindingRow, RejectedRow
+from sinks import embedded_engine
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def connect(url: str, *, already_owned: bool = False) -> Client:
         private_directory(directory)
         if is_locked(directory):
             raise StoreLockedError(f"{url} is in use by another process")
-    return clickhouse_connect.get_client(dsn=url)
+    return clickhouse_connect.get_client(dsn=url, chdb_options=embedded_engine.chdb_options())
 
 
 def private_directory(directory: Path) -> None:

@@ -52,6 +52,7 @@ from sinks.clickhouse_http import (
     parse_request,
     request_credentials,
 )
+from sinks.embedded_engine import connection_string
 from sinks.read_only import ReadOnlyError, check_read_only
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class ReadOnlyRunner:
     """
 
     def __init__(self, store_dir: Path) -> None:
-        self._connection = chdb.connect(str(store_dir))  # type: ignore[no-untyped-call]  # chdb has no hints
+        self._connection = chdb.connect(connection_string(store_dir))  # type: ignore[no-untyped-call]  # chdb has no hints
         self._connection.query("SET readonly = 2")
         self._lock = threading.Lock()
         self.timezone = self._connection.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()

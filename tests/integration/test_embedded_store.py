@@ -120,6 +120,27 @@ def test_query_server_needs_its_password(store: OpenStore, tmp_path: Path) -> No
     assert refused.value.headers["X-ClickHouse-Exception-Code"] == "516"
 
 
+VERTICAL_MERGE_SETTINGS = (
+    "SELECT name, value FROM system.merge_tree_settings "
+    "WHERE name LIKE 'vertical_merge_algorithm_min_%_to_activate' AND name NOT LIKE '%bytes%' ORDER BY name"
+)
+
+
+def test_the_embedded_engine_merges_column_by_column_without_changing_the_tables(
+    store: OpenStore, tmp_path: Path
+) -> None:
+    """Wide rows merged horizontally set the peak memory of a long run (sinks/embedded_engine.py)."""
+    expected = [
+        ("vertical_merge_algorithm_min_columns_to_activate", "1"),
+        ("vertical_merge_algorithm_min_rows_to_activate", "1"),
+    ]
+    assert store.store.client.query(VERTICAL_MERGE_SETTINGS).result_rows == expected
+    served = query_remote(_store_dir(tmp_path), VERTICAL_MERGE_SETTINGS, "TSV").decode()
+    assert [tuple(line.split("\t")) for line in served.splitlines()] == expected
+    ledger = store.store.client.command("SHOW CREATE TABLE audit_ledger")
+    assert "vertical_merge" not in str(ledger)
+
+
 def test_a_second_process_is_told_the_store_is_locked(store: OpenStore, tmp_path: Path) -> None:
     probe = (
         "import sys; from sinks.clickhouse import connect, StoreLockedError\n"
