@@ -167,12 +167,17 @@ class Dispatcher:
 
     # --- inputs ------------------------------------------------------------------------
 
+    def opens_alert(self, row: AlertRow) -> bool:
+        """Whether ``ingest`` would open a new alert instance for the row (and ask its details)."""
+        alert = self.alerts.get(row.fingerprint)
+        return alert is None or alert.alert_id != row.alert_id or alert.state == "resolved"
+
     def ingest(self, row: AlertRow) -> None:
         """One stored alert row: a new instance, or more occurrences of a known one."""
         now = self.clock()
         labels = labels_of(row)
         alert = self.alerts.get(row.fingerprint)
-        if alert is not None and alert.alert_id == row.alert_id and alert.state != "resolved":
+        if alert is not None and not self.opens_alert(row):
             alert.occurrences = max(alert.occurrences, row.occurrences)
             alert.last_seen = max(alert.last_seen, row.fired_at)
             alert.admitted_at = min(alert.admitted_at, row.fired_at)

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,7 +46,7 @@ from alerting.requests import take_requests
 from alerting.silences import Silence
 from alerting.snapshot import SnapshotWriter, restore
 from alerting.state import StateStore
-from alerting.store import ROW_TYPES, AlertingStore
+from alerting.store import ROW_TYPES, AlertingStore, FindingKey
 from schemas.records import AlertRow
 
 log = logging.getLogger(__name__)
@@ -94,12 +94,8 @@ class AlertManager:
         if self.options.state_dir is not None:
             self.options.state_dir.mkdir(parents=True, exist_ok=True)
         self.state = StateStore.in_directory(self.options.state_dir)
-        self.dispatcher = Dispatcher(
-            source.current,
-            self.clock,
-            self.wall_clock,
-            details=store.finding_details if store is not None else None,
-        )
+        self._details = _BatchDetails(store) if store is not None else None
+        self.dispatcher = Dispatcher(source.current, self.clock, self.wall_clock, details=self._details)
         restored = restore(self.dispatcher, self.state)
         self._snapshots = SnapshotWriter(self.state)
         self._positions = self.state.positions()
@@ -145,18 +141,24 @@ class AlertManager:
         number of rows applied.
         """
         with self._lock:
+            if self._details is not None:
+                self._details.read([row for row in rows if self.dispatcher.opens_alert(row)])
             advanced: dict[tuple[str, int], int] = {}
             applied = 0
-            for index, row in enumerate(rows):
-                if positions is not None:
-                    topic, partition, offset = positions[index]
-                    key = (topic, partition)
-                    if offset < max(self._positions.get(key, 0), advanced.get(key, 0)):
-                        self.metrics.inc("alerts_redelivered")
-                        continue
-                    advanced[key] = offset + 1
-                self.dispatcher.ingest(row)
-                applied += 1
+            try:
+                for index, row in enumerate(rows):
+                    if positions is not None:
+                        topic, partition, offset = positions[index]
+                        key = (topic, partition)
+                        if offset < max(self._positions.get(key, 0), advanced.get(key, 0)):
+                            self.metrics.inc("alerts_redelivered")
+                            continue
+                        advanced[key] = offset + 1
+                    self.dispatcher.ingest(row)
+                    applied += 1
+            finally:
+                if self._details is not None:
+                    self._details.forget()
             self.metrics.inc("alerts_received", applied)
             if applied or advanced:
                 self._save([], advanced)
@@ -493,6 +495,34 @@ def _decoded(row_type: type[Any], doc: dict[str, Any]) -> Any:
             for name in row_type._fields
         }
     )
+
+
+class _BatchDetails:
+    """The details of the findings behind a batch's alert rows, read in one query.
+
+    ``ingest`` reads them before the dispatcher asks, alert by alert. A row the batch
+    query did not find has no stored finding, so it gets none; if the batch query
+    failed, each row is looked up alone, as before.
+    """
+
+    def __init__(self, store: AlertingStore) -> None:
+        self.store = store
+        self._batch: dict[FindingKey, dict[str, object]] | None = None
+
+    def read(self, rows: Sequence[AlertRow]) -> None:
+        try:
+            self._batch = self.store.findings_details(rows)
+        except Exception as error:  # enrichment is a nicety: fall back to a lookup per row
+            log.warning("reading the details of %d alert rows failed: %s", len(rows), error)
+            self._batch = None
+
+    def forget(self) -> None:
+        self._batch = None
+
+    def __call__(self, row: AlertRow) -> Mapping[str, object]:
+        if self._batch is None:
+            return self.store.finding_details(row)
+        return self._batch.get((row.event_id, row.stage, row.detector_or_rule), {})
 
 
 _TIME_FIELDS: dict[type[Any], frozenset[str]] = {}
