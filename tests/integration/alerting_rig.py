@@ -6,17 +6,29 @@ Two rigs on the same ``state_dir`` and clock play a notifier and its successor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alerting import AlertGate, AlertingStore, AlertManager, ConfigSource, ManagerOptions, ReceiverContext
 from alerting.config import parse_config
 from schemas.records import FindingRow
+from sinks.clickhouse import connect, migrate
 from sinks.receivers import build_receiver
 from tests.clock import FakeClock, current
 from tests.slack_server import FakeSlack
 
 TOKEN = "xoxb-never-print-me-123"
+
+
+@contextmanager
+def alerting_store(directory: Path) -> Iterator[AlertingStore]:
+    """Alerting's tables in a fresh embedded store under ``directory``."""
+    client = connect(f"chdb://{directory / 'clickhouse'}")
+    migrate(client)
+    yield AlertingStore.over_client(client)
+    client.close()
 
 
 def slack_config(**route: Any) -> dict[str, Any]:

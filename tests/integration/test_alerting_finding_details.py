@@ -9,17 +9,16 @@ import orjson
 import pytest
 
 from alerting import AlertGate, AlertingStore
-from sinks.clickhouse import ClickHouseStore, connect, migrate
+from sinks.clickhouse import ClickHouseStore
 from tests.clock import FakeClock
 from tests.factories import finding
+from tests.integration.alerting_rig import alerting_store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[AlertingStore]:
-    client = connect(f"chdb://{tmp_path / 'clickhouse'}")
-    migrate(client)
-    yield AlertingStore.over_client(client)
-    client.close()
+    with alerting_store(tmp_path) as opened:
+        yield opened
 
 
 def test_a_batch_reads_what_each_row_would_whatever_the_ids_hold(

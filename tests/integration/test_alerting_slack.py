@@ -19,9 +19,9 @@ import pytest
 from alerting import AlertingStore
 from alerting.matchers import parse_matcher
 from alerting.silences import new_silence
-from sinks.clickhouse import ClickHouseStore, connect, migrate
+from sinks.clickhouse import ClickHouseStore
 from tests.factories import finding
-from tests.integration.alerting_rig import Rig, slack_config
+from tests.integration.alerting_rig import Rig, alerting_store, slack_config
 from tests.slack_server import FakeSlack
 
 pytestmark = pytest.mark.integration
@@ -33,10 +33,8 @@ def drift(model: str = "fraud-v3", **fields: object) -> object:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[AlertingStore]:
-    client = connect(f"chdb://{tmp_path / 'clickhouse'}")
-    migrate(client)
-    yield AlertingStore.over_client(client)
-    client.close()
+    with alerting_store(tmp_path) as opened:
+        yield opened
 
 
 def test_100_identical_findings_in_10s_are_one_message_and_one_update(fake_slack: FakeSlack) -> None:
