@@ -69,11 +69,9 @@ class _Bucket:
         self.ids = _NONE
         self.replays = _NONE
 
-    def add(self, ids: np.ndarray, replays: np.ndarray) -> None:
-        if len(ids):
-            self.ids = np.sort(np.concatenate([self.ids, ids]))
-        if len(replays):
-            self.replays = np.sort(np.concatenate([self.replays, replays]))
+    def add(self, kind: str, digests: np.ndarray) -> None:
+        """Merge ``digests`` into the sorted ``ids`` or ``replays``."""
+        setattr(self, kind, np.sort(np.concatenate([getattr(self, kind), digests])))
 
     def nbytes(self) -> int:
         return int(self.ids.nbytes + self.replays.nbytes)
@@ -146,20 +144,16 @@ class ReplayGuard:
         return any(bool(_holds(b.replays, wanted)[0]) for b in self._buckets.values() if len(b.replays))
 
     def _seal(self) -> None:
-        for pending, replays in ((self._pending, False), (self._pending_replays, True)):
+        for kind, pending in (("ids", self._pending), ("replays", self._pending_replays)):
             if not pending:
                 continue
             digests = np.fromiter(pending, dtype=np.uint64, count=len(pending))
             buckets = np.fromiter(pending.values(), dtype=np.int64, count=len(pending))
             for key in np.unique(buckets).tolist():
-                chosen = digests[buckets == key]
                 bucket = self._buckets.get(key)
                 if bucket is None:
                     bucket = self._buckets[key] = _Bucket()
-                if replays:
-                    bucket.add(_NONE, chosen)
-                else:
-                    bucket.add(chosen, _NONE)
+                bucket.add(kind, digests[buckets == key])
         self._pending, self._pending_replays = {}, {}
 
     def _sealed(self, digests: list[int]) -> list[bool]:
@@ -176,10 +170,8 @@ class ReplayGuard:
         last_expired = int(horizon.timestamp() // self._width) - 1
         for key in [k for k in self._buckets if k <= last_expired]:
             del self._buckets[key]
-        if self._pending and min(self._pending.values()) <= last_expired:
-            self._pending = {d: key for d, key in self._pending.items() if key > last_expired}
-        if self._pending_replays and min(self._pending_replays.values()) <= last_expired:
-            self._pending_replays = {d: key for d, key in self._pending_replays.items() if key > last_expired}
+        self._pending = _unexpired(self._pending, last_expired)
+        self._pending_replays = _unexpired(self._pending_replays, last_expired)
 
     def _enforce_budget(self) -> None:
         while len(self._buckets) > 1 and self.nbytes() > self.max_bytes:
@@ -192,6 +184,13 @@ class ReplayGuard:
                 kept.isoformat(),
                 self.window,
             )
+
+
+def _unexpired(pending: dict[int, int], last_expired: int) -> dict[int, int]:
+    """The pending digests (digest -> bucket) of buckets after ``last_expired``."""
+    if not pending or min(pending.values()) > last_expired:
+        return pending
+    return {digest: key for digest, key in pending.items() if key > last_expired}
 
 
 def is_stale(ts: datetime, arrival: datetime | None, max_skew: timedelta) -> bool:
