@@ -1,8 +1,8 @@
 """The store both drivers write through: the batch and its ledger entries in one write.
 
 ``AuditedStore`` is a ``ClickHouseStore`` whose ``write`` adds the batch's
-``audit_ledger`` and ``audit_checkpoints`` rows after its tables (so an entry in the
-ledger implies its row in the tables) and raises if any of it was not stored: the
+``audit_ledger`` and ``audit_checkpoints`` rows once its tables are stored (so an entry
+in the ledger implies its row in the tables) and raises if any of it was not stored: the
 driver then retries or leaves the batch unacknowledged, and the ledger re-reads the
 affected streams before the retry. A timer thread signs checkpoints that are owed
 by time while a stream is idle; closing signs the rest.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -21,7 +21,7 @@ from audit.checkpoint import Checkpoint
 from audit.config import AuditPlaces, export_dir, published_key_path, signing_key_path
 from audit.export import CheckpointExports, DirectoryExport
 from audit.keys import Signer, load_or_create_signer
-from audit.ledger import Head, Ledger, Prepared
+from audit.ledger import CHECKPOINT_TABLE, LEDGER_TABLE, Head, Ledger, Prepared
 from sinks.clickhouse import ClickHouseStore
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,14 @@ class ClickHouseLedgerReader:
 
 
 class AuditedStore(ClickHouseStore):
-    def __init__(self, client: Client, ledger: Ledger, exports: CheckpointExports) -> None:
-        super().__init__(client)
+    def __init__(
+        self,
+        client: Client,
+        ledger: Ledger,
+        exports: CheckpointExports,
+        connect: Callable[[], Client] | None = None,
+    ) -> None:
+        super().__init__(client, connect)
         self.ledger = ledger
         self.exports = exports
         self._lock = threading.RLock()
@@ -77,9 +83,11 @@ class AuditedStore(ClickHouseStore):
         self._timer.start()
         return self
 
-    def write(self, tables: Mapping[str, Sequence[Any]]) -> None:
+    def write(
+        self, tables: Mapping[str, Sequence[Any]], alerts_stored: Callable[[], None] | None = None
+    ) -> None:
         with self._lock:
-            self._store(self.ledger.prepare(tables))
+            self._store(self.ledger.prepare(tables), alerts_stored)
 
     def checkpoint_due(self) -> int:
         """Sign and store the checkpoints owed by time; returns how many."""
@@ -103,9 +111,12 @@ class AuditedStore(ClickHouseStore):
         finally:
             super().close()
 
-    def _store(self, prepared: Prepared) -> None:
+    def _store(self, prepared: Prepared, alerts_stored: Callable[[], None] | None = None) -> None:
+        audit = {t: prepared.tables[t] for t in (LEDGER_TABLE, CHECKPOINT_TABLE) if t in prepared.tables}
+        batch = {t: rows for t, rows in prepared.tables.items() if t not in audit}
         try:
-            super().write(prepared.tables)
+            super().write(batch, alerts_stored)
+            super().write(audit)
         except BaseException:
             self.ledger.forget(prepared.streams)
             raise
@@ -131,8 +142,11 @@ def load_signer(settings: AuditPlaces) -> Signer:
     return load_or_create_signer(signing_key_path(settings), published_key_path(settings))
 
 
-def audited_store(client: Client, settings: AuditPlaces, signer: Signer) -> AuditedStore:
-    """The store both drivers write through, checkpoint timer started."""
+def audited_store(
+    client: Client, settings: AuditPlaces, signer: Signer, connect: Callable[[], Client] | None = None
+) -> AuditedStore:
+    """The store both drivers write through, checkpoint timer started; ``connect`` opens
+    further clients on the same store, so a batch's tables are inserted side by side."""
     ledger = Ledger(
         ClickHouseLedgerReader(client),
         signer,
@@ -140,4 +154,5 @@ def audited_store(client: Client, settings: AuditPlaces, signer: Signer) -> Audi
         settings.audit.checkpoint_seconds,
         shared_store=not settings.embedded,
     )
-    return AuditedStore(client, ledger, CheckpointExports(DirectoryExport(export_dir(settings)))).start()
+    exports = CheckpointExports(DirectoryExport(export_dir(settings)))
+    return AuditedStore(client, ledger, exports, connect).start()

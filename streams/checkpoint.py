@@ -4,9 +4,11 @@ A driver hands each processed batch to ``BatchCheckpoint.add`` together with the
 offsets that become safe to commit once the batch is. The batch is then, in order:
 
 1. stored (``store.write``), retried with back-off while the process is not stopping:
-   an unstored batch must hold its partitions back, never be skipped;
-2. published (dead letters, alerts, audit checkpoints), returning only once the broker
-   has confirmed every message;
+   an unstored batch must hold its partitions back, never be skipped. Its findings and
+   alerts are stored first and its alerts handed to the producer at once, so they
+   travel while the rest of the batch is stored;
+2. published (dead letters, the alerts if not yet sent, audit checkpoints), returning
+   only once the broker has confirmed every message;
 3. notified (alerts to the in-process notifier of an embedded run; a Kafka worker
    has none: its alerts were published to ``ai.alerts`` in step 2), then
 4. committed.
@@ -44,11 +46,15 @@ MAX_BACKOFF_SECONDS = 30.0
 
 
 class Store(Protocol):
-    def write(self, tables: dict[str, Any]) -> None: ...
+    def write(self, tables: dict[str, Any], alerts_stored: Callable[[], None] | None = None) -> None:
+        """Store every table; call ``alerts_stored`` once findings and alerts are stored."""
 
 
 class Outputs(Protocol):
-    def publish(self, result: BatchResult) -> None:
+    def send_alerts(self, result: BatchResult) -> None:
+        """Hand the batch's alerts to the producer without waiting for the broker."""
+
+    def publish(self, result: BatchResult, alerts_sent: bool = False) -> None:
         """Send the batch's messages; return once all are confirmed, raise otherwise."""
 
 
@@ -62,13 +68,17 @@ class StoreAbortedError(RuntimeError):
 
 
 def store_until_done(
-    store: Store, tables: dict[str, Any], stopping: threading.Event, max_backoff: float = MAX_BACKOFF_SECONDS
+    store: Store,
+    tables: dict[str, Any],
+    stopping: threading.Event,
+    max_backoff: float = MAX_BACKOFF_SECONDS,
+    alerts_stored: Callable[[], None] | None = None,
 ) -> None:
     """Retry until stored: an unstored batch must block its partitions, not be skipped."""
     delay = 0.5
     while True:
         try:
-            store.write(tables)
+            store.write(tables, alerts_stored)
             return
         except Exception as error:
             log.error("storing a batch failed, retrying in %.1fs: %s", delay, error)
@@ -157,8 +167,16 @@ class BatchCheckpoint:
 
     def _write(self, result: BatchResult) -> None:
         started = time.perf_counter()
-        store_until_done(self.store, result.tables(), self.stopping, self.max_backoff)
+        outputs, sent = self.outputs, False
+
+        def send_alerts() -> None:  # a retried write stores its alerts again, but sends them once
+            nonlocal sent
+            if outputs is not None and not sent:
+                outputs.send_alerts(result)
+                sent = True
+
+        store_until_done(self.store, result.tables(), self.stopping, self.max_backoff, send_alerts)
         stored = time.perf_counter()
-        if self.outputs is not None:
-            self.outputs.publish(result)
+        if outputs is not None:
+            outputs.publish(result, alerts_sent=sent)
         log.debug("batch stored in %.3fs, published in %.3fs", stored - started, time.perf_counter() - stored)

@@ -1,7 +1,8 @@
 """What a worker's batch sends to Kafka besides its rows: dead letters, alerts, audit checkpoints.
 
 ``publish`` returns only when the broker has confirmed all of them, which is what
-lets ``BatchCheckpoint`` commit the batch's offsets afterwards.
+lets ``BatchCheckpoint`` commit the batch's offsets afterwards. Alerts may leave
+earlier (``send_alerts``), as soon as the batch's findings and alerts are stored.
 """
 
 from __future__ import annotations
@@ -38,13 +39,17 @@ class KafkaOutputs:
         self.audit_topic = settings.topic(AUDIT_TOPIC)
         self.deadletter_topic = settings.topic(DEADLETTER_TOPIC)
 
-    def publish(self, result: BatchResult) -> None:
-        for row in result.rejected:
-            self.send_dead_letter(row)
+    def send_alerts(self, result: BatchResult) -> None:
         for alert in result.alerts:
             self.producer.send(
                 self.alerts_topic, orjson.dumps(alert._asdict()), key=alert.fingerprint.encode()
             )
+
+    def publish(self, result: BatchResult, alerts_sent: bool = False) -> None:
+        for row in result.rejected:
+            self.send_dead_letter(row)
+        if not alerts_sent:
+            self.send_alerts(result)
         publish_checkpoints(self.producer, self.audit_topic, self.store)  # confirms all of the above
 
     def send_dead_letter(self, row: RejectedRow) -> None:

@@ -233,7 +233,7 @@ class Health:
 
 
 class _Writes(Protocol):
-    def write(self, tables: dict[str, Any]) -> None: ...
+    def write(self, tables: dict[str, Any], alerts_stored: Callable[[], None] | None = None) -> None: ...
 
 
 class MeasuredStore:
@@ -248,10 +248,10 @@ class MeasuredStore:
         self.metrics = metrics
         self.health = health
 
-    def write(self, tables: dict[str, Any]) -> None:
+    def write(self, tables: dict[str, Any], alerts_stored: Callable[[], None] | None = None) -> None:
         started = time.perf_counter()
         try:
-            self.store.write(tables)
+            self.store.write(tables, alerts_stored)
         except Exception:
             self.metrics.store_failures.inc()
             self.health.store_writable = False

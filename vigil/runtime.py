@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,8 @@ def open_store(settings: Settings, serve_queries: bool = True) -> OpenStore:
         except QueryServerError:
             client.close()
             raise
-    return OpenStore(audited_store(client, settings, signer), server)
+    more = partial(connect, settings.store_url, already_owned=True)
+    return OpenStore(audited_store(client, settings, signer, more), server)
 
 
 def query_server(settings: Settings) -> QueryServer:

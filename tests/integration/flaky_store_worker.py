@@ -23,8 +23,10 @@ from vigil.settings import load_settings
 log = logging.getLogger("flaky-store")
 
 
-def failing(write: Callable[[Mapping[str, Sequence[Any]]], None], outage: Any) -> Callable[..., None]:
-    def write_or_fail(tables: Mapping[str, Sequence[Any]]) -> None:
+def failing(write: Callable[..., None], outage: Any) -> Callable[..., None]:
+    def write_or_fail(
+        tables: Mapping[str, Sequence[Any]], alerts_stored: Callable[[], None] | None = None
+    ) -> None:
         if outage.exists():
             left = int(outage.read_text() or 0)
             if left > 0:
@@ -32,7 +34,7 @@ def failing(write: Callable[[Mapping[str, Sequence[Any]]], None], outage: Any) -
                 log.warning("injected store failure, %d left", left - 1)
                 raise ConnectionError("store unavailable (injected)")
             outage.unlink()
-        write(tables)
+        write(tables, alerts_stored)
 
     return write_or_fail
 

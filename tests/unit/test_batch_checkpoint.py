@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,19 +31,35 @@ class Journal:
 
 
 class Store:
-    def __init__(self, journal: Journal, failures: int = 0, gate: threading.Event | None = None) -> None:
+    """Stores findings and alerts first, as ``ClickHouseStore`` does; the first ``failures``
+    attempts fail before anything is stored, the next ``failures_after_alerts`` after."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        failures: int = 0,
+        gate: threading.Event | None = None,
+        failures_after_alerts: int = 0,
+    ) -> None:
         self.journal = journal
         self.failures = failures
+        self.failures_after_alerts = failures_after_alerts
         self.gate = gate
         self.attempts = 0
 
-    def write(self, tables: dict[str, Any]) -> None:
+    def write(self, tables: dict[str, Any], alerts_stored: Callable[[], None] | None = None) -> None:
         self.attempts += 1
         if self.gate is not None:
             assert self.gate.wait(10), "the test never opened the gate"
         if self.attempts <= self.failures:
             raise ConnectionError("clickhouse unavailable")
-        self.journal.log(f"store {len(tables['alerts'])}")
+        if tables["alerts"]:
+            self.journal.log(f"store alerts {len(tables['alerts'])}")
+            if alerts_stored is not None:
+                alerts_stored()
+        if self.attempts <= self.failures + self.failures_after_alerts:
+            raise ConnectionError("clickhouse went away")
+        self.journal.log("store the rest")
 
 
 class Outputs:
@@ -51,10 +67,13 @@ class Outputs:
         self.journal = journal
         self.fail = fail
 
-    def publish(self, result: BatchResult) -> None:
+    def send_alerts(self, result: BatchResult) -> None:
+        self.journal.log(f"send {len(result.alerts)}")
+
+    def publish(self, result: BatchResult, alerts_sent: bool = False) -> None:
         if self.fail:
             raise RuntimeError("broker did not confirm")
-        self.journal.log(f"publish {len(result.alerts)}")
+        self.journal.log(f"publish {0 if alerts_sent else len(result.alerts)}")
 
 
 class Notifiers:
@@ -93,13 +112,36 @@ def test_a_batch_is_stored_published_notified_then_committed_in_order() -> None:
     checkpoint.flush()
     checkpoint.close()
     assert journal.entries == [
-        "store 1",
-        "publish 1",
+        "store alerts 1",
+        "send 1",
+        "store the rest",
+        "publish 0",
         "notify a",
         "commit [(('t', 0), 10)]",
-        "store 0",
+        "store the rest",
         "publish 0",
         "commit [(('t', 0), 20), (('t', 1), 5)]",
+    ]
+
+
+def test_alerts_leave_once_before_the_rest_is_stored_even_when_the_rest_is_retried() -> None:
+    journal = Journal()
+    store = Store(journal, failures_after_alerts=2)
+    checkpoint = _checkpoint(journal, store)
+    checkpoint.add(_batch("a", "b"), {("t", 0): 3})
+    checkpoint.flush()
+    checkpoint.close()
+    assert store.attempts == 3
+    assert journal.entries == [
+        "store alerts 2",
+        "send 2",
+        "store alerts 2",
+        "store alerts 2",
+        "store the rest",
+        "publish 0",
+        "notify a",
+        "notify b",
+        "commit [(('t', 0), 3)]",
     ]
 
 
@@ -132,7 +174,7 @@ def test_an_unconfirmed_publish_leaves_the_batch_and_every_later_one_uncommitted
     with pytest.raises(CheckpointFailedError):
         checkpoint.flush()
     checkpoint.close()
-    assert [e for e in journal.entries if not e.startswith("store")] == []
+    assert [e for e in journal.entries if not e.startswith(("store", "send"))] == []
 
 
 def test_the_next_batch_is_processed_while_one_is_stored_but_never_two_are_in_flight() -> None:

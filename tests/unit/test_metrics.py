@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -27,12 +27,14 @@ class RecordingStore:
         self.failures = failures
         self.rows: dict[str, list[Any]] = {}
 
-    def write(self, tables: dict[str, Any]) -> None:
+    def write(self, tables: dict[str, Any], alerts_stored: Callable[[], None] | None = None) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("store unavailable")
         for name, rows in tables.items():
             self.rows.setdefault(name, []).extend(rows)
+        if alerts_stored is not None:
+            alerts_stored()
 
 
 class NoAlerts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ class FlakyStore:
         self.failures = failures
         self.written: list[dict[str, Any]] = []
 
-    def write(self, tables: dict[str, Any]) -> None:
+    def write(self, tables: dict[str, Any], alerts_stored: Callable[[], None] | None = None) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("store unavailable")
@@ -125,7 +126,7 @@ class SlowStore:
         self.seconds = seconds
         self.rows = 0
 
-    def write(self, tables: dict[str, Any]) -> None:
+    def write(self, tables: dict[str, Any], alerts_stored: Callable[[], None] | None = None) -> None:
         time.sleep(self.seconds)
         self.rows += len(tables["decisions"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, get_type_hints
+from typing import Any, ClassVar, Literal, NamedTuple, get_origin, get_type_hints
 
 import pyarrow as pa
 import pytest
@@ -60,7 +60,10 @@ class Described:
         self.record = record
 
     def named_results(self) -> list[dict[str, str]]:
-        return [{"name": n, "type": self.TYPES[t]} for n, t in get_type_hints(self.record).items()]
+        return [{"name": n, "type": self._type(t)} for n, t in get_type_hints(self.record).items()]
+
+    def _type(self, annotation: object) -> str:
+        return "String" if get_origin(annotation) is Literal else self.TYPES[annotation]
 
 
 def _store(tmp_path: Path, **options: Any) -> tuple[AuditedStore, Client, MemoryStore]:
@@ -77,6 +80,30 @@ def test_the_ledger_is_inserted_after_the_tables_of_its_batch(tmp_path: Path) ->
     assert client.inserted == ["events", "decisions", "audit_ledger", "audit_checkpoints"]
     assert [c.seq for c in DirectoryExport(tmp_path / "export").read() for c in [c.checkpoint] if c] == [3]
     assert [c.seq for c in store.exports.take_outbox()] == [3]
+
+
+def test_alerts_can_leave_once_findings_and_alerts_are_stored_before_the_rest(tmp_path: Path) -> None:
+    store, client, _ = _store(tmp_path, checkpoint_entries=3)
+    seen: list[list[str]] = []
+    tables = batch("ai.access", 0, [1, 2, 3], denied=[2], alerted=[2])
+    store.write(tables, lambda: seen.append(list(client.inserted)))
+    assert seen == [["findings", "alerts"]]
+    assert client.inserted == [
+        "findings",
+        "alerts",
+        "events",
+        "decisions",
+        "audit_ledger",
+        "audit_checkpoints",
+    ]
+
+
+def test_a_batch_without_alerts_is_stored_in_one_go_and_the_ledger_still_last(tmp_path: Path) -> None:
+    store, client, _ = _store(tmp_path)
+    seen: list[list[str]] = []
+    store.write(batch("ai.access", 0, [1, 2], denied=[2]), lambda: seen.append(list(client.inserted)))
+    assert seen == []
+    assert client.inserted == ["events", "decisions", "findings", "audit_ledger"]
 
 
 def test_a_write_that_fails_part_way_is_retried_without_duplicates(tmp_path: Path) -> None:
