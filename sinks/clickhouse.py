@@ -190,7 +190,10 @@ class ClickHouseStore:
             for writer, rows in filled:
                 writer.insert(rows)
             return
-        inserts = [self._inserts.submit(writer.insert, rows) for writer, rows in filled]
+        # Rows become Arrow here, on the caller's thread (Python work, under the interpreter
+        # lock either way); only the engine's part of each insert runs side by side.
+        batches = [(writer, writer.arrow(rows)) for writer, rows in filled]
+        inserts = [self._inserts.submit(writer.send, batch) for writer, batch in batches]
         failures = [error for error in (insert.exception() for insert in inserts) if error is not None]
         if failures:
             raise failures[0]
@@ -285,6 +288,12 @@ class ColumnWriter:
         return cls(client, table, pa.schema([(c, arrow_type(types[c])) for c in columns]))
 
     def insert(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.send(self.arrow(rows))
+
+    def arrow(self, rows: Sequence[Sequence[Any]]) -> pa.Table:
         columns = zip(*rows, strict=True)
         arrays = [pa.array(values, type=f.type) for f, values in zip(self.schema, columns, strict=True)]
-        self.client.insert_arrow(self.table, pa.Table.from_arrays(arrays, schema=self.schema))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def send(self, batch: pa.Table) -> None:
+        self.client.insert_arrow(self.table, batch)
