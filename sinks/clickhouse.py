@@ -12,7 +12,7 @@ value in Python and asks the server for the table's column types before each ins
 Both travel the same client API, so chDB and a server over HTTP take the same path.
 
 A batch's tables are inserted side by side, each through a client of its own: an insert
-costs mostly the engine creating a part (5-15 ms, whatever its rows), and those waits
+costs mostly the engine creating a part (3-15 ms, whatever its rows), and those waits
 overlap instead of adding up. Clients on one embedded store share its engine.
 A batch's findings and alerts can be stored first, so its alerts leave for the
 notifier without waiting for the bulk of its rows.

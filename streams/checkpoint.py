@@ -47,7 +47,8 @@ MAX_BACKOFF_SECONDS = 30.0
 
 class Store(Protocol):
     def write(self, tables: dict[str, Any], alerts_stored: Callable[[], None] | None = None) -> None:
-        """Store every table; call ``alerts_stored`` once findings and alerts are stored."""
+        """Store every table; if there are alerts and ``alerts_stored`` is given, call it once
+        the findings and alerts are stored, before the other tables."""
 
 
 class Outputs(Protocol):
@@ -168,14 +169,17 @@ class BatchCheckpoint:
     def _write(self, result: BatchResult) -> None:
         started = time.perf_counter()
         outputs, sent = self.outputs, False
+        early: Callable[[], None] | None = None  # without outputs nothing leaves early
+        if outputs is not None:
 
-        def send_alerts() -> None:  # a retried write stores its alerts again, but sends them once
-            nonlocal sent
-            if outputs is not None and not sent:
-                outputs.send_alerts(result)
-                sent = True
+            def send_alerts() -> None:  # a retried write stores its alerts again, but sends them once
+                nonlocal sent
+                if not sent:
+                    outputs.send_alerts(result)
+                    sent = True
 
-        store_until_done(self.store, result.tables(), self.stopping, self.max_backoff, send_alerts)
+            early = send_alerts
+        store_until_done(self.store, result.tables(), self.stopping, self.max_backoff, early)
         stored = time.perf_counter()
         if outputs is not None:
             outputs.publish(result, alerts_sent=sent)

@@ -53,10 +53,9 @@ class Store:
             assert self.gate.wait(10), "the test never opened the gate"
         if self.attempts <= self.failures:
             raise ConnectionError("clickhouse unavailable")
-        if tables["alerts"]:
+        if tables["alerts"] and alerts_stored is not None:
             self.journal.log(f"store alerts {len(tables['alerts'])}")
-            if alerts_stored is not None:
-                alerts_stored()
+            alerts_stored()
         if self.attempts <= self.failures + self.failures_after_alerts:
             raise ConnectionError("clickhouse went away")
         self.journal.log("store the rest")
@@ -143,6 +142,15 @@ def test_alerts_leave_once_before_the_rest_is_stored_even_when_the_rest_is_retri
         "notify b",
         "commit [(('t', 0), 3)]",
     ]
+
+
+def test_without_outputs_a_batch_is_stored_in_one_pass_then_its_alerts_notified() -> None:
+    journal = Journal()
+    checkpoint = BatchCheckpoint(Store(journal), Notifiers(journal))
+    checkpoint.add(_batch("a"))
+    checkpoint.flush()
+    checkpoint.close()
+    assert journal.entries == ["store the rest", "notify a"]
 
 
 def test_storage_errors_are_retried_until_the_batch_is_stored() -> None:
