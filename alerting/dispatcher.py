@@ -75,6 +75,11 @@ def _covers(ack: Ack, alert: Alert) -> bool:
     return alert.admitted_at <= ack.acked_at
 
 
+def _opens(alert: Alert | None, row: AlertRow) -> bool:
+    """Whether the row starts a new instance: no live alert of its fingerprint carries its id."""
+    return alert is None or alert.alert_id != row.alert_id or alert.state == "resolved"
+
+
 def group_id_for(route: Route, labels: Mapping[str, str]) -> str:
     identity = route.route_id + "\x1f" + "\x1f".join(f"{k}={v}" for k, v in sorted(labels.items()))
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
@@ -169,15 +174,14 @@ class Dispatcher:
 
     def opens_alert(self, row: AlertRow) -> bool:
         """Whether ``ingest`` would open a new alert instance for the row (and ask its details)."""
-        alert = self.alerts.get(row.fingerprint)
-        return alert is None or alert.alert_id != row.alert_id or alert.state == "resolved"
+        return _opens(self.alerts.get(row.fingerprint), row)
 
     def ingest(self, row: AlertRow) -> None:
         """One stored alert row: a new instance, or more occurrences of a known one."""
         now = self.clock()
         labels = labels_of(row)
         alert = self.alerts.get(row.fingerprint)
-        if alert is not None and not self.opens_alert(row):
+        if alert is not None and not _opens(alert, row):
             alert.occurrences = max(alert.occurrences, row.occurrences)
             alert.last_seen = max(alert.last_seen, row.fired_at)
             alert.admitted_at = min(alert.admitted_at, row.fired_at)

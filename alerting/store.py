@@ -28,9 +28,9 @@ ROW_TYPES: dict[str, type[NamedTuple]] = {
 
 
 Parameters = Mapping[str, str | int]
+"""Values bound to ``{name:Type}`` placeholders: never spliced into the SQL text."""
 FindingKey = tuple[str, str, str]
 """A finding as an alert row names it: event id, stage, detector or rule."""
-"""Values bound to ``{name:Type}`` placeholders: never spliced into the SQL text."""
 
 
 class SqlReader(Protocol):
