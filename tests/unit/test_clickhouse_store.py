@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from sinks.clickhouse import TABLES, ClickHouseStore
 from tests.unit.audit.memory import batch
+from tests.unit.audit.test_store import Described
 
 
 class Client:
@@ -22,10 +22,8 @@ class Client:
         self.broken = broken
         self.closed = False
 
-    def query(self, sql: str) -> Any:
-        table = sql.removeprefix("DESCRIBE TABLE ")
-        columns = [{"name": name, "type": "String"} for name in TABLES[table]._fields]
-        return type("Described", (), {"named_results": lambda _self: columns})()
+    def query(self, sql: str) -> Described:
+        return Described(TABLES[sql.removeprefix("DESCRIBE TABLE ")])
 
     def insert_arrow(self, table: str, _rows: pa.Table) -> None:
         self.log.append(("start", table, threading.current_thread().name))
@@ -49,15 +47,10 @@ def _store(log: list[tuple[str, str, str]], **faults: str) -> tuple[ClickHouseSt
     return ClickHouseStore(Client(log), connect), opened  # type: ignore[arg-type]
 
 
-def _strings(tables: dict[str, list[Any]]) -> dict[str, list[list[str]]]:
-    """The batch's rows as strings, which the fake's String columns take."""
-    return {name: [[str(value) for value in row] for row in rows] for name, rows in tables.items()}
-
-
 def test_tables_are_inserted_at_once_each_through_its_own_client() -> None:
     log: list[tuple[str, str, str]] = []
     store, opened = _store(log, slow="events")
-    store.write(_strings(batch("ai.access", 0, [1, 2], denied=[2])))
+    store.write(batch("ai.access", 0, [1, 2], denied=[2]))
     starts = [table for step, table, _ in log if step == "start"]
     assert sorted(starts) == ["decisions", "events", "findings"]
     assert log.index(("end", "events", _thread(log, "events"))) > max(
@@ -72,7 +65,7 @@ def test_a_failed_table_is_raised_only_after_every_other_insert_ended() -> None:
     log: list[tuple[str, str, str]] = []
     store, _ = _store(log, slow="events", broken="decisions")
     with pytest.raises(ConnectionError, match="decisions"):
-        store.write(_strings(batch("ai.access", 0, [1, 2], denied=[2])))
+        store.write(batch("ai.access", 0, [1, 2], denied=[2]))
     assert ("end", "events", _thread(log, "events")) in log, "write returned while events was still inserting"
     store.close()
 
