@@ -106,9 +106,13 @@ class WorkerEnv:
 
     def start(self, command: str, **extra: str) -> subprocess.Popen[bytes]:
         """A ``vigil <command>`` subprocess (``worker``, ``notifier``), logging beside the data."""
+        return self.start_module("cli", command, **extra)
+
+    def start_module(self, module: str, *args: str, **extra: str) -> subprocess.Popen[bytes]:
+        """``python -m <module> <args>``, such as a worker with a store tests can steer."""
         log = (self.data_dir / f"worker-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli", command],
+            [sys.executable, "-m", module, *args],
             env={**self.env, **extra},
             cwd=self.data_dir,
             stdout=log,

@@ -1,10 +1,17 @@
-"""``vigil worker`` with a store that can be told to fail, for tests of store outages.
+"""``vigil worker`` with a store that can be told to fail or to hang, for tests of outages and crashes.
 
 Run as ``python -m tests.integration.flaky_store_worker`` with the worker's ``VIGIL_*``
-environment. While a file ``store-outage`` in the data directory holds a number N, the
-next N writes of a batch fail (as a ClickHouse server that went away would), then the
-file is removed. Everything else is what ``vigil worker`` runs, including the query
-server the test reads the store through. SIGTERM stops it as it stops the worker.
+environment. Two files in the data directory steer it:
+
+- while ``store-outage`` holds a number N, the next N writes of a batch fail (as a
+  ClickHouse server that went away would), then the file is removed;
+- while ``store-hold`` holds a number N, the Nth write from then on completes and then
+  never returns: the batch is stored, its offsets are never committed, and a file
+  ``store-held`` says so. A test can then kill the worker at exactly the moment a crash
+  is most expensive, instead of hoping to catch it there.
+
+Everything else is what ``vigil worker`` runs, including the query server the test
+reads the store through. SIGTERM stops it as it stops the worker.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from streams.kafka_worker import run_worker
@@ -23,8 +31,10 @@ from vigil.settings import load_settings
 log = logging.getLogger("flaky-store")
 
 
-def failing(write: Callable[..., None], outage: Any) -> Callable[..., None]:
-    def write_or_fail(
+def flaky(write: Callable[..., None], data_dir: Path) -> Callable[..., None]:
+    outage, hold, held = data_dir / "store-outage", data_dir / "store-hold", data_dir / "store-held"
+
+    def write_fail_or_hold(
         tables: Mapping[str, Sequence[Any]], alerts_stored: Callable[[], None] | None = None
     ) -> None:
         if outage.exists():
@@ -35,8 +45,15 @@ def failing(write: Callable[..., None], outage: Any) -> Callable[..., None]:
                 raise ConnectionError("store unavailable (injected)")
             outage.unlink()
         write(tables, alerts_stored)
+        if hold.exists():
+            left = int(hold.read_text() or 0) - 1
+            hold.write_text(str(left))
+            if left <= 0:
+                log.warning("batch stored; holding before its offsets are committed")
+                held.touch()
+                threading.Event().wait()
 
-    return write_or_fail
+    return write_fail_or_hold
 
 
 def main() -> None:
@@ -45,7 +62,7 @@ def main() -> None:
     ensure_topics(settings)
     ensure_broker_time(settings)
     opened = open_store(settings)
-    opened.store.write = failing(opened.store.write, settings.data_dir / "store-outage")  # type: ignore[method-assign]
+    opened.store.write = flaky(opened.store.write, settings.data_dir)  # type: ignore[method-assign]
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stopping.set())

@@ -1,10 +1,11 @@
 """The audit ledger under the real worker: SIGKILL mid-stream, restart, replay, verify.
 
 Events for several models spread over the source partitions (one ledger stream
-each). The first worker is killed at a moment it has stored a batch whose offsets are not yet
-committed, so the second one replays messages whose entries are already in the ledger; afterwards every record
-version has exactly one entry (each decision exactly one), every stream's chain is
-whole, and the checkpoints on the compacted ``ai.audit`` topic verify.
+each). The first worker is killed once it has stored a batch whose offsets are not yet
+committed (its store is told to hold there), so the second one replays messages whose
+entries are already in the ledger; afterwards every record version has exactly one
+entry (each decision exactly one), every stream's chain is whole, and the checkpoints
+on the compacted ``ai.audit`` topic verify.
 """
 
 from __future__ import annotations
@@ -93,10 +94,10 @@ def test_a_killed_worker_leaves_no_duplicate_and_no_broken_chain(worker_env: Wor
     count = 2400
     asyncio.run(produce(worker_env.brokers, _traffic(worker_env, count)))
 
-    first = worker_env.start_worker()
-    worker_env.wait_until("SELECT count() FROM audit_ledger WHERE kind = 'decision'", 300)
+    (worker_env.data_dir / "store-hold").write_text("1")  # hold right after the first batch is stored
+    first = worker_env.start_module("tests.integration.flaky_store_worker")
     stored_at_kill = _kill_with_a_batch_stored_but_uncommitted(worker_env, first)
-    assert stored_at_kill < count, "the worker finished before it could be killed"
+    assert 0 < stored_at_kill < count
 
     second = worker_env.start_worker()
     worker_env.wait_until("SELECT uniqExact(event_id) FROM events", count, timeout=180)
@@ -134,22 +135,23 @@ def test_a_killed_worker_leaves_no_duplicate_and_no_broken_chain(worker_env: Wor
 
 
 def _kill_with_a_batch_stored_but_uncommitted(env: WorkerEnv, worker: subprocess.Popen[bytes]) -> int:
-    """SIGKILL the worker at a moment its ledger holds decisions whose offsets are not committed.
+    """SIGKILL the worker while its ledger holds decisions whose offsets are not committed.
 
-    The ledger count is read first and only grows; the worker is then frozen and the
-    group's commits read from the broker. Ahead of the commits means the next worker
-    must replay entries the ledger already has, the case this test is about.
+    The worker's store holds after its first batch is stored, before anything is
+    committed; the next worker must then replay entries the ledger already has, the
+    case this test is about.
     """
-    for _ in range(200):
-        stored = env.scalar("SELECT count() FROM audit_ledger WHERE kind = 'decision'")
-        worker.send_signal(signal.SIGSTOP)
-        if stored > env.committed():
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=30)
-            return stored
-        worker.send_signal(signal.SIGCONT)
-        time.sleep(0.05)
-    raise AssertionError("the worker never had a stored batch left to commit")
+    held = env.data_dir / "store-held"
+    deadline = time.monotonic() + 120
+    while not held.exists():
+        assert worker.poll() is None, env.logs()
+        assert time.monotonic() < deadline, f"the first batch was never stored: {env.logs()}"
+        time.sleep(0.1)
+    stored = env.scalar("SELECT count() FROM audit_ledger WHERE kind = 'decision'")
+    assert env.committed() == 0
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    return stored
 
 
 _LEDGER_SHAPE = """

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +20,7 @@ import yaml
 from confluent_kafka import Producer
 
 from identity.signing import sign_document
-from tests.integration.conftest import REPO, WorkerEnv, scoring_event
+from tests.integration.conftest import WorkerEnv, scoring_event
 
 pytestmark = pytest.mark.integration
 
@@ -68,15 +67,7 @@ def test_a_999999_byte_message_then_a_store_outage_and_every_partition_moves_on(
     worker_env.extra.update(
         VIGIL_KEYS_FILE=str(worker_env.data_dir / "keys.yaml"), VIGIL_DETECTORS_SNAPSHOT_SECONDS="0"
     )
-    log = (worker_env.data_dir / "worker-0.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.flaky_store_worker"],
-        env=worker_env.env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    worker_env.processes.append(worker)
+    worker = worker_env.start_module("tests.integration.flaky_store_worker")
     worker_env.wait_until("SELECT count() FROM events", 0)
     t0 = datetime.now(UTC) - timedelta(seconds=20)
     poison = b'{"event_id": "poison", "pad": "' + b"x" * (POISON_BYTES - 33) + b'"}'
