@@ -22,7 +22,6 @@ which kind of input it takes in ``input_kind``.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Literal, Self
 
@@ -39,6 +38,12 @@ class Detector:
 
     __slots__ = ()
     input_kind: ClassVar[InputKind]
+    registry_name: ClassVar[str]
+    """The name configuration files use for the detector (``detectors/registry.py``)."""
+    PARAMS: ClassVar[tuple[str, ...]] = ()
+    """The ``__init__`` parameters, each kept as the attribute of the same name: what
+    ``clone`` passes on and ``repr`` shows. Declared, not read from the signature, because
+    a compiled ``__init__`` has none to read; the contract tests hold the two together."""
     STATE_VERSION: ClassVar[int] = 1
     """Version of the class's state format (``detectors/state.py``): bumped when it changes."""
     STATE_UPGRADES: ClassVar[frozenset[int]] = frozenset()
@@ -62,8 +67,7 @@ class Detector:
         to this version's meaning."""
 
     def _get_params(self) -> dict[str, Any]:
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in self.PARAMS}
 
     def clone(self) -> Self:
         """A fresh detector with the same hyperparameters and no state."""

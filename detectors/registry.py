@@ -7,27 +7,23 @@ configured and cannot escape the contract battery.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from detectors.base import Detector
-
-D = TypeVar("D", bound=type[Detector])
 
 REGISTRY: dict[str, type[Detector]] = {}
 
 
-def register(name: str) -> Callable[[D], D]:
-    """Class decorator: make a detector configurable as ``name``."""
+def register(cls: type[Detector]) -> None:
+    """Make a detector configurable by its ``registry_name``.
 
-    def add(cls: D) -> D:
-        if name in REGISTRY and REGISTRY[name] is not cls:
-            raise ValueError(f"detector name {name!r} is already taken by {REGISTRY[name].__name__}")
-        REGISTRY[name] = cls
-        cls.registry_name = name  # type: ignore[attr-defined]
-        return cls
-
-    return add
+    A call after the class, not a class decorator: a decorated class cannot be
+    compiled to a native class (``setup.py``).
+    """
+    name = cls.registry_name
+    if name in REGISTRY and REGISTRY[name] is not cls:
+        raise ValueError(f"detector name {name!r} is already taken by {REGISTRY[name].__name__}")
+    REGISTRY[name] = cls
 
 
 def create(name: str, params: dict[str, Any] | None = None) -> Detector:
@@ -37,7 +33,13 @@ def create(name: str, params: dict[str, Any] | None = None) -> Detector:
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
         raise ValueError(f"unknown detector {name!r}; registered: {known}") from None
+    params = params or {}
+    for unknown in sorted(set(params) - set(cls.PARAMS)):
+        # Said here, not left to Python, whose words differ for a compiled class.
+        raise ValueError(
+            f"detector {name!r}: unexpected keyword argument {unknown!r}; it takes {', '.join(cls.PARAMS)}"
+        )
     try:
-        return cls(**(params or {}))
+        return cls(**params)
     except TypeError as error:
         raise ValueError(f"detector {name!r}: {error}") from None

@@ -31,7 +31,6 @@ a ``Counter``) as ``{"$m": [[key, value], ...]}``; deques, sets and tuples as li
 from __future__ import annotations
 
 import base64
-import inspect
 import math
 import operator
 import sys
@@ -108,10 +107,10 @@ class _Reader:
     __slots__ = ("defaults", "fields", "names", "params")
 
     def __init__(self, cls: type[Detector]) -> None:
-        signature = inspect.signature(cls.__init__).parameters
-        self.names = tuple(n for n in signature if n != "self")
-        self.defaults = tuple(signature[n].default for n in self.names)
+        self.names = cls.PARAMS
         self.params = operator.attrgetter(*self.names) if self.names else (lambda detector: ())
+        defaults = self.params(cls())  # every parameter has a default (the contract tests)
+        self.defaults = (defaults,) if len(self.names) == 1 else defaults
         assert cls.STATE_FIELDS is not None, f"{cls.__name__} has no state format"
         fields = cls.STATE_FIELDS
         self.fields = (
@@ -153,7 +152,7 @@ def record(detector: Detector) -> tuple[str, int, dict[str, Any], tuple[Any, ...
             values.append(value)
         else:
             values.append(plain(value))
-    return (cls.registry_name, cls.STATE_VERSION, changed, tuple(values))  # type: ignore[attr-defined]
+    return (cls.registry_name, cls.STATE_VERSION, changed, tuple(values))
 
 
 def _encode_default(value: Any) -> Any:

@@ -10,7 +10,6 @@ from detectors.base import AnomalyDetector, InputKind
 from detectors.registry import register
 
 
-@register("robust-zscore")
 class RobustZScore(AnomalyDetector):
     """Sum of capped per-feature z-scores against outlier-resistant running statistics.
 
@@ -55,6 +54,9 @@ class RobustZScore(AnomalyDetector):
     input_kind: ClassVar[InputKind] = "features"
     STATE_FIELDS: ClassVar[tuple[str, ...] | None] = ("_stats",)
     """Per feature: [mean, variance, count]."""
+
+    registry_name = "robust-zscore"
+    PARAMS = ("alpha", "clip", "cap", "grace_period", "min_sd")
 
     def __init__(
         self,
@@ -111,3 +113,6 @@ class RobustZScore(AnomalyDetector):
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         yield {}
         yield {"alpha": 0.05, "clip": 2.0, "cap": 4.0, "grace_period": 5}
+
+
+register(RobustZScore)

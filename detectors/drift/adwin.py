@@ -15,7 +15,6 @@ MAX_MAGNITUDE = 1e100
 variance and would blind it for good."""
 
 
-@register("adwin")
 class ADWINMeanShift(DriftDetector):
     """ADWIN (adaptive windowing) with a warm-up and a cool-down.
 
@@ -55,6 +54,9 @@ class ADWINMeanShift(DriftDetector):
     """
 
     input_kind: ClassVar[InputKind] = "numeric"
+
+    registry_name = "adwin"
+    PARAMS = ("delta", "reference_size", "cooldown", "recent")
 
     def __init__(
         self, delta: float = 0.002, reference_size: int = 256, cooldown: int = 1000, recent: int = 32
@@ -107,3 +109,6 @@ class ADWINMeanShift(DriftDetector):
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         yield {}
         yield {"delta": 0.01, "reference_size": 50, "cooldown": 100}
+
+
+register(ADWINMeanShift)

@@ -10,7 +10,6 @@ from detectors.base import DriftDetector, InputKind
 from detectors.registry import register
 
 
-@register("bernoulli-cusum")
 class BernoulliCUSUM(DriftDetector):
     """Likelihood-ratio CUSUM for the rate of a 0/1 stream, against a learned rate.
 
@@ -69,6 +68,9 @@ class BernoulliCUSUM(DriftDetector):
     )
     """Reference counts and rate (-1 while learning it), both charts [statistic, values,
     ones] and their log-likelihood increments for a 0 and a 1."""
+
+    registry_name = "bernoulli-cusum"
+    PARAMS = ("reference_size", "ratio_up", "ratio_down", "threshold")
 
     def __init__(
         self,
@@ -174,3 +176,6 @@ def step_chart(chart: list[Any], increment: float, one: int, threshold: float) -
     chart[1] += 1
     chart[2] += one
     return bool(value > threshold)
+
+
+register(BernoulliCUSUM)

@@ -13,7 +13,6 @@ from detectors.registry import register
 OTHER = "(other)"
 
 
-@register("chi-square-window")
 class ChiSquareWindow(DriftDetector):
     """Two-sample chi-square test of each tumbling window against a reference.
 
@@ -68,6 +67,9 @@ class ChiSquareWindow(DriftDetector):
     )
     """Reference and current-window counts per category, the categories known, whether
     the reference is complete and the values in the current window."""
+
+    registry_name = "chi-square-window"
+    PARAMS = ("reference_size", "window", "alpha", "max_categories")
 
     def __init__(
         self,
@@ -210,3 +212,6 @@ def chi_square_sf(x: float, df: int) -> float:
         total += term
         term *= x / (2 * i + 1)
     return min(1.0, tail + total)
+
+
+register(ChiSquareWindow)

@@ -17,7 +17,6 @@ _INV = NormalDist().inv_cdf
 CHARTS = ("mean-up", "mean-down", "spread-up", "spread-down")
 
 
-@register("normal-scores-cusum")
 class NormalScoresCUSUM(DriftDetector):
     """Four CUSUM charts over normal scores taken against a frozen reference sample.
 
@@ -120,6 +119,18 @@ class NormalScoresCUSUM(DriftDetector):
         "spread_threshold",
     )
     """Slots only: ``update`` runs once per feature of every event."""
+
+    registry_name = "normal-scores-cusum"
+    PARAMS = (
+        "reference_size",
+        "mean_slack",
+        "mean_threshold",
+        "spread_slack",
+        "spread_threshold",
+        "shrink_slack",
+        "shrink_threshold",
+        "recent",
+    )
 
     def __init__(
         self,
@@ -324,3 +335,6 @@ def _times(value: float, scale: float) -> float:
         return value * scale
     except OverflowError:
         return math.copysign(math.inf, value)
+
+
+register(NormalScoresCUSUM)

@@ -20,7 +20,6 @@ SETTLE = 400
 """Labels after a detection that measure the new regime before the charts resume."""
 
 
-@register("seasonal-bernoulli-cusum")
 class SeasonalBernoulliCUSUM(DriftDetector):
     """Likelihood-ratio CUSUM for the rate of a 0/1 stream against a rate profile learned online.
 
@@ -109,6 +108,19 @@ class SeasonalBernoulliCUSUM(DriftDetector):
     overall ones), labels learnt, the regime factor, the labels left to settle it and their
     ones and usual rates, both charts [statistic, values,
     ones] and the time of the last label."""
+
+    registry_name = "seasonal-bernoulli-cusum"
+    PARAMS = (
+        "seasonality",
+        "utc_offset_minutes",
+        "reference_size",
+        "memory",
+        "prior",
+        "min_labels",
+        "ratio_up",
+        "ratio_down",
+        "threshold",
+    )
 
     def __init__(
         self,
@@ -299,3 +311,6 @@ class SeasonalBernoulliCUSUM(DriftDetector):
             "ratio_down": 2.0,
             "threshold": 6.0,
         }
+
+
+register(SeasonalBernoulliCUSUM)

@@ -88,7 +88,6 @@ teach the profile (values 20 s apart: 0.22 sd for an hour of independent values)
 """Largest standardized innovation a chart takes: one wild value moves a chart by at most this."""
 
 
-@register("seasonal-cusum")
 class SeasonalCUSUM(DriftDetector):
     """CUSUM charts over prewhitened residuals against a daily or weekly profile learned online.
 
@@ -285,6 +284,23 @@ class SeasonalCUSUM(DriftDetector):
     visits, the level and variance level, the cached half-hour slot, the visit being
     accumulated, the AR(1) estimates and chart tunings, the settle and stuck states, and
     the charts array (statistics, residual moments, visit sums, pooled mean and variance)."""
+
+    registry_name = "seasonal-cusum"
+    PARAMS = (
+        "seasonality",
+        "utc_offset_minutes",
+        "profile_visits",
+        "level_hours",
+        "min_visits",
+        "shift",
+        "mean_arl",
+        "spread_slack",
+        "spread_threshold",
+        "shrink_slack",
+        "shrink_threshold",
+        "max_phi",
+        "transform",
+    )
 
     def __init__(
         self,
@@ -1097,3 +1113,6 @@ def _siegmund_threshold(k: float, arl: float) -> float:
         else:
             high = b
     return max(0.5, high - 1.166)
+
+
+register(SeasonalCUSUM)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
-import pickle
 import tracemalloc
 from datetime import timedelta
+
+import orjson
 
 from detectors.config import load_config
 from detectors.monitors.access import Access, client_network
@@ -60,7 +61,11 @@ def test_a_restored_state_still_knows_what_it_saw() -> None:
     monitor = Access(Budget(100_000))
     for r in range(60):
         monitor.observe(access(resource=f"dataset-{r % 3}", ts=T0 + timedelta(minutes=r)), CONFIG)
-    restored = pickle.loads(pickle.dumps(monitor))
+    saved = orjson.loads(
+        orjson.dumps(monitor.export_groups(set(monitor.changed)), option=orjson.OPT_NON_STR_KEYS)
+    )
+    restored = Access(Budget(100_000))
+    restored.import_groups(list(saved.values()))
     later = T0 + timedelta(hours=3)
     assert restored.observe(access(resource="dataset-1", ts=later), CONFIG) == []
     [signal] = restored.observe(access(resource="dataset-new", ts=later), CONFIG)
