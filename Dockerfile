@@ -1,5 +1,16 @@
 # Vigil worker image: `docker build -t vigil .`, then `docker run vigil` runs
 # `vigil worker`; any other subcommand works too (`docker run vigil sql "SELECT 1"`).
+#
+# The first stage compiles the detectors to C (setup.py) into a wheel; the image that
+# runs carries the wheel and no compiler.
+FROM python:3.11-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,9 +27,9 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
         > /tmp/requirements.txt \
     && pip install -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
-COPY . .
-RUN pip install --no-deps . \
-    && rm -rf /src
+COPY --from=build /wheels /wheels
+RUN pip install --no-deps /wheels/*.whl \
+    && rm -rf /wheels /src
 
 # Run as an unprivileged user whose home is the working directory.
 # Build with `--build-arg VIGIL_UID=$(id -u)` to match the owner of a mounted key file.

@@ -8,7 +8,9 @@ what that costs, in one run on one machine so the numbers are comparable:
    the raw line inserted into chDB in batches of 2000 through the same clickhouse-connect
    client) as subprocesses on fresh stores, alternating, ``--runs`` times each (default
    3): events/s from each command's own loop timer and from the wall clock around it,
-   CPU time and peak RSS, as min/median/max, and the ratio of each pair of runs.
+   CPU time and peak RSS, as min/median/max, and the ratio of each pair of runs. With
+   a compiled install (``setup.py``), ``vigil run`` on a copy of the Python source runs
+   in the same rotation: what compiling the detectors buys.
 2. In-process stage costs over the same events in batches of 2000: decode, identity,
    ``Pipeline.process`` (garbage collector as the drivers tune it, and as Python ships
    it), policy requests and decisions, detectors, the audit ledger and the store write
@@ -39,6 +41,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -257,15 +260,41 @@ def run_baseline(directory: Path, events_file: Path, name: str) -> ChildRun:
     return run_child(name, argv, {**os.environ}, directory)
 
 
+def python_source(directory: Path) -> Path | None:
+    """A copy of Vigil's packages without their compiled modules, or ``None`` when this
+    install is not compiled (``setup.py``). Put first on ``PYTHONPATH``, it runs the
+    Python source of the same code: the baseline of what compiling buys."""
+    import detectors.base
+
+    if not str(detectors.base.__file__).endswith(".so"):
+        return None
+    copy = directory / "python-source"
+    for package in (p for p in BENCH_DIR.parent.iterdir() if (p / "__init__.py").exists()):
+        shutil.copytree(package, copy / package.name, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    return copy
+
+
 def side_by_side(work: Workload, runs: int) -> dict[str, list[ChildRun]]:
-    """Baseline and ``vigil run`` alternately, each on a fresh store, ``runs`` times."""
-    children: dict[str, list[ChildRun]] = {"vigil": [], "baseline": []}
+    """Baseline and ``vigil run`` alternately, each on a fresh store, ``runs`` times; with a
+    compiled install, ``vigil run`` on the Python source too."""
+    children: dict[str, list[ChildRun]] = {"vigil": [], "baseline": [], "python": []}
+    source = python_source(work.directory)
     for attempt in range(runs):
         print(f"  run {attempt + 1}/{runs}: baseline, then vigil run...", file=sys.stderr, flush=True)
         children["baseline"].append(run_baseline(work.directory, work.events_file, f"baseline-{attempt}"))
         children["vigil"].append(
             run_vigil(work.directory, work.keys_file, work.events_file, f"vigil-{attempt}")
         )
+        if source is not None:
+            children["python"].append(
+                run_vigil(
+                    work.directory,
+                    work.keys_file,
+                    work.events_file,
+                    f"vigil-py-{attempt}",
+                    PYTHONPATH=str(source),
+                )
+            )
     return children
 
 
@@ -305,6 +334,17 @@ def render_children(children: dict[str, list[ChildRun]]) -> str:
             "",
         ),
     ]
+    python_runs = children["python"]
+    if python_runs:
+        compiled_vs_python = [v.loop_rate / p.loop_rate for v, p in zip(vigil_runs, python_runs, strict=True)]
+        extra = [
+            ("vigil run, Python source", "compiled / Python"),
+            (spread([r.loop_rate for r in python_runs]), spread(compiled_vs_python, "{:.2f}x")),
+            (spread([r.messages / r.wall for r in python_runs]), ""),
+            (spread([r.cpu / r.messages * 1e6 for r in python_runs], "{:,.1f}"), ""),
+            (spread([r.peak_rss_mib for r in python_runs]), ""),
+        ]
+        lines = [(*line, *more) for line, more in zip(lines, extra, strict=True)]
     return table(lines)
 
 

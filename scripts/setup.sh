@@ -2,6 +2,9 @@
 # Create .venv and install Vigil with the pinned dependency set.
 #   scripts/setup.sh         runtime only
 #   scripts/setup.sh dev     plus the test and lint tools
+# The install compiles the detectors (setup.py), so it is repeated only when what it
+# builds from changed, or its compiled modules are gone; VIGIL_PURE_PYTHON=1 skips
+# compiling.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 extra=""
@@ -10,4 +13,15 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
 fi
-.venv/bin/pip install -q -c constraints.txt -e ".${extra}"
+inputs=$(
+  {
+    echo "${extra} ${VIGIL_PURE_PYTHON:-}"
+    cat pyproject.toml constraints.txt setup.py
+    find detectors -name '*.py' -print0 | sort -z | xargs -0 cat
+  } | sha256sum | cut -d' ' -f1
+)
+compiled=$(find detectors -name '*.so' | head -n 1)
+if [ "$(cat .venv/.vigil-install 2>/dev/null)" != "$inputs" ] || { [ -z "${VIGIL_PURE_PYTHON:-}" ] && [ -z "$compiled" ]; }; then
+  .venv/bin/pip install -q -c constraints.txt -e ".${extra}"
+  echo "$inputs" > .venv/.vigil-install
+fi
