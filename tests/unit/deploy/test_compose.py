@@ -141,11 +141,16 @@ def _secret_files(text: str) -> list[str]:
 
 def test_the_image_runs_unprivileged_with_a_healthcheck_dependencies_first() -> None:
     lines = [line.strip() for line in (REPO / "Dockerfile").read_text().splitlines()]
-    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    stages = [n for n, line in enumerate(lines) if line.startswith("FROM ")]
+    assert len(stages) == 2, "a build stage that compiles, and the image that runs"
+    build, image = lines[stages[0] : stages[1]], lines[stages[1] :]
+    assert any("gcc" in line for line in build)
+    assert not any("gcc" in line or line == "COPY . ." for line in image), "no compiler, no source"
+    users = [line.split()[1] for line in image if line.startswith("USER ")]
     assert users
     assert users[-1] not in ("root", "0")
-    assert any(line.startswith("HEALTHCHECK ") for line in lines)
-    install = next(n for n, line in enumerate(lines) if "pip install -c constraints.txt" in line)
-    source = lines.index("COPY . .")
-    assert install < source
-    assert lines.index(next(line for line in lines if line.startswith("COPY pyproject.toml"))) < install
+    assert any(line.startswith("HEALTHCHECK ") for line in image)
+    install = next(n for n, line in enumerate(image) if "pip install -c constraints.txt" in line)
+    wheel = next(n for n, line in enumerate(image) if line.startswith("COPY --from=build"))
+    assert install < wheel
+    assert image.index(next(line for line in image if line.startswith("COPY pyproject.toml"))) < install
