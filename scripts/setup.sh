@@ -21,7 +21,10 @@ inputs=$(
   } | sha256sum | cut -d' ' -f1
 )
 compiled=$(find detectors -name '*.so' | head -n 1)
-if [ "$(cat .venv/.vigil-install 2>/dev/null)" != "$inputs" ] || { [ -z "${VIGIL_PURE_PYTHON:-}" ] && [ -z "$compiled" ]; }; then
+touched=""  # a source written since the last install (a checkout), even if its bytes are the same
+if [ -f .venv/.vigil-install ]; then touched=$(find detectors -name '*.py' -newer .venv/.vigil-install | head -n 1); fi
+if [ "$(cat .venv/.vigil-install 2>/dev/null)" != "$inputs" ] || [ -n "$touched" ] \
+  || { [ -z "${VIGIL_PURE_PYTHON:-}" ] && [ -z "$compiled" ]; }; then
   .venv/bin/pip install -q -c constraints.txt -e ".${extra}"
   echo "$inputs" > .venv/.vigil-install
 fi
