@@ -34,10 +34,10 @@ def create(name: str, params: dict[str, Any] | None = None) -> Detector:
         known = ", ".join(sorted(REGISTRY))
         raise ValueError(f"unknown detector {name!r}; registered: {known}") from None
     params = params or {}
-    for unknown in sorted(set(params) - set(cls.PARAMS)):
-        # Said here, not left to Python, whose words differ for a compiled class.
+    unknown = ", ".join(repr(p) for p in sorted(set(params) - set(cls.PARAMS)))
+    if unknown:  # said here, not left to Python, whose words differ for a compiled class
         raise ValueError(
-            f"detector {name!r}: unexpected keyword argument {unknown!r}; it takes {', '.join(cls.PARAMS)}"
+            f"detector {name!r}: unexpected keyword argument {unknown}; it takes {', '.join(cls.PARAMS)}"
         )
     try:
         return cls(**params)
