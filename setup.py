@@ -1,4 +1,4 @@
-"""Vigil's build: the per-event hot path compiled to C by mypyc, everything else Python.
+"""Vigil's build: the detectors compiled to C by mypyc, everything else Python.
 
 The compiled modules are the same source that mypy checks in CI (strict), so a
 compiled build behaves as the Python one, decision for decision and finding for
@@ -9,7 +9,7 @@ native classes: attribute access and calls between them skip the interpreter.
 compiler, and while editing these modules. An editable install puts each compiled
 module beside its source, and Python imports the compiled one first; the test
 suite refuses to run when a source is newer than its compiled module
-(``tests/conftest.py``).
+(the root ``conftest.py``).
 """
 
 from __future__ import annotations
