@@ -48,16 +48,19 @@ def make(name: str, params: dict[str, Any]) -> Detector:
     return create(name, params)
 
 
-def init_defaults(cls: type[Detector]) -> dict[str, Any]:
-    """``__init__``'s parameters and their defaults, read from the class's source.
-
-    A compiled class has no signature to inspect, and its module's ``.py`` is still
-    the source it was compiled from.
-    """
+def class_source(cls: type[Detector]) -> ast.ClassDef:
+    """The class as written. A compiled class has no signature to inspect and no
+    ``__doc__``; its module's ``.py`` is still the source it was compiled from."""
     origin = importlib.util.find_spec(cls.__module__).origin  # type: ignore[union-attr]
     source = Path(str(origin)).parent / (cls.__module__.rsplit(".", 1)[-1] + ".py")
     tree = ast.parse(source.read_text())
     (klass,) = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
+    return klass
+
+
+def init_defaults(cls: type[Detector]) -> dict[str, Any]:
+    """``__init__``'s parameters and their defaults, read from the class's source."""
+    klass = class_source(cls)
     (init,) = (n for n in klass.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
     names = [a.arg for a in init.args.args[1:]]
     defaults = [ast.literal_eval(d) for d in init.args.defaults]
@@ -73,6 +76,19 @@ def attributes(detector: Detector) -> set[str]:
         names = vars(cls).get("__mypyc_attrs__", vars(cls).get("__slots__", ()))
         held |= {name for name in names if not name.startswith("__") and hasattr(detector, name)}
     return held
+
+
+def test_every_detector_is_registered_under_a_kebab_case_name() -> None:
+    assert {"normal-scores-cusum", "bernoulli-cusum", "chi-square-window", "robust-zscore", "adwin"} <= set(
+        REGISTRY
+    )
+    for name, cls in REGISTRY.items():
+        assert name == name.lower()
+        assert " " not in name
+        assert cls.registry_name == name
+        assert cls.input_kind in ("numeric", "binary", "categorical", "features")
+        docstring = ast.get_docstring(class_source(cls)) or ""
+        assert "Examples" in docstring, f"{name} needs a docstring with a doctest"
 
 
 @pytest.mark.parametrize(("name", "params"), CASES)
