@@ -25,14 +25,15 @@ ROOT = Path(__file__).resolve().parent
 
 
 def _compiled(source: Path) -> Path | None:
+    """The module compiled from ``source``, if there is one beside it."""
     return next(source.parent.glob(f"{source.stem}.*.so"), None)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     packages = [path for path in ROOT.iterdir() if (path / "__init__.py").exists()]
-    for compiled in sorted(so for package in packages for so in package.rglob("*.so")):
-        source = compiled.parent / (compiled.name.split(".", 1)[0] + ".py")
-        if source.exists() and source.stat().st_mtime > compiled.stat().st_mtime:
+    for source in sorted(py for package in packages for py in package.rglob("*.py")):
+        compiled = _compiled(source)
+        if compiled is not None and source.stat().st_mtime > compiled.stat().st_mtime:
             pytest.exit(
                 f"{source.relative_to(ROOT)} changed after it was compiled: rebuild with "
                 "scripts/setup.sh dev, or delete the compiled modules (git clean -fX -- '*.so') "

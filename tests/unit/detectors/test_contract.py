@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import ast
 import base64
-import importlib.util
 import pickle
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,6 +19,7 @@ import pytest
 
 from detectors import REGISTRY, AnomalyDetector, Detector, DriftDetector, create, state
 from detectors.drift.seasonal_cusum import SMALL
+from tests.unit.detectors.sources import module_source
 from tests.unit.detectors.streams import stream
 
 CASES = [
@@ -49,11 +48,8 @@ def make(name: str, params: dict[str, Any]) -> Detector:
 
 
 def class_source(cls: type[Detector]) -> ast.ClassDef:
-    """The class as written. A compiled class has no signature to inspect and no
-    ``__doc__``; its module's ``.py`` is still the source it was compiled from."""
-    origin = importlib.util.find_spec(cls.__module__).origin  # type: ignore[union-attr]
-    source = Path(str(origin)).parent / (cls.__module__.rsplit(".", 1)[-1] + ".py")
-    tree = ast.parse(source.read_text())
+    """The class as written: a compiled class has no signature to inspect and no ``__doc__``."""
+    tree = ast.parse(module_source(cls.__module__))
     (klass,) = (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
     return klass
 

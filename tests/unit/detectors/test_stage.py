@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from detectors.stage import DetectStage
 from schemas.events import Event
 from schemas.records import FindingRow
 from tests.unit.detectors.events import T0, access, feedback, inference, training
+from tests.unit.detectors.sources import module_source
 
 
 def run(stage: DetectStage, events: Iterable[Event]) -> list[tuple[int, FindingRow]]:
@@ -395,7 +395,7 @@ def test_every_rule_a_detector_emits_maps_to_controls() -> None:
     assert monitors_package
     emitted = set()
     for module in (a, b, m, p, s):
-        source = Path(str(module.__file__)).with_name(module.__name__.rsplit(".", 1)[-1] + ".py").read_text()
+        source = module_source(module.__name__)
         emitted |= {part.split('"')[1] for part in source.split("rule=")[1:] if part.startswith('"')}
     emitted |= set(m.OPERATIONS.values()) | {"access-new-resource", "access-new-ip"}
     mapping = controls_by_rule()
